@@ -1,0 +1,3 @@
+from bmo.cli.main import cli
+
+cli()

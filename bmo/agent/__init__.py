@@ -1,0 +1,1 @@
+"""The agent core: sessions, runs, the loop, providers, tools and permissions."""

@@ -1,0 +1,9 @@
+"""How a run can end (``RunFinished.outcome``)."""
+
+FINAL_ANSWER = "final_answer"  # the model produced its answer
+CLIENT_TOOL_CALLS = "client_tool_calls"  # the model called a client-supplied tool; the turn ends with tool_calls
+CANCELLED = "cancelled"  # client gone, operator cancel or shutdown
+RECOVERY_FAILED = "recovery_failed"  # no text after tools, and none after the recovery prompt either
+LOOP_DETECTED = "loop_detected"  # the same tool call repeated past [agent.loop_detection]
+MAX_STEPS = "max_steps"  # [agent] max_steps reached without a final answer
+ERROR = "error"  # upstream or internal failure; RunFinished.error and error_status say which

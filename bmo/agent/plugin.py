@@ -1,0 +1,1 @@
+"""The agent core's registration with the host (placeholder until the agent core lands)."""

@@ -1,0 +1,1 @@
+"""Agent tools: the core set, and the base every plugin tool implements."""

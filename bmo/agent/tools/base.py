@@ -1,0 +1,45 @@
+"""The tool interface: what a tool declares and what it receives when it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+READ, WRITE, EXEC, NETWORK = "read", "write", "exec", "network"
+TOOL_CLASSES = (READ, WRITE, EXEC, NETWORK)
+
+
+class ToolFailed(Exception):
+    """A tool's own failure: its message goes back to the model, the run goes on."""
+
+
+@dataclass
+class ToolContext:
+    host: Any
+    session_id: str
+    run_id: str
+    workspace: Path
+    requester: str = ""
+    depth: int = 0  # spawn_agent nesting level
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Tool:
+    """Subclass and set the class attributes; ``run`` returns the text the model sees."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    parameters: ClassVar[dict]  # JSON schema of the arguments object
+    tool_class: ClassVar[str] = READ
+
+    async def run(self, args: dict, ctx: ToolContext) -> str:
+        raise NotImplementedError
+
+    def permission_target(self, args: dict) -> str:
+        """What a path-glob policy rule matches against (a path for file tools)."""
+        return str(args.get("path", ""))
+
+    def schema(self) -> dict:
+        """The OpenAI ``tools`` entry for this tool."""
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}

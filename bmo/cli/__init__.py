@@ -1,0 +1,1 @@
+"""The ``bmo`` command line, one module per command group."""

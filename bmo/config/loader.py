@@ -1,0 +1,280 @@
+"""Layered configuration: defaults < user file < ./bmo.toml < --config files < BMO_* env < CLI flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "BMO_"
+# Environment variables with a meaning of their own, not a config key path.
+RESERVED_ENV = {
+    "BMO_AUTH_TOKEN", "BMO_LOAD_PLUGINS", "BMO_CONFIG", "BMO_REQUESTER_TRUSTED_PROXIES",
+    "BMO_DATA_DIR", "BMO_ADDR", "BMO_E2E_OPEN_WEBUI", "BMO_TEST_NO_LEDGER",
+}
+# Short environment names for the settings people set most.
+ENV_SHORTCUTS = {
+    "BMO_ADDR": "options.http_server.addr",
+    "BMO_DATA_DIR": "storage.data_dir",
+}
+_SECRET_KEY = re.compile(r"(token|secret|password|api_key|authorization)$", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who has to fix it."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config section a plugin declared: dotted path, msgspec type, default factory."""
+
+    path: str
+    type: Any
+    default: Any
+
+
+@dataclass
+class Config:
+    """The merged, typed configuration. ``section(path)`` returns a decoded struct."""
+
+    sections: dict[str, Any]
+    sources: list[str] = field(default_factory=list)
+
+    def section(self, path: str) -> Any:
+        return self.sections[path]
+
+    def to_dict(self, redact: bool = True) -> dict:
+        tree: dict = {}
+        for path in sorted(self.sections):
+            node = tree
+            for part in path.split("."):
+                node = node.setdefault(part, {})
+            value = msgspec.to_builtins(self.sections[path])
+            if isinstance(value, dict):
+                node.update(value)
+        return _redact(tree) if redact else tree
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        if key.lower() == "headers":
+            return {k: ("set" if v else "unset") for k, v in value.items()}
+        return {k: _redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if key and _SECRET_KEY.search(key) and not key.endswith("_env"):
+        return "set" if value else "unset"
+    return value
+
+
+def user_config_path(env: dict[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "bmo" / "bmo.toml"
+
+
+def default_data_dir(env: dict[str, str]) -> Path:
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "bmo"
+
+
+def _env_value(raw: str) -> Any:
+    """Read an env value as a TOML value when it is one (``true``, ``3``, ``["a"]``), else as text."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, origins: dict, source: str) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        nxt = node.get(part)
+        if not isinstance(nxt, dict):
+            nxt = node[part] = {}
+        node = nxt
+    node[parts[-1]] = value
+    origins[dotted] = source
+
+
+def _merge(into: dict, layer: dict, origins: dict, source: str, prefix: str = "") -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, origins, source, dotted + ".")
+        else:
+            into[key] = value
+            _record_origins(value, origins, source, dotted)
+
+
+def _record_origins(value: Any, origins: dict, source: str, dotted: str) -> None:
+    origins[dotted] = source
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _record_origins(v, origins, source, f"{dotted}.{k}")
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the path given to --config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+
+
+def collect_sections(pm) -> dict[str, Section]:
+    sections: dict[str, Section] = {}
+
+    def register(path: str, struct_type: Any, default: Any = None) -> None:
+        if path in sections:
+            raise ConfigError(f"config section [{path}] is declared twice")
+        sections[path] = Section(path, struct_type, default if default is not None else struct_type)
+
+    pm.hook.bmo_config_sections(register=register)
+    return sections
+
+
+def load_config(
+    pm,
+    *,
+    config_files: tuple[str | os.PathLike, ...] = (),
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> Config:
+    """Merge every layer and decode it into the sections plugins declared."""
+    env = dict(os.environ if env is None else env)
+    sections = collect_sections(pm)
+    merged: dict = {}
+    origins: dict[str, str] = {}
+    sources: list[str] = ["defaults"]
+    layers: list[Path] = [user_config_path(env), Path(cwd or os.getcwd()) / "bmo.toml"]
+    for path in layers:
+        if path.is_file():
+            _merge(merged, _read_file(path), origins, str(path))
+            sources.append(str(path))
+    for raw in config_files:
+        path = Path(raw)
+        _merge(merged, _read_file(path), origins, str(path))
+        sources.append(str(path))
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if name in ENV_SHORTCUTS:
+            dotted = ENV_SHORTCUTS[name]
+        elif name in RESERVED_ENV:
+            continue
+        else:
+            # BMO_AGENT__MAX_STEPS=30 -> agent.max_steps
+            dotted = ".".join(p.lower() for p in name[len(ENV_PREFIX):].split("__"))
+        _set_dotted(merged, dotted, _env_value(raw), origins, f"environment variable {name}")
+        sources.append(name)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(merged, dotted, value, origins, "command line")
+    return Config(_decode(merged, sections, origins), sources)
+
+
+def _decode(merged: dict, sections: dict[str, Section], origins: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    # Deepest first, so "agent.file_tools" is taken out before "agent" is decoded.
+    for path in sorted(sections, key=lambda p: -p.count(".")):
+        section = sections[path]
+        raw = _pop(merged, path)
+        if raw is None:
+            out[path] = section.default() if callable(section.default) else section.default
+            continue
+        if not isinstance(raw, dict):
+            where = origins.get(path, "config")
+            raise ConfigError(f"{where}: [{path}] must be a table, got {raw!r}")
+        try:
+            out[path] = msgspec.convert(raw, section.type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(_explain(exc, path, raw, origins)) from None
+    leftovers = _leaves(merged)
+    if leftovers:
+        key = leftovers[0]
+        known = ", ".join(f"[{p}]" for p in sorted(sections))
+        raise ConfigError(
+            f"{origins.get(key, 'config')}: unknown key `{key}`; known sections are {known}"
+        )
+    return out
+
+
+def _pop(tree: dict, dotted: str) -> Any:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return None
+    value = node.pop(parts[-1], None)
+    _prune(tree)
+    return value
+
+
+def _prune(tree: dict) -> None:
+    for key in list(tree):
+        if isinstance(tree[key], dict):
+            _prune(tree[key])
+            if not tree[key]:
+                del tree[key]
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.extend(_leaves(value, dotted + "."))
+        else:
+            out.append(dotted)
+    return out
+
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError, section: str, raw: dict, origins: dict[str, str]) -> str:
+    message = str(exc)
+    match = _AT.search(message)
+    sub = ""
+    if match:
+        message = message[: match.start()]
+        sub = match.group("path")
+    parts = [p for p in re.split(r"\.|\[|\]", sub) if p]
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+    if unknown:
+        parts.append(unknown.group(1))
+    key = ".".join([section, *parts])
+    value: Any = raw
+    for part in parts:
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            value = None
+            break
+    where = _origin(origins, key)
+    if unknown:
+        return f"{where}: unknown key `{key}` (value {value!r}); remove it or check its spelling"
+    return f"{where}: key `{key}` has value {value!r}: {message.rstrip('.')}"
+
+
+def _origin(origins: dict[str, str], key: str) -> str:
+    parts = key.split(".")
+    while parts:
+        hit = origins.get(".".join(parts))
+        if hit:
+            return hit
+        parts.pop()
+    return "config"

@@ -1,0 +1,1 @@
+"""The host's own default plugins, registered like any third-party plugin."""

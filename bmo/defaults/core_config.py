@@ -1,0 +1,34 @@
+"""Config sections the host itself owns: HTTP server, storage, tracing."""
+
+from __future__ import annotations
+
+import msgspec
+
+from bmo.hookspecs import hookimpl
+
+
+class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    addr: str = "127.0.0.1:9000"
+    max_body_bytes: int = 4 * 1024 * 1024
+    requester_trusted_proxies: list[str] = []
+    shutdown_grace_s: float = 10.0
+
+
+class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    data_dir: str = ""  # empty: $XDG_STATE_HOME/bmo
+
+
+class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    otlp_endpoint: str = ""  # empty: the standard OTEL_EXPORTER_OTLP_* variables, else no export
+    otlp_protocol: str = ""  # "http/protobuf" or "grpc"; empty: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf
+    service_name: str = "bmo"
+    log_stderr: bool = False
+    log_max_bytes: int = 16 * 1024 * 1024
+    log_backups: int = 5
+
+
+@hookimpl
+def bmo_config_sections(register):
+    register("options.http_server", HttpServerOptions)
+    register("storage", StorageOptions)
+    register("tracing", TracingOptions)

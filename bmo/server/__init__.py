@@ -1,0 +1,1 @@
+"""The aiohttp host: app factory, auth boundary, error envelope, serving."""

@@ -1,0 +1,74 @@
+"""Running the server: the security checks before binding, and a clean stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from aiohttp import web
+
+from bmo.host import Host, ServeSettings
+from bmo.server.app import create_app
+from bmo.server.auth import split_addr
+
+NON_LOOPBACK_WARNING = (
+    "warning: BMO is bound to a non-loopback address ({addr}). The bearer token is the only "
+    "boundary: keep BMO on loopback, or put it behind a trusted reverse proxy / access-control layer."
+)
+
+
+class ServeRefused(Exception):
+    """A configuration the server must not start with; the message says how to fix it."""
+
+
+def check_boundary(serve: ServeSettings) -> str | None:
+    """Refuse unsafe combinations; return a warning to print for a risky but allowed one."""
+    try:
+        split_addr(serve.addr)
+    except ValueError as exc:
+        raise ServeRefused(str(exc)) from None
+    if serve.auth_token is not None and not serve.auth_token.strip():
+        raise ServeRefused("the auth token is empty; pass a non-empty --auth-token or BMO_AUTH_TOKEN")
+    if serve.auth_token is None and not serve.allow_no_auth:
+        raise ServeRefused(
+            "refusing to start without authentication. Either pass --auth-token TOKEN "
+            "(or set BMO_AUTH_TOKEN) so clients must send 'Authorization: Bearer TOKEN', "
+            "or pass --allow-no-auth to run an unauthenticated server on a loopback address "
+            "(development only)."
+        )
+    if serve.auth_token is None and not serve.loopback:
+        raise ServeRefused(
+            f"--allow-no-auth is only allowed on a loopback address, not {serve.addr}. "
+            "Bind 127.0.0.1 (e.g. --addr 127.0.0.1:9000) or set --auth-token."
+        )
+    if serve.auth_token is not None and not serve.loopback:
+        return NON_LOOPBACK_WARNING.format(addr=serve.addr)
+    return None
+
+
+async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
+    """Serve until SIGINT/SIGTERM, then stop accepting, finish or cancel in-flight work, close."""
+    app = create_app(host)
+    grace = host.config.section("options.http_server").shutdown_grace_s
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, host.serve.host, host.serve.port, reuse_address=True)
+        await site.start()
+        if ready_line:
+            bound = site._server.sockets[0].getsockname() if site._server and site._server.sockets else None
+            port = bound[1] if bound else host.serve.port
+            shown = f"[{host.serve.host}]" if ":" in host.serve.host else host.serve.host
+            auth = "bearer token" if host.serve.auth_token else "none (loopback only)"
+            print(f"BMO serving on http://{shown}:{port}/v1 (auth: {auth}; data: {host.data_dir})", file=sys.stderr, flush=True)
+        await stop.wait()
+        host.emit("bmo.stopping", reason="signal")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()

@@ -1,0 +1,228 @@
+"""One SQLite file (apsw, WAL): a single writer thread that batches, reader threads, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+DB_FILENAME = "bmo.sqlite3"
+_STOP = object()
+
+
+class StoreError(Exception):
+    """A write or read the store could not do; the caller decides what it means."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    owner: str
+    version: int
+    sql: str
+
+
+def collect_migrations(pm) -> list[Migration]:
+    migrations: list[Migration] = []
+
+    def register(owner: str, version: int, sql: str) -> None:
+        migrations.append(Migration(owner, version, sql))
+
+    pm.hook.bmo_migrations(register=register)
+    return sorted(migrations, key=lambda m: (m.owner, m.version))
+
+
+def _connect(path: Path) -> apsw.Connection:
+    conn = apsw.Connection(str(path))
+    conn.setbusytimeout(5000)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class Database:
+    """Async front of one SQLite database.
+
+    Writes go to one thread that drains its queue into a single transaction, each job in
+    its own savepoint, so a burst of ledger rows costs one commit and a failing job fails
+    only its own future. Reads run on a small pool with one connection per thread.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bmo-db-read")
+        self._local = threading.local()
+        self._reader_conns: list[apsw.Connection] = []
+        self._reader_lock = threading.Lock()
+        self.closed = False
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def open(self, migrations: Iterable[Migration] = ()) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready: Future = Future()
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(ready,), name="bmo-db-writer", daemon=True
+        )
+        self._writer.start()
+        await asyncio.wrap_future(ready)
+        await self.run_write(lambda conn: _apply_migrations(conn, list(migrations)))
+
+    async def close(self) -> None:
+        """Finish every queued write, then close all connections."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._writer is not None:
+            self._jobs.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+        await asyncio.to_thread(self._readers.shutdown, True)
+        with self._reader_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    # -- writes ----------------------------------------------------------------------
+    def submit_write(self, job: Callable[[apsw.Connection], Any]) -> Future:
+        """Queue ``job(conn)`` for the writer; returns a concurrent future."""
+        fut: Future = Future()
+        if self.closed:
+            fut.set_exception(StoreError("the database is closed"))
+            return fut
+        self._jobs.put((job, fut))
+        return fut
+
+    async def run_write(self, job: Callable[[apsw.Connection], Any]) -> Any:
+        try:
+            return await asyncio.wrap_future(self.submit_write(job))
+        except apsw.Error as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
+
+    async def write(self, sql: str, params: tuple | dict = ()) -> int:
+        """Execute one statement; returns the last inserted rowid."""
+
+        def job(conn: apsw.Connection) -> int:
+            conn.execute(sql, params)
+            return conn.last_insert_rowid()
+
+        return await self.run_write(job)
+
+    def _write_loop(self, ready: Future) -> None:
+        try:
+            conn = _connect(self.path)
+        except Exception as exc:  # reported to open()
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        stopping = False
+        while not stopping:
+            batch = [self._jobs.get()]
+            while True:
+                try:
+                    batch.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in batch:
+                stopping = True
+                batch = [item for item in batch if item is not _STOP]
+            if batch:
+                self._run_batch(conn, batch)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+
+    @staticmethod
+    def _run_batch(conn: apsw.Connection, batch: list) -> None:
+        results: list[tuple[Future, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            for _, fut in batch:
+                fut.set_exception(exc)
+            return
+        for job, fut in batch:
+            try:
+                conn.execute("SAVEPOINT job")
+                value = job(conn)
+                conn.execute("RELEASE job")
+                results.append((fut, value, None))
+            except BaseException as exc:  # noqa: BLE001 - the job's own failure goes to its caller
+                try:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                except apsw.Error:
+                    pass
+                results.append((fut, None, exc))
+        try:
+            conn.execute("COMMIT")
+        except apsw.Error as exc:
+            try:
+                conn.execute("ROLLBACK")
+            except apsw.Error:
+                pass
+            results = [(fut, None, err or exc) for fut, _, err in results]
+        for fut, value, err in results:
+            if err is not None:
+                fut.set_exception(err)
+            else:
+                fut.set_result(value)
+
+    # -- reads -----------------------------------------------------------------------
+    def _reader(self) -> apsw.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def run_read(self, job: Callable[[apsw.Connection], Any]) -> Any:
+        if self.closed:
+            raise StoreError("the database is closed")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, lambda: job(self._reader()))
+        except apsw.Error as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
+
+    async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+        """Rows as dicts keyed by column name."""
+
+        def job(conn: apsw.Connection) -> list[dict]:
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchall()
+            if not rows:
+                return []
+            names = [d[0] for d in cursor.getdescription()]
+            return [dict(zip(names, row)) for row in rows]
+
+        return await self.run_read(job)
+
+    async def fetchone(self, sql: str, params: tuple | dict = ()) -> dict | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+def _apply_migrations(conn: apsw.Connection, migrations: list[Migration]) -> list[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS bmo_migrations ("
+        " owner TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL"
+        " DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), PRIMARY KEY (owner, version))"
+    )
+    done = {(o, v) for o, v in conn.execute("SELECT owner, version FROM bmo_migrations")}
+    applied = []
+    for m in migrations:
+        if (m.owner, m.version) in done:
+            continue
+        conn.execute(m.sql)
+        conn.execute("INSERT INTO bmo_migrations (owner, version) VALUES (?, ?)", (m.owner, m.version))
+        applied.append(f"{m.owner}:{m.version}")
+    return applied

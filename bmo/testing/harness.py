@@ -1,0 +1,124 @@
+"""Start a real BMO server for a test: in-process on a real socket, or as a ``bmo serve`` process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from bmo.config import load_config
+from bmo.host import Host, ServeSettings
+from bmo.plugins import create_plugin_manager
+from bmo.server.app import build_host, create_app
+
+
+@dataclass
+class RunningServer:
+    url: str  # http://127.0.0.1:PORT
+    host: Host
+    runner: web.AppRunner
+    token: str | None
+
+    @property
+    def api(self) -> str:
+        return self.url + "/v1"
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        out = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        out.update(extra)
+        return out
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_server(
+    data_dir: Path,
+    *,
+    config_toml: str = "",
+    token: str | None = "test-token",
+    load_plugins: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> RunningServer:
+    """Serve BMO in this process on 127.0.0.1:<free port> with the given config text."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    if config_toml:
+        cfg = data_dir / "test-bmo.toml"
+        cfg.write_text(config_toml)
+        files.append(cfg)
+    env = {"XDG_CONFIG_HOME": str(data_dir / "xdg"), **(env or {})}
+    pm = create_plugin_manager(load_plugins)
+    config = load_config(
+        pm, config_files=tuple(files), env=env, cwd=cwd or data_dir,
+        overrides={"storage.data_dir": str(data_dir)},
+    )
+    port = free_port()
+    serve = ServeSettings(addr=f"127.0.0.1:{port}", auth_token=token, allow_no_auth=token is None)
+    host = build_host(config, pm, serve, env=env)
+    runner = web.AppRunner(create_app(host), access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return RunningServer(f"http://127.0.0.1:{port}", host, runner, token)
+
+
+@dataclass
+class ServeProcess:
+    """A ``bmo serve`` child process; stderr is collected to a file."""
+
+    proc: subprocess.Popen
+    url: str
+    stderr_path: Path
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def bmo_command() -> list[str]:
+    return [sys.executable, "-m", "bmo"]
+
+
+def spawn_serve(
+    args: list[str], *, data_dir: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+    wait_ready: bool = True, timeout: float = 30,
+) -> ServeProcess:
+    """Run ``bmo serve ARGS`` and wait for its ready line (or its exit)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stderr_path = data_dir / "serve.stderr"
+    full_env = {**os.environ, "XDG_CONFIG_HOME": str(data_dir / "xdg"), "BMO_DATA_DIR": str(data_dir), **(env or {})}
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(
+            [*bmo_command(), "serve", *args], stdout=subprocess.DEVNULL, stderr=err,
+            env=full_env, cwd=cwd or data_dir, stdin=subprocess.DEVNULL,
+        )
+    url = ""
+    deadline = time.monotonic() + timeout
+    while wait_ready and time.monotonic() < deadline:
+        match = re.search(r"BMO serving on (http://\S+)/v1", stderr_path.read_text(errors="replace"))
+        if match:
+            url = match.group(1)
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    return ServeProcess(proc, url, stderr_path)

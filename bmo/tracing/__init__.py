@@ -1,0 +1,1 @@
+"""Trace records (JSON lines) and OpenTelemetry spans."""

@@ -1,0 +1,140 @@
+"""Trace records: JSON lines (``time``, ``level``, ``msg``, fields) to the data dir, size-rotated.
+
+Records are encoded on the caller's thread (cheap) and appended by one writer thread, so
+disk latency never reaches the event loop. Every record also goes through the
+``bmo_trace_record`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+LOG_FILENAME = "bmo.jsonl"
+LEVELS = ("debug", "info", "warn", "error")
+_FLUSH = object()
+_STOP = object()
+_encoder = msgspec.json.Encoder()
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RecordLog:
+    """Appends trace records to ``<dir>/bmo.jsonl`` with bounded rotation (``.1`` … ``.N``)."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+        backups: int = 5,
+        stderr: bool = False,
+        hook=None,
+    ):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / LOG_FILENAME
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.stderr = stderr
+        self._hook = hook
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="bmo-records", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
+        """Write one record; returns it as written."""
+        record = {"time": now_iso(), "level": level, "msg": msg, **fields}
+        if not self._closed:
+            self._queue.put(_encoder.encode(record) + b"\n")
+        if self._hook is not None:
+            try:
+                self._hook(record=record)
+            except Exception as exc:  # a plugin's hook must not break the caller
+                if not self._closed:
+                    self._queue.put(
+                        _encoder.encode(
+                            {"time": now_iso(), "level": "error", "msg": "bmo.trace_hook_failed",
+                             "error": f"{type(exc).__name__}: {exc}", "record_msg": msg}
+                        ) + b"\n"
+                    )
+        return record
+
+    def flush(self) -> None:
+        """Block until everything emitted so far is on disk (call off the loop)."""
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        done.wait(10)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        fh = open(self.path, "ab")
+        size = fh.tell()
+        try:
+            while True:
+                item = self._queue.get()
+                items = [item]
+                while True:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = False
+                for item in items:
+                    if item is _STOP:
+                        stop = True
+                    elif isinstance(item, tuple) and item[0] is _FLUSH:
+                        fh.flush()
+                        item[1].set()
+                    else:
+                        if size + len(item) > self.max_bytes and size > 0:
+                            fh.close()
+                            self._rotate()
+                            fh = open(self.path, "ab")
+                            size = 0
+                        fh.write(item)
+                        size += len(item)
+                        if self.stderr:
+                            sys.stderr.buffer.write(item)
+                fh.flush()
+                if stop:
+                    return
+        finally:
+            fh.close()
+
+    def _rotate(self) -> None:
+        for i in range(self.backups, 0, -1):
+            src = self.path if i == 1 else self.path.with_name(f"{LOG_FILENAME}.{i - 1}")
+            dst = self.path.with_name(f"{LOG_FILENAME}.{i}")
+            if src.exists():
+                os.replace(src, dst)
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
+
+
+def log_files(directory: str | Path) -> list[Path]:
+    """The log and its rotated backups, oldest first."""
+    directory = Path(directory)
+    backups = sorted(
+        directory.glob(f"{LOG_FILENAME}.*"),
+        key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0,
+        reverse=True,
+    )
+    main = directory / LOG_FILENAME
+    return [p for p in backups if p.suffix[1:].isdigit()] + ([main] if main.exists() else [])
