@@ -37,11 +37,13 @@ class ServeSettings:
 
 
 def resolve_data_dir(config: Config, env: dict[str, str] | None = None) -> Path:
+    """``[storage] data_dir`` (also --data-dir / BMO_DATA_DIR), else ``$XDG_STATE_HOME/bmo``."""
     from bmo.config.loader import default_data_dir
 
     env = dict(os.environ if env is None else env)
     configured = config.section("storage").data_dir
-    return Path(configured).expanduser() if configured else default_data_dir(env)
+    # Absolute, so what the server prints and records is where the data really is.
+    return (Path(configured).expanduser() if configured else default_data_dir(env)).absolute()
 
 
 @dataclass
@@ -62,6 +64,8 @@ class Host:
     coordinator: Any = None
     # Per-plugin runtime state, keyed by plugin name.
     state: dict[str, Any] = field(default_factory=dict)
+    # The environment the host reads OTEL_* and BMO_* from; None means os.environ.
+    env: dict[str, str] | None = None
 
     @property
     def db_path(self) -> Path:
@@ -72,7 +76,10 @@ class Host:
         return self.data_dir / "logs"
 
     def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
-        """Write a trace record (JSON line + ``bmo_trace_record`` hook)."""
+        """Write a trace record (JSON line + ``bmo_trace_record`` hook); levels: debug, info, warn, error.
+
+        Before the server started (no record log yet) the record is returned but not written.
+        """
         if self.records is None:
             return {"msg": msg, "level": level, **fields}
         return self.records.emit(msg, level, **fields)

@@ -45,6 +45,8 @@ class ConfigShow:
 
 @dataclass
 class Registry:
+    """What the loaded plugins contributed to one host."""
+
     routes: list[RouteSpec] = field(default_factory=list)
     slash_commands: dict[str, SlashCommand] = field(default_factory=dict)
     sidebar: list[SidebarIndicator] = field(default_factory=list)
@@ -71,14 +73,24 @@ def _caller_plugin(pm, hook_name: str):
 
 
 def _call_each(pm, hook_name: str, make_register: Callable[[str], Callable], **kwargs) -> None:
+    """Call each implementation with its own ``register``; a plugin that raises is reported, not fatal."""
+    from bmo.plugins import PluginFailure
+
     for plugin_name, impl in _caller_plugin(pm, hook_name):
         register = make_register(plugin_name)
         args = {"register": register, **kwargs}
         accepted = {k: v for k, v in args.items() if k in impl.argnames}
-        impl.function(**accepted)
+        try:
+            impl.function(**accepted)
+        except Exception as exc:  # one plugin's bug must not take the host down
+            failures = getattr(pm, "bmo_failures", None)
+            if failures is None:
+                raise
+            failures.append(PluginFailure(plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}"))
 
 
 def collect_config_shows(pm) -> dict[str, ConfigShow]:
+    """Every ``bmo config show-<name>`` subcommand plugins registered, by name."""
     shows: dict[str, ConfigShow] = {}
 
     def make(plugin: str):
@@ -91,6 +103,7 @@ def collect_config_shows(pm) -> dict[str, ConfigShow]:
 
 
 def collect_registry(pm, host) -> Registry:
+    """Routes, slash commands, sidebar indicators, tools, providers and posture sections, from every plugin."""
     reg = Registry()
 
     def routes(plugin: str):
@@ -135,6 +148,7 @@ def collect_registry(pm, host) -> Registry:
 
 
 async def maybe_await(value: Any) -> Any:
+    """``await value`` when it is awaitable, else ``value`` (hooks may be sync or async)."""
     if inspect.isawaitable(value):
         return await value
     return value

@@ -1,10 +1,123 @@
-"""``bmo logs``: read the trace-record log."""
+"""``bmo logs``: read, filter, count and follow the trace-record log."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
 
+from bmo.cli.options import config_option, data_dir_option
+from bmo.tracing.query import (
+    QueryError, RecordFilter, as_text, backlog_then_follow, files_for, last, matching, parse_when,
+    parse_where, read_lines, top_values,
+)
+from bmo.tracing.records import LEVELS
 
-@click.command()
-def logs() -> None:
-    """Read trace records."""
+# Fields shown first in --table, when a record has them; the rest follow in record order.
+KEY_FIELDS = ("request_id", "route", "outcome", "status", "session_id", "model", "client_ua", "error")
+_TABLE_VALUE_MAX = 80
+
+EXAMPLES = """
+\b
+Examples:
+  bmo logs --msg 'openai_compat.*' --since 10m --table
+  bmo logs --level warn --where route=chat_completions --where outcome=error
+  bmo logs --msg openai_compat.action --top client_ua --limit 5
+  bmo logs --follow --msg openai_compat.action
+"""
+
+
+def _resolve_log_dir(data_dir: str | None, config_files: tuple[str, ...]) -> Path:
+    """--data-dir, else BMO_DATA_DIR, else [storage] data_dir from config, else the default."""
+    from bmo.cli.main import plugin_manager
+    from bmo.cli.options import load_or_exit
+    from bmo.host import resolve_data_dir
+
+    config = load_or_exit(plugin_manager(), config_files, {"storage.data_dir": data_dir})
+    return resolve_data_dir(config) / "logs"
+
+
+def table_row(record: dict) -> str:
+    """One fixed-width line: time, level, msg, then ``key=value`` fields (key fields first)."""
+    rest = [k for k in record if k not in ("time", "level", "msg")]
+    ordered = [k for k in KEY_FIELDS if k in record] + [k for k in rest if k not in KEY_FIELDS]
+    fields = []
+    for key in ordered:
+        text = as_text(record[key]).replace("\n", "\\n")
+        if len(text) > _TABLE_VALUE_MAX:
+            text = text[: _TABLE_VALUE_MAX - 1] + "…"
+        fields.append(f"{key}={text}")
+    return f"{str(record.get('time', '')):<24} {str(record.get('level', '')):<5} {str(record.get('msg', '')):<28} {' '.join(fields)}".rstrip()
+
+
+TABLE_HEADER = f"{'TIME':<24} {'LEVEL':<5} {'MSG':<28} FIELDS"
+
+
+@click.command(epilog=EXAMPLES)
+@data_dir_option
+@config_option
+@click.option("--msg", "msgs", multiple=True, metavar="NAME",
+              help="Record name, exact or glob (openai_compat.*); repeat to accept several.")
+@click.option("--level", type=click.Choice([*LEVELS, "warning"], case_sensitive=False), default=None,
+              help="Minimum severity: debug < info < warn < error.")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Keep records whose field equals VALUE (glob allowed, dotted keys reach nested fields); repeatable, ANDed.")
+@click.option("--since", default=None, metavar="WHEN", help="Records at or after WHEN: 10m, 2h, 1d, or an ISO time (local if no zone).")
+@click.option("--until", default=None, metavar="WHEN", help="Records at or before WHEN (same forms as --since).")
+@click.option("--json", "output", flag_value="json", default=True, help="Print JSON lines (the default).")
+@click.option("--table", "output", flag_value="table", help="Print a table: time, level, msg and key fields.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new records as they are written (Ctrl-C stops).")
+@click.option("--top", "top", default=None, metavar="FIELD", help="Count records per value of FIELD, most frequent first.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the last N records (with --top: the N most frequent values).")
+def logs(data_dir, config_files, msgs, level, where, since, until, output, follow, top, limit) -> None:
+    """Read the trace-record log (<data-dir>/logs/bmo.jsonl and its rotated backups).
+
+    Every filter given must match. Output is JSON lines unless --table is given.
+    """
+    try:
+        keep = RecordFilter(
+            msgs=list(msgs), min_level=level, where=parse_where(where),
+            since=parse_when(since) if since else None, until=parse_when(until) if until else None,
+        )
+    except QueryError as exc:
+        raise click.UsageError(str(exc)) from None
+    if top and follow:
+        raise click.UsageError("--top counts what is already written; it cannot be combined with --follow")
+    log_dir = _resolve_log_dir(data_dir, config_files)
+    try:
+        if top:
+            _print_top(log_dir, keep, top, limit, output)
+        elif follow:
+            _print_rows(backlog_then_follow(log_dir, keep, limit=limit), output)
+        else:
+            if not files_for(log_dir):
+                click.echo(f"bmo logs: no log in {log_dir} yet (the server writes it on start)", err=True)
+                return
+            _print_rows(last(matching(read_lines(files_for(log_dir, keep.since)), keep), limit), output)
+    except KeyboardInterrupt:  # Ctrl-C ends --follow; that is the normal way out
+        pass
+    except BrokenPipeError:  # piped into head/less that closed early
+        sys.stderr.close()
+
+
+def _print_rows(rows, output: str) -> None:
+    if output == "table":
+        click.echo(TABLE_HEADER)
+    for line, record in rows:
+        click.echo(table_row(record) if output == "table" else line.decode("utf-8", "replace"))
+
+
+def _print_top(log_dir: Path, keep: RecordFilter, key: str, limit: int | None, output: str) -> None:
+    records = (record for _, record in matching(read_lines(files_for(log_dir, keep.since)), keep))
+    counts = top_values(records, key).most_common(limit)
+    if output == "table":
+        click.echo(f"{'COUNT':>7}  {key.upper()}")
+        for value, count in counts:
+            click.echo(f"{count:>7}  {value}")
+        return
+    import json
+
+    for value, count in counts:
+        click.echo(json.dumps({"field": key, "value": value, "count": count}))

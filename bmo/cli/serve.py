@@ -25,8 +25,6 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     from bmo.server.serve import ServeRefused, check_boundary, serve_forever
 
     pm = plugin_manager()
-    for failure in pm.bmo_failures:
-        click.echo(f"bmo: plugin {failure.name!r} failed to load: {failure.error}", err=True)
     config = load_or_exit(pm, config_files, {"options.http_server.addr": addr, "storage.data_dir": data_dir})
     settings = ServeSettings(
         addr=config.section("options.http_server").addr, auth_token=auth_token, allow_no_auth=allow_no_auth
@@ -37,10 +35,15 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     except (ServeRefused, ValueError) as exc:
         click.echo(f"bmo serve: {exc}", err=True)
         sys.exit(2)
+    for failure in pm.bmo_failures:  # import failures, and hooks that raised while registering
+        click.echo(f"bmo: plugin {failure.name!r} failed to load: {failure.error}", err=True)
     if warning:
         click.echo(warning, err=True)
     try:
         asyncio.run(serve_forever(host))
     except OSError as exc:
         click.echo(f"bmo serve: cannot bind {settings.addr}: {exc.strerror or exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # a startup hook or migration failed: say which, without a traceback wall
+        click.echo(f"bmo serve: startup failed: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)

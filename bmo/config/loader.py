@@ -46,9 +46,15 @@ class Config:
     sources: list[str] = field(default_factory=list)
 
     def section(self, path: str) -> Any:
-        return self.sections[path]
+        """The decoded struct of a declared section; ``KeyError`` names the known ones."""
+        try:
+            return self.sections[path]
+        except KeyError:
+            known = ", ".join(sorted(self.sections))
+            raise KeyError(f"no config section {path!r} is declared (is its plugin loaded?); known: {known}") from None
 
     def to_dict(self, redact: bool = True) -> dict:
+        """The merged tree; with ``redact`` every secret-looking key shows ``set``/``unset``."""
         tree: dict = {}
         for path in sorted(self.sections):
             node = tree
@@ -80,6 +86,23 @@ def user_config_path(env: dict[str, str]) -> Path:
 def default_data_dir(env: dict[str, str]) -> Path:
     base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "bmo"
+
+
+def env_key_path(name: str) -> str | None:
+    """The dotted key an environment variable sets, or None if it sets none.
+
+    ``BMO_AGENT__MAX_STEPS`` -> ``agent.max_steps`` (``__`` separates levels, names are
+    lower-cased); ``BMO_ADDR`` and ``BMO_DATA_DIR`` are shortcuts. Other ``BMO_*`` names
+    without ``__`` (tokens, plugin lists, test switches) are not config keys.
+    """
+    if not name.startswith(ENV_PREFIX):
+        return None
+    if name in ENV_SHORTCUTS:
+        return ENV_SHORTCUTS[name]
+    rest = name[len(ENV_PREFIX):]
+    if name in RESERVED_ENV or "__" not in rest:
+        return None
+    return ".".join(p.lower() for p in rest.split("__"))
 
 
 def _env_value(raw: str) -> Any:
@@ -161,20 +184,16 @@ def load_config(
         if path.is_file():
             _merge(merged, _read_file(path), origins, str(path))
             sources.append(str(path))
-    for raw in config_files:
+    # BMO_CONFIG names files like --config does (path-separator list), merged before them.
+    named = [p for p in env.get("BMO_CONFIG", "").split(os.pathsep) if p.strip()]
+    for raw in (*named, *config_files):
         path = Path(raw)
         _merge(merged, _read_file(path), origins, str(path))
         sources.append(str(path))
     for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX):
+        dotted = env_key_path(name)
+        if dotted is None:
             continue
-        if name in ENV_SHORTCUTS:
-            dotted = ENV_SHORTCUTS[name]
-        elif name in RESERVED_ENV:
-            continue
-        else:
-            # BMO_AGENT__MAX_STEPS=30 -> agent.max_steps
-            dotted = ".".join(p.lower() for p in name[len(ENV_PREFIX):].split("__"))
         _set_dotted(merged, dotted, _env_value(raw), origins, f"environment variable {name}")
         sources.append(name)
     for dotted, value in (overrides or {}).items():

@@ -21,7 +21,7 @@ class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     otlp_endpoint: str = ""  # empty: the standard OTEL_EXPORTER_OTLP_* variables, else no export
     otlp_protocol: str = ""  # "http/protobuf" or "grpc"; empty: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf
-    service_name: str = "bmo"
+    service_name: str = ""  # empty: OTEL_SERVICE_NAME, else "bmo"
     log_stderr: bool = False
     log_max_bytes: int = 16 * 1024 * 1024
     log_backups: int = 5

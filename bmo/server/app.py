@@ -14,28 +14,39 @@ from bmo.host import Host, ServeSettings, resolve_data_dir
 from bmo.registry import collect_registry, maybe_await
 from bmo.server.auth import PUBLIC_ROUTES, TrustedProxies, requester_of, token_matches
 from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.request_trace import make_request_trace_middleware
 from bmo.store import Database, collect_migrations
-from bmo.tracing.otel import create_tracer_provider, get_tracer
+from bmo.tracing.otel import create_tracer_provider, export_settings, get_tracer
 from bmo.tracing.records import RecordLog
 
 HOST_KEY = web.AppKey("bmo_host", Host)
+# Route template -> on_auth_failure(request, response) callbacks routes asked for.
+AUTH_FAILURE_KEY = web.AppKey("bmo_auth_failure", dict)
+_SHUTDOWN_DONE_KEY = web.AppKey("bmo_shutdown_done", bool)
 
 
 def get_host(request: web.Request) -> Host:
+    """The :class:`Host` serving this request."""
     return request.app[HOST_KEY]
 
 
 def build_host(config: Config, pm, serve: ServeSettings, env: dict[str, str] | None = None) -> Host:
+    """A host for ``config``: data dir resolved, trusted proxies parsed, plugin contributions collected.
+
+    Raises ``ValueError`` with a fixable message for a bad trusted-proxy entry or tracing setting.
+    """
     env = dict(os.environ if env is None else env)
     options = config.section("options.http_server")
     proxies = list(options.requester_trusted_proxies)
     proxies += [p for p in env.get("BMO_REQUESTER_TRUSTED_PROXIES", "").split(",") if p.strip()]
+    export_settings(config.section("tracing"), env)  # a bad protocol fails here, before binding
     host = Host(
         config=config,
         pm=pm,
         data_dir=resolve_data_dir(config, env),
         serve=serve,
         trusted_proxies=TrustedProxies.parse(proxies),
+        env=env,
     )
     host.registry = collect_registry(pm, host)
     return host
@@ -69,26 +80,39 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Bearer token on every route but the public ones; forwarded identity only from trusted peers."""
     host = request.app[HOST_KEY]
     request["requester"] = requester_of(request, host.trusted_proxies)
     token = host.serve.auth_token
     if token is None:
         return await handler(request)
-    route = request.match_info.route
-    if (request.method, route.resource.canonical if route.resource else "") in PUBLIC_ROUTES:
+    canonical = route_canonical(request)
+    if (request.method, canonical) in PUBLIC_ROUTES:
         return await handler(request)
     if token_matches(request.headers.get("Authorization"), token):
         return await handler(request)
+    # Unknown paths get 401 too, so an unauthenticated caller learns nothing about the routes.
     response = ApiError(
         401,
         "Missing or wrong bearer token. Send 'Authorization: Bearer <token>' with the token given to "
         "bmo serve --auth-token (or BMO_AUTH_TOKEN); in the openai SDK that is api_key=<token>.",
+        headers={"WWW-Authenticate": 'Bearer realm="bmo"'},
     ).response()
-    callback = request.app["bmo_auth_failure"].get(route.resource.canonical if route.resource else None)
+    callback = request.app[AUTH_FAILURE_KEY].get(canonical) if canonical else None
     if callback is not None:
-        result = await maybe_await(callback(request, response))
+        try:
+            result = await maybe_await(callback(request, response))
+        except Exception as exc:  # an observer's bug must not turn a 401 into a 500
+            host.emit("bmo.auth_hook_failed", "error", path=request.path, error=f"{type(exc).__name__}: {exc}")
+            result = None
         response = result if isinstance(result, web.StreamResponse) else response
     return response
+
+
+def route_canonical(request: web.Request) -> str:
+    """The matched route's template, or "" when nothing matched."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else ""
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -100,46 +124,83 @@ def create_app(host: Host) -> web.Application:
     options = host.config.section("options.http_server")
     app = web.Application(
         client_max_size=options.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware],
+        # Outermost first: the request span sees the final status of everything inside it.
+        middlewares=[make_request_trace_middleware(HOST_KEY), error_middleware, auth_middleware],
     )
     app[HOST_KEY] = host
-    app["bmo_auth_failure"] = {}
+    app[AUTH_FAILURE_KEY] = {}
     app.router.add_get("/healthz", _healthz)
     for spec in host.registry.routes:
         route = app.router.add_route(spec.method, spec.path, spec.handler)
         if spec.on_auth_failure is not None:
-            app["bmo_auth_failure"][route.resource.canonical] = spec.on_auth_failure
+            app[AUTH_FAILURE_KEY][route.resource.canonical] = spec.on_auth_failure
     app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(_plugins_shutdown)
     return app
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Open records, tracer and store (in that order), run startup hooks; close in reverse.
+
+    Runs after in-flight requests finished (or were cancelled at the grace deadline), so the
+    last ledger rows a handler writes still reach the database before it closes.
+    """
     host: Host = app[HOST_KEY]
     tracing = host.config.section("tracing")
     host.records = RecordLog(
         host.log_dir, max_bytes=tracing.log_max_bytes, backups=tracing.log_backups,
         stderr=tracing.log_stderr, hook=host.pm.hook.bmo_trace_record,
     )
-    host.tracer_provider = create_tracer_provider(tracing)
+    host.tracer_provider = create_tracer_provider(tracing, host.env)
     host.tracer = get_tracer(host.tracer_provider)
     host.db = Database(host.db_path)
-    await host.db.open(collect_migrations(host.pm))
-    for failure in host.pm.bmo_failures:
-        host.emit("bmo.plugin_failed", "error", plugin=failure.name, error=failure.error)
-    for result in host.pm.hook.bmo_startup(host=host):
-        await maybe_await(result)
+    try:
+        await host.db.open(collect_migrations(host.pm))
+        for failure in host.pm.bmo_failures:
+            host.emit("bmo.plugin_failed", "error", plugin=failure.name, error=failure.error)
+        for result in host.pm.hook.bmo_startup(host=host):
+            await maybe_await(result)
+    except BaseException:
+        await _close_resources(host)
+        raise
     host.emit("bmo.started", addr=host.serve.addr, auth=host.serve.auth_token is not None, data_dir=str(host.data_dir))
     if not host.serve.loopback:
         host.emit("bmo.unsafe_bind", "warn", addr=host.serve.addr)
     try:
         yield
     finally:
-        for result in host.pm.hook.bmo_shutdown(host=host):
-            try:
-                await maybe_await(result)
-            except Exception as exc:  # one plugin's shutdown must not skip the rest
-                host.emit("bmo.shutdown_failed", "error", error=f"{type(exc).__name__}: {exc}")
+        if not app.get(_SHUTDOWN_DONE_KEY):  # on_shutdown does not run when startup of a later step failed
+            await _run_shutdown_hooks(host)
         host.emit("bmo.stopped", addr=host.serve.addr)
-        await host.db.close()
-        await asyncio.to_thread(host.tracer_provider.shutdown)
+        await _close_resources(host)
+
+
+async def _plugins_shutdown(app: web.Application) -> None:
+    """Stop accepting is done; tell plugins to wind down (cancel runs) before in-flight requests are awaited."""
+    app[_SHUTDOWN_DONE_KEY] = True
+    await _run_shutdown_hooks(app[HOST_KEY])
+
+
+async def _run_shutdown_hooks(host: Host) -> None:
+    for impl in reversed(host.pm.hook.bmo_shutdown.get_hookimpls()):
+        try:
+            result = impl.function(host=host) if "host" in impl.argnames else impl.function()
+            await maybe_await(result)
+        except Exception as exc:  # one plugin's shutdown must not skip the rest
+            host.emit("bmo.shutdown_failed", "error", plugin=impl.plugin_name, error=f"{type(exc).__name__}: {exc}")
+
+
+async def _close_resources(host: Host) -> None:
+    """Flush and close store, spans and records; each step runs even if an earlier one failed."""
+    steps = []
+    if host.db is not None:
+        steps.append(("database", host.db.close()))
+    if host.tracer_provider is not None:
+        steps.append(("tracer", asyncio.to_thread(host.tracer_provider.shutdown)))
+    for name, step in steps:
+        try:
+            await step
+        except Exception as exc:
+            host.emit("bmo.close_failed", "error", resource=name, error=f"{type(exc).__name__}: {exc}")
+    if host.records is not None:
         await asyncio.to_thread(host.records.close)

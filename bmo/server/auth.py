@@ -19,6 +19,7 @@ REQUESTER_HEADERS = {
 
 
 def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback IP (127.0.0.0/8, ::1); names are never resolved."""
     host = host.strip("[]")
     if host == "localhost":
         return True
@@ -37,9 +38,13 @@ def split_addr(addr: str) -> tuple[str, int]:
 
 
 def token_matches(header: str | None, token: str) -> bool:
-    if not header or not header.startswith("Bearer "):
+    """Whether an ``Authorization`` header carries ``token`` (scheme case-insensitive, constant-time compare)."""
+    if not header:
         return False
-    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+    scheme, _, given = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import msgspec
 
 LOG_FILENAME = "bmo.jsonl"
 LEVELS = ("debug", "info", "warn", "error")
+# Spellings people and libraries use for the same severities.
+LEVEL_ALIASES = {"warning": "warn", "err": "error", "critical": "error", "fatal": "error"}
 _FLUSH = object()
 _STOP = object()
 _encoder = msgspec.json.Encoder()
@@ -26,6 +28,28 @@ _encoder = msgspec.json.Encoder()
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalize_level(level: str) -> str:
+    """One of :data:`LEVELS`; unknown spellings count as ``info``."""
+    level = str(level).lower()
+    level = LEVEL_ALIASES.get(level, level)
+    return level if level in LEVELS else "info"
+
+
+def _hook_calls(hook) -> list[tuple[str, Any]]:
+    """(plugin, function) per implementation behind a pluggy hook caller, so one failure skips
+    no other; a plain callable is its own single implementation."""
+    get = getattr(hook, "get_hookimpls", None)
+    if get is None:
+        return [("", hook)]
+    calls = []
+    for impl in get():
+        if "record" in impl.argnames:
+            calls.append((impl.plugin_name, impl.function))
+        else:  # pluggy lets an implementation take fewer arguments than the spec
+            calls.append((impl.plugin_name, lambda record, _f=impl.function: _f()))
+    return calls
 
 
 class RecordLog:
@@ -53,25 +77,39 @@ class RecordLog:
         self._closed = False
 
     def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
-        """Write one record; returns it as written."""
-        record = {"time": now_iso(), "level": level, "msg": msg, **fields}
-        if not self._closed:
-            self._queue.put(_encoder.encode(record) + b"\n")
-        if self._hook is not None:
+        """Write one record and hand it to every tracing hook; returns it as written.
+
+        A hook that raises is reported as a ``bmo.trace_hook_failed`` record; the other hooks
+        and the caller carry on.
+        """
+        record = {"time": now_iso(), "level": normalize_level(level), "msg": msg, **fields}
+        self._write(record)
+        if self._hook is None:
+            return record
+        for plugin, function in _hook_calls(self._hook):
             try:
-                self._hook(record=record)
+                function(record=record)
             except Exception as exc:  # a plugin's hook must not break the caller
-                if not self._closed:
-                    self._queue.put(
-                        _encoder.encode(
-                            {"time": now_iso(), "level": "error", "msg": "bmo.trace_hook_failed",
-                             "error": f"{type(exc).__name__}: {exc}", "record_msg": msg}
-                        ) + b"\n"
-                    )
+                self._write({
+                    "time": now_iso(), "level": "error", "msg": "bmo.trace_hook_failed",
+                    "plugin": plugin, "error": f"{type(exc).__name__}: {exc}", "record_msg": msg,
+                })
         return record
+
+    def _write(self, record: dict) -> None:
+        if self._closed:
+            return
+        try:
+            line = _encoder.encode(record)
+        except (TypeError, msgspec.EncodeError):
+            # A field msgspec cannot encode is written as its text rather than dropping the record.
+            line = _encoder.encode({k: _plain(v) for k, v in record.items()})
+        self._queue.put(line + b"\n")
 
     def flush(self) -> None:
         """Block until everything emitted so far is on disk (call off the loop)."""
+        if self._closed:
+            return
         done = threading.Event()
         self._queue.put((_FLUSH, done))
         done.wait(10)
@@ -126,6 +164,14 @@ class RecordLog:
                 os.replace(src, dst)
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
+
+
+def _plain(value: Any) -> Any:
+    try:
+        _encoder.encode(value)
+        return value
+    except (TypeError, msgspec.EncodeError):
+        return str(value)
 
 
 def log_files(directory: str | Path) -> list[Path]:
