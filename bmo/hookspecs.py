@@ -4,6 +4,7 @@ Every hook that adds things receives a ``register`` callable; a plugin calls it 
 per thing it contributes. ``host`` is the running :class:`bmo.host.Host` (config,
 store, records, coordinator); hooks that run before a server exists (config sections,
 CLI commands) do not get it. Implementations may take any subset of the arguments.
+``docs/plugins.md`` documents each hook; a test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -16,27 +17,44 @@ hookimpl = pluggy.HookimplMarker("bmo")
 
 @hookspec
 def bmo_config_sections(register):
-    """Declare config sections: ``register(path, struct_type, default)``; ``path`` is dotted, e.g. ``"options.openai_compat"``."""
+    """Declare config sections: ``register(path, struct_type, default)``; ``path`` is dotted, e.g. ``"options.openai_compat"``.
+
+    ``struct_type`` is a msgspec Struct (``kw_only=True, forbid_unknown_fields=True``);
+    ``default`` (optional) is an instance or factory used when the section is absent.
+    Declaring the same path twice is a configuration error.
+    """
 
 
 @hookspec
 def bmo_config_show(register):
-    """Add ``bmo config show-<name>``: ``register(name, render, help=..., example=...)``; ``render(config, as_json) -> str``."""
+    """Add ``bmo config show-<name>``: ``register(name, render, help=..., example=...)``; ``render(config, as_json) -> str``.
+
+    ``example`` is shown under ``--help`` as sample output; ``render`` must never print secrets.
+    """
 
 
 @hookspec
 def bmo_cli_commands(cli):
-    """Add click commands or groups to the ``bmo`` command line."""
+    """Add click commands or groups to the ``bmo`` command line: ``cli.add_command(...)``."""
 
 
 @hookspec
 def bmo_migrations(register):
-    """Add database migrations for the plugin's own tables: ``register(owner, version, sql)``."""
+    """Add database migrations for the plugin's own tables: ``register(owner, version, sql)``.
+
+    Each ``(owner, version)`` runs once, in version order per owner, inside the writer's
+    transaction; ``sql`` may hold several statements. Never edit a shipped migration: add one.
+    """
 
 
 @hookspec
 def bmo_routes(register, host):
-    """Add HTTP routes: ``register(method, path, handler)``; handlers are aiohttp handlers."""
+    """Add HTTP routes: ``register(method, path, handler)``; handlers are aiohttp handlers.
+
+    ``register`` also takes ``on_auth_failure=callable(request, response)`` to observe (or
+    replace) the 401 the auth boundary sends for that route. Every route but ``GET /healthz``
+    needs the bearer token; ``request["requester"]`` holds the trusted-proxy identity or None.
+    """
 
 
 @hookspec
@@ -66,14 +84,27 @@ def bmo_posture(register, host):
 
 @hookspec
 def bmo_trace_record(record):
-    """Called with every trace record (a dict with ``time``, ``level``, ``msg`` and fields) after it is written."""
+    """Called with every trace record (a dict with ``time``, ``level``, ``msg`` and fields) after it is written.
+
+    Runs on the emitting thread, so keep it quick; do not change ``record``. An exception is
+    logged as ``bmo.trace_hook_failed`` and affects neither the caller nor other plugins.
+    """
 
 
 @hookspec
 def bmo_startup(host):
-    """Called once the server's resources are open; may return an awaitable."""
+    """Called once the server's resources are open; may return an awaitable.
+
+    Records, tracer and database are ready; raising here stops the server from starting.
+    """
 
 
 @hookspec
 def bmo_shutdown(host):
-    """Called while the server stops, before the store closes; may return an awaitable."""
+    """Called while the server stops, before the store closes; may return an awaitable.
+
+    It runs right after the server stops accepting connections and before in-flight requests
+    are awaited, so cancel long-running work here (their handlers then finish and can still
+    write to ``host.db``). Plugins are called in reverse registration order; one that raises
+    is logged as ``bmo.shutdown_failed`` and the others still run.
+    """

@@ -64,6 +64,9 @@ class Database:
         self._reader_conns: list[apsw.Connection] = []
         self._reader_lock = threading.Lock()
         self.closed = False
+        # Transactions the writer committed and jobs it ran: jobs/transactions is the batching gain.
+        self.transactions = 0
+        self.jobs_run = 0
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self, migrations: Iterable[Migration] = ()) -> None:
@@ -138,8 +141,7 @@ class Database:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
 
-    @staticmethod
-    def _run_batch(conn: apsw.Connection, batch: list) -> None:
+    def _run_batch(self, conn: apsw.Connection, batch: list) -> None:
         results: list[tuple[Future, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -162,6 +164,8 @@ class Database:
                 results.append((fut, None, exc))
         try:
             conn.execute("COMMIT")
+            self.transactions += 1
+            self.jobs_run += len(batch)
         except apsw.Error as exc:
             try:
                 conn.execute("ROLLBACK")
@@ -198,11 +202,13 @@ class Database:
 
         def job(conn: apsw.Connection) -> list[dict]:
             cursor = conn.execute(sql, params)
-            rows = cursor.fetchall()
-            if not rows:
-                return []
-            names = [d[0] for d in cursor.getdescription()]
-            return [dict(zip(names, row)) for row in rows]
+            out: list[dict] = []
+            names: list[str] | None = None
+            for row in cursor:
+                if names is None:  # apsw describes a statement only while it is running
+                    names = [d[0] for d in cursor.getdescription()]
+                out.append(dict(zip(names, row)))
+            return out
 
         return await self.run_read(job)
 

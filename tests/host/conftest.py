@@ -1,0 +1,41 @@
+"""Fixtures for the host tests: running the real ``bmo`` CLI in a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bmo.testing.harness import bmo_command
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """os.environ minus every BMO_*/OTEL_* variable, with XDG dirs inside ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BMO_", "OTEL_"))}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), XDG_STATE_HOME=str(tmp_path / "xdg-state"))
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_bmo(tmp_path):
+    """``run_bmo(*args, env={...}, cwd=...)`` runs the real ``bmo`` CLI as a subprocess."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> CliResult:
+        proc = subprocess.run(
+            [*bmo_command(), *args], capture_output=True, text=True, timeout=timeout,
+            env=clean_env(tmp_path, **(env or {})), cwd=cwd or tmp_path, stdin=subprocess.DEVNULL,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
