@@ -95,7 +95,17 @@ class ServeProcess:
 
 
 def bmo_command() -> list[str]:
+    """How to run the ``bmo`` CLI of this interpreter as a subprocess."""
     return [sys.executable, "-m", "bmo"]
+
+
+def clean_env(base: Path, **extra: str) -> dict[str, str]:
+    """``os.environ`` minus every ``BMO_*``/``OTEL_*`` variable, XDG config/state dirs under ``base``,
+    plus ``extra``: a child ``bmo`` sees only what the test sets."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BMO_", "OTEL_"))}
+    env.update(XDG_CONFIG_HOME=str(Path(base) / "xdg-config"), XDG_STATE_HOME=str(Path(base) / "xdg-state"))
+    env.update(extra)
+    return env
 
 
 def spawn_serve(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bmo.testing.harness import bmo_command
+from bmo.testing.harness import bmo_command, clean_env
 
 
 @dataclass
@@ -17,14 +16,6 @@ class CliResult:
     returncode: int
     stdout: str
     stderr: str
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """os.environ minus every BMO_*/OTEL_* variable, with XDG dirs inside ``tmp_path``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BMO_", "OTEL_"))}
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), XDG_STATE_HOME=str(tmp_path / "xdg-state"))
-    env.update(extra)
-    return env
 
 
 @pytest.fixture
