@@ -1,0 +1,269 @@
+"""``POST /v1/chat/completions``: an OpenAI chat request in, BMO's agent loop behind it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from aiohttp import web
+
+from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
+from bmo.server.app import get_host
+from bmo.server.auth import requester_label
+from bmo_openai_compat import outcomes, wire
+from bmo_openai_compat.common import PreparedError, compat_error, disabled_error, guarded, identity_headers
+from bmo_openai_compat.delivery import RunDelivery, deliver_text
+from bmo_openai_compat.request_trace import CompatRequest
+from bmo_openai_compat.router import is_first_user_turn, route
+from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, new_messages, to_agent
+from bmo_openai_compat.state import advertised_model_ids, state_of
+
+TASK = "task"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    host = get_host(request)
+    state = state_of(host)
+    if not state.options.enabled:
+        raise disabled_error()
+    rt = CompatRequest(host, state.ledger, state.options, request, outcomes.CHAT_COMPLETIONS)
+    handler = ChatHandler(request, host, state, rt)
+    task = asyncio.current_task()
+    state.active.add(task)
+    try:
+        return await guarded(rt, handler.handle, lambda: handler.session_header)
+    finally:
+        state.active.discard(task)
+
+
+class ChatHandler:
+    """One chat completions request, from body to delivered answer."""
+
+    def __init__(self, request: web.Request, host, state, rt: CompatRequest):
+        self.request = request
+        self.host = host
+        self.state = state
+        self.options = state.options
+        self.rt = rt
+        self.session_header = ""  # the session id echoed in X-BMO-Session-Id
+
+    @property
+    def coordinator(self):
+        if self.host.coordinator is None:
+            raise compat_error(503, "The agent core is not running on this server; no model can answer.")
+        return self.host.coordinator
+
+    async def handle(self) -> web.StreamResponse:
+        request, rt, pm = self.request, self.rt, self.host.pm
+        body = await request.read()
+        try:
+            req, raw = wire.decode_chat_request(body)
+        except Exception:
+            self._learn_from_raw(body)
+            raise
+        rt.set(model=req.model, stream=req.stream)
+        session_id = request.headers.get(SESSION_HEADER, "")
+        if session_id:
+            session_id = check_session_id(session_id)
+        else:
+            hooked = pm.hook.bmo_openai_compat_session_key(request=request, body=raw)
+            session_id = check_session_id(str(hooked), "bmo_openai_compat_session_key") if hooked else ""
+        kind = "task" if pm.hook.bmo_openai_compat_classify(request=request, body=raw) == TASK else "chat"
+        rt.set(session_id=session_id, is_session_reuse=bool(session_id), kind=kind, requester=self._requester())
+        await rt.fire()
+        if kind == TASK:
+            return await self._task(req)
+        if session_id:
+            self.session_header = session_id
+        resume = request.headers.get(RESUME_HEADER, "").strip()
+        if resume:
+            return await self._resume(req, resume)
+        return await self._chat(req, session_id)
+
+    # -- the three kinds of request ---------------------------------------------------
+    async def _chat(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse:
+        rt, coordinator = self.rt, self.coordinator
+        self._check_model(req.model)
+        session, created = await self._session(req, session_id)
+        if not session.ephemeral:
+            busy = coordinator.active_run(session.id)
+            if busy is not None:
+                raise self._queued(session.id, busy.id)
+        run_model, success = None, outcomes.FINAL_ANSWER
+        if not created and req.model != session.model:
+            if self.options.model_override_policy == "reject":
+                await rt.event("model_override_rejected", requested=req.model, session_model=session.model)
+                raise compat_error(
+                    400, f"Session {session.id} is bound to model {session.model!r}; this request asks for "
+                         f"{req.model!r}. Send model {session.model!r}, start a new session, or set "
+                         "model_override_policy = \"allow_ephemeral\" under [options.openai_compat].",
+                    param="model", code="model_override_rejected", outcome=outcomes.MODEL_OVERRIDE_REJECTED)
+            run_model, success = req.model, outcomes.MODEL_OVERRIDE_APPLIED
+            await rt.event("model_override_applied", requested=req.model, session_model=session.model)
+        history = [] if created else await session.messages()
+        appended = new_messages(req.messages, history)
+        if not appended:
+            raise compat_error(400, "Nothing new to answer: the messages end with an assistant message. End with a "
+                                    "user message (or tool results).", param="messages")
+        policy_kwargs = {}
+        sampling = wire.sampling_of(req)
+        if is_first_user_turn(history + appended):
+            decision = await route(coordinator, req.model, history + appended, sampling)
+            await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
+                           **({"note": decision.note} if decision.note else {}))
+            if decision.ambiguous and self.options.ambiguity_action == "ask":
+                return await deliver_text(
+                    self.request, rt, decision.question, decision.usage, stream=req.stream,
+                    include_usage=self._include_usage(req), model=req.model, headers=self._headers(),
+                    outcome=outcomes.CLARIFICATION, finish_detail={"router": "ambiguous"},
+                )
+            if decision.ambiguous and self.options.ambiguity_action == "research":
+                policy_kwargs["allowed_classes"] = frozenset({"read"})
+        client_tools = None
+        if req.tools:
+            if self.options.tool_policy == "auto_approve":
+                client_tools = wire.client_tools_of(req)
+            else:
+                await rt.event("client_tools_ignored", count=len(req.tools), reason="tool_policy chat_only")
+        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs)
+        try:
+            return await RunDelivery(
+                self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
+                headers=self._headers(), keepalive_s=self.options.keepalive_interval_s, cancel_on_disconnect=True,
+                success_outcome=success,
+            ).respond()
+        finally:
+            if session.ephemeral:
+                await self._forget(session.id)
+
+    async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
+        rt = self.rt
+        run = self.coordinator.get_run(request_id)
+        if run is None:
+            raise compat_error(404, f"No run {request_id!r} is running or finished in the last 10 minutes; "
+                                    f"{RESUME_HEADER} takes the request_id a 409 queued answer named.",
+                               param=RESUME_HEADER, code="run_not_found")
+        if self.session_header and run.session_id != self.session_header:
+            raise compat_error(400, f"Run {request_id!r} belongs to another session than {self.session_header!r}.",
+                               param=RESUME_HEADER)
+        rt.set(run_id=run.id)
+        await rt.event("resume", resumed_request_id=request_id, run_session_id=run.session_id)
+        return await RunDelivery(
+            self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
+            headers=self._headers(), keepalive_s=self.options.keepalive_interval_s,
+            cancel_on_disconnect=False,  # the run belongs to the request that started it
+            success_outcome=outcomes.RESUMED, finish_detail={"resumed_request_id": request_id},
+        ).respond()
+
+    async def _task(self, req: wire.ChatCompletionRequest) -> web.StreamResponse:
+        """A client's background task (title, tags, follow-ups): one model call, nothing else."""
+        self._check_model(req.model)
+        messages = [to_agent(m) for m in req.messages]
+        await self.rt.event("task_started", model=req.model)
+        try:
+            completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req))
+        except AgentError as exc:
+            raise compat_error(exc.status, str(exc)) from None
+        return await deliver_text(
+            self.request, self.rt, completion.text or "", completion.usage, stream=req.stream,
+            include_usage=self._include_usage(req), model=req.model, headers=self._headers(),
+            outcome=outcomes.FINAL_ANSWER, finish_detail={"finish_reason": completion.finish_reason},
+        )
+
+    # -- pieces -----------------------------------------------------------------------
+    def _check_model(self, model: str) -> None:
+        try:
+            self.coordinator.check_model(model)
+        except UnknownModel as exc:
+            raise compat_error(404, str(exc), param="model", code="model_not_found") from None
+        except NoProviderConfigured as exc:
+            raise compat_error(exc.status, str(exc), param="model") from None
+        advertised = advertised_model_ids(self.host)
+        if model not in advertised:
+            raise compat_error(404, f"The model {model!r} is not advertised here. Models: "
+                                    f"{', '.join(advertised[:10]) or 'none'} (GET /v1/models lists them).",
+                               param="model", code="model_not_found")
+
+    async def _session(self, req: wire.ChatCompletionRequest, session_id: str):
+        coordinator, rt = self.coordinator, self.rt
+        common = {"model": req.model, "requester": rt.requester, "origin": "openai_compat"}
+        if not session_id:
+            session = await coordinator.create_session(ephemeral=True, **common)
+            await rt.event("session", session_id=session.id, created=True, ephemeral=True)
+            return session, True
+        session = await coordinator.get_session(session_id)
+        if session is not None:
+            await rt.event("session", session_id=session_id, created=False, ephemeral=False)
+            return session, False
+        session = await coordinator.create_session(session_id=session_id, **common)
+        await rt.event("session", session_id=session_id, created=True, ephemeral=False)
+        return session, True
+
+    async def _start_run(self, session, appended, run_model, client_tools, sampling, policy_kwargs):
+        from bmo.agent.coordinator import RunPolicy
+
+        auto = self.options.tool_policy == "auto_approve"
+        policy = RunPolicy(
+            permission_mode="auto_approve" if auto else "ask",
+            permission_timeout_s=self.options.permission_timeout_s,
+            origin="openai_compat",
+            **policy_kwargs,
+        )
+        try:
+            with self.rt.active():
+                run = await self.coordinator.start_run(
+                    session, appended, policy=policy, model=run_model, client_tools=client_tools,
+                    sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
+                )
+        except SessionBusy as exc:
+            raise self._queued(session.id, exc.run_id) from None
+        self.rt.set(run_id=run.id)
+        await self.rt.event("run_started", run_id=run.id, model=run_model or session.model,
+                            messages=len(appended), read_only=bool(policy_kwargs))
+        return run
+
+    def _queued(self, session_id: str, running: str) -> PreparedError:
+        body = wire.QueuedError(error=wire.QueuedErrorBody(
+            message=f"Session {session_id} is busy with request {running}. Wait for it, or follow its answer by "
+                    f"sending the request again with header {RESUME_HEADER}: {running}.",
+            running_request_id=running, session_id=session_id,
+        ))
+        return PreparedError(409, wire.encode(body), f"session {session_id} busy with request {running}",
+                             outcomes.QUEUED, {"running_request_id": running})
+
+    async def _forget(self, session_id: str) -> None:
+        try:
+            await self.coordinator.delete_session(session_id)
+        except Exception as exc:  # noqa: BLE001 - a leftover ephemeral session is not the client's problem
+            self.host.emit("openai_compat.session_cleanup_failed", "warn", session_id=session_id,
+                           error=f"{type(exc).__name__}: {exc}")
+
+    def _requester(self) -> str:
+        """Who asked, from identity headers only a trusted proxy may set; "" otherwise."""
+        if not self.host.trusted_proxies.trusts(self.request.remote):
+            return ""
+        label = requester_label(self.request.get("requester"))
+        if label:
+            return label
+        hooked = self.host.pm.hook.bmo_openai_compat_requester(request=self.request)
+        return str(hooked) if hooked else ""
+
+    def _headers(self) -> dict[str, str]:
+        return identity_headers(self.rt, self.session_header)
+
+    @staticmethod
+    def _include_usage(req: wire.ChatCompletionRequest) -> bool:
+        return bool(req.stream and req.stream_options and req.stream_options.include_usage)
+
+    def _learn_from_raw(self, body: bytes) -> None:
+        """Best effort: record the model and stream flag even when the body is refused."""
+        try:
+            raw = msgspec.json.decode(body)
+        except Exception:  # noqa: BLE001
+            return
+        if isinstance(raw, dict):
+            if isinstance(raw.get("model"), str):
+                self.rt.set(model=raw["model"])
+            if isinstance(raw.get("stream"), bool):
+                self.rt.set(stream=raw["stream"])
+

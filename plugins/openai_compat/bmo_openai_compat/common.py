@@ -1,0 +1,80 @@
+"""What every compat route handler shares: the disabled answer, error bookkeeping, response headers."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+
+from aiohttp import web
+
+from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo_openai_compat import outcomes
+from bmo_openai_compat.request_trace import CompatRequest
+
+# Set on an ApiError to name the outcome it ends the request with (default error_500).
+OUTCOME_ATTR = "compat_outcome"
+
+
+def disabled_error() -> ApiError:
+    return ApiError(
+        404, "The OpenAI-compatible API is disabled on this BMO server. Set enabled = true under "
+             "[options.openai_compat] in bmo.toml and restart bmo serve.", code="not_found",
+    )
+
+
+def compat_error(status: int, message: str, *, outcome: str = outcomes.ERROR_500, **kwargs) -> ApiError:
+    error = ApiError(status, message, **kwargs)
+    setattr(error, OUTCOME_ATTR, outcome)
+    return error
+
+
+class PreparedError(Exception):
+    """An error answer whose body is not the plain envelope (e.g. the 409 queued body)."""
+
+    def __init__(self, status: int, body: bytes, message: str, outcome: str, detail: dict | None = None):
+        super().__init__(message)
+        self.detail = dict(detail or {})
+        self.status = status
+        self.body = body
+        self.outcome = outcome
+
+    def response(self) -> web.Response:
+        # The openai SDK retries 409 silently unless told not to; the queued answer is final.
+        return web.Response(status=self.status, body=self.body, content_type="application/json",
+                            headers={"x-should-retry": "false"})
+
+
+def identity_headers(rt: CompatRequest, session_id: str = "") -> dict[str, str]:
+    headers = {"X-Request-Id": rt.request_id}
+    if session_id:
+        headers["X-BMO-Session-Id"] = session_id
+    return headers
+
+
+async def guarded(rt: CompatRequest, work, session_headers=lambda: "") -> web.StreamResponse:
+    """Run a handler body; any error still ends the request with one terminal record and its id header."""
+    try:
+        return await work()
+    except asyncio.CancelledError:
+        await asyncio.shield(rt.finish(outcomes.CANCELLED, 499, error="request cancelled"))
+        raise
+    except PreparedError as exc:
+        await rt.finish(exc.outcome, exc.status, error=str(exc), **exc.detail)
+        response = exc.response()
+    except ApiError as exc:
+        await rt.finish(getattr(exc, OUTCOME_ATTR, outcomes.ERROR_500), exc.status, error=str(exc))
+        response = exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        api = envelope_for_http_exception(exc)
+        await rt.finish(outcomes.ERROR_500, api.status, error=str(api))
+        response = api.response()
+    except Exception as exc:  # noqa: BLE001 - the client gets an envelope, the log gets the traceback
+        rt.host.emit("bmo.http_error", "error", path=rt._path, method=rt._method, request_id=rt.request_id,
+                     error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+        await rt.finish(outcomes.ERROR_500, 500, error=f"{type(exc).__name__}: {exc}")
+        response = ApiError(500, f"Internal error while handling request {rt.request_id}; the server log has "
+                                 "the details.").response()
+    response.headers.update(identity_headers(rt, session_headers()))
+    return response

@@ -1,0 +1,291 @@
+"""Turning an agent run's events into the client's answer: one JSON body, or an SSE stream.
+
+The HTTP status is decided on the run's first event that says something (an upstream that
+fails before its first byte becomes a plain error response); after that the stream is open and
+a failure travels as a ``data: {"error": ...}`` event. Silence longer than the keep-alive
+interval gets a ``: keep-alive`` comment. A client that goes away cancels the run it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bmo.agent import events as ev
+from bmo.agent import outcomes as run_outcomes
+from bmo.server.errors import ApiError, ErrorEnvelope
+from bmo_openai_compat import outcomes, wire
+from bmo_openai_compat.chunks import Answer
+from bmo_openai_compat.request_trace import CompatRequest
+from bmo_openai_compat.sse import ClientGone, SseStream, client_gone
+
+_END = object()
+_TICK = object()
+# A client that left is noticed within this many seconds even when nothing is written.
+DISCONNECT_POLL_S = 0.5
+# After cancelling, how long we wait for the run to confirm it stopped before closing the books.
+CANCEL_WAIT_S = 10.0
+CLIENT_CLOSED = 499  # nginx's status for "client closed the request"; only ever in the ledger
+
+
+@dataclass
+class Verdict:
+    """How a finished run ends the request."""
+
+    outcome: str
+    status: int
+    error: str | None = None
+    code: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def judge(fin: ev.RunFinished, success_outcome: str) -> Verdict:
+    """Map the agent's run outcome onto the compat outcome enum and an HTTP status."""
+    if fin.outcome in (run_outcomes.FINAL_ANSWER, run_outcomes.CLIENT_TOOL_CALLS):
+        return Verdict(success_outcome, 200)
+    if fin.outcome in (run_outcomes.LOOP_DETECTED, run_outcomes.MAX_STEPS) and fin.text:
+        return Verdict(success_outcome, 200)  # the answer so far is still an answer
+    if fin.outcome == run_outcomes.CANCELLED:
+        return Verdict(outcomes.CANCELLED, 503, fin.error or "The run was cancelled (server stopping or an operator "
+                                                             "cancelled it); send the request again.", "cancelled")
+    if fin.outcome == run_outcomes.RECOVERY_FAILED:
+        return Verdict(outcomes.RECOVERY_FAILED, 502, fin.error or "The model ran tools but gave no final answer, "
+                                                                   "even after a recovery prompt.", "recovery_failed")
+    if fin.outcome == run_outcomes.ERROR:
+        status = fin.error_status or 502
+        return Verdict(outcomes.ERROR_500, status, fin.error or "The agent run failed.", None)
+    reason = {run_outcomes.LOOP_DETECTED: "the same tool call kept repeating",
+              run_outcomes.MAX_STEPS: "it reached [agent] max_steps"}.get(fin.outcome, fin.outcome)
+    return Verdict(outcomes.ERROR_500, 500, f"The agent stopped without an answer: {reason}.", fin.outcome)
+
+
+class EventPump:
+    """Copies a run's events into a queue, so waiting with a timeout never disturbs the generator."""
+
+    def __init__(self, run):
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task = asyncio.create_task(self._pump(run))
+
+    async def _pump(self, run) -> None:
+        try:
+            async for event in run.events():
+                self.queue.put_nowait(event)
+        except Exception as exc:  # noqa: BLE001 - reported to the consumer as the stream's end
+            self.queue.put_nowait(exc)
+        finally:
+            self.queue.put_nowait(_END)
+
+    async def next(self, timeout: float):
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return _TICK
+
+    def close(self) -> None:
+        self.task.cancel()
+
+
+class RunDelivery:
+    """Delivers one run to one client; ``rt.finish`` is called exactly once on the way out."""
+
+    def __init__(self, request: web.Request, rt: CompatRequest, run, *, stream: bool, include_usage: bool,
+                 model: str, headers: dict[str, str], keepalive_s: float, cancel_on_disconnect: bool,
+                 success_outcome: str, finish_detail: dict | None = None):
+        self.request = request
+        self.rt = rt
+        self.run = run
+        self.stream = stream
+        self.include_usage = include_usage
+        self.answer = Answer(rt.request_id, model)
+        self.headers = headers
+        self.keepalive_s = max(0.05, keepalive_s)
+        self.tick_s = min(self.keepalive_s, DISCONNECT_POLL_S)
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.success_outcome = success_outcome
+        self.finish_detail = dict(finish_detail or {})
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.sse: SseStream | None = None
+
+    async def respond(self) -> web.StreamResponse:
+        pump = EventPump(self.run)
+        try:
+            return await (self._stream(pump) if self.stream else self._collect(pump))
+        except asyncio.CancelledError:
+            # The server cancelled the handler (client gone with handler cancellation on, or shutdown).
+            if self.cancel_on_disconnect:
+                self.run.cancel("client disconnected")
+            await asyncio.shield(self.rt.finish(outcomes.CANCELLED, CLIENT_CLOSED, error="request cancelled",
+                                                **self.finish_detail))
+            raise
+        finally:
+            pump.close()
+
+    # -- non-streamed ---------------------------------------------------------------
+    async def _collect(self, pump: EventPump) -> web.StreamResponse:
+        while True:
+            event = await pump.next(self.tick_s)
+            if event is _TICK:
+                if client_gone(self.request):
+                    return await self._client_left("waiting for the answer")
+                continue
+            fin = await self._observe(event)
+            if fin is None:
+                continue
+            verdict = judge(fin, self.success_outcome)
+            if not verdict.ok:
+                await self._finish(verdict, fin)
+                return self._error_response(verdict)
+            body = self.answer.completion(
+                fin.text or "".join(self.text), fin.finish_reason, fin.usage,
+                tool_calls=fin.tool_calls, reasoning="".join(self.reasoning),
+            )
+            await self._finish(verdict, fin)
+            return web.Response(body=body, content_type="application/json", headers=self.headers)
+
+    # -- streamed -------------------------------------------------------------------
+    async def _stream(self, pump: EventPump) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        silent_since = loop.time()
+        try:
+            while True:
+                event = await pump.next(self.tick_s)
+                if event is _TICK:
+                    if client_gone(self.request):
+                        return await self._client_left("streaming")
+                    if loop.time() - silent_since >= self.keepalive_s:
+                        await self._open()  # nothing decisive yet: commit to 200 so keep-alives can flow
+                        await self.sse.keepalive()
+                        silent_since = loop.time()
+                    continue
+                silent_since = loop.time()
+                fin = await self._observe(event)
+                if fin is None:
+                    continue
+                return await self._stream_end(fin)
+        except ClientGone:
+            return await self._client_left("streaming")
+
+    async def _open(self) -> None:
+        if self.sse is None:
+            self.sse = SseStream(self.request, self.headers)
+            await self.sse.start()
+            await self.sse.data(self.answer.role())
+
+    async def _stream_end(self, fin: ev.RunFinished) -> web.StreamResponse:
+        verdict = judge(fin, self.success_outcome)
+        if not verdict.ok and self.sse is None:
+            await self._finish(verdict, fin)
+            return self._error_response(verdict)
+        await self._open()
+        if verdict.ok:
+            if fin.tool_calls:
+                await self.sse.data(self.answer.tool_calls(fin.tool_calls))
+            await self.sse.data(self.answer.finish(fin.finish_reason))
+            if self.include_usage:
+                await self.sse.data(self.answer.usage(fin.usage))
+        else:
+            error = ApiError(verdict.status, verdict.error or "", code=verdict.code)
+            await self.sse.data(wire.encode(ErrorEnvelope(error=error.body)))
+        await self.sse.done()
+        await self._finish(verdict, fin)
+        return self.sse.response
+
+    # -- shared ---------------------------------------------------------------------
+    async def _observe(self, event) -> ev.RunFinished | None:
+        """Record and forward one event; returns the RunFinished that ends the run."""
+        if event is _END or isinstance(event, Exception):
+            error = f"{type(event).__name__}: {event}" if isinstance(event, Exception) else "run ended without a result"
+            return ev.RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error=error, error_status=500)
+        if isinstance(event, ev.RunFinished):
+            return event
+        if isinstance(event, ev.TextDelta):
+            self.text.append(event.text)
+            if self.stream:
+                await self._open()
+                await self.sse.data(self.answer.content(event.text))
+        elif isinstance(event, ev.ReasoningDelta):
+            self.reasoning.append(event.text)
+            if self.stream:
+                await self._open()
+                await self.sse.data(self.answer.reasoning(event.text))
+        elif isinstance(event, ev.StepStarted):
+            await self.rt.event("step_started", step=event.step, model=event.model)
+        elif isinstance(event, ev.ToolStarted):
+            await self.rt.event("tool_started", tool=event.name, call_id=event.call_id)
+        elif isinstance(event, ev.ToolFinished):
+            await self.rt.event("tool_finished", tool=event.name, call_id=event.call_id, ok=event.ok)
+        elif isinstance(event, ev.PermissionRequested):
+            await self.rt.event("permission_requested", tool=event.tool, tool_class=event.tool_class,
+                                permission_id=event.permission_id, timeout_s=event.timeout_s)
+            if self.stream:
+                await self._open()
+                await self.sse.data(self.answer.reasoning(
+                    f"waiting up to {event.timeout_s:g}s for permission to run {event.tool} "
+                    f"(answer it in a BMO native surface such as the TUI)…\n"))
+        elif isinstance(event, ev.PermissionDecided):
+            await self.rt.event("permission_decided", tool=event.tool, decision=event.decision,
+                                decided_by=event.decided_by)
+        return None
+
+    async def _client_left(self, during: str) -> web.StreamResponse:
+        await self.rt.event("client_disconnected", during=during)
+        if self.cancel_on_disconnect:
+            self.run.cancel("client disconnected")
+            await self.rt.event("run_cancelled", run_id=self.run.id, reason="client disconnected")
+            try:
+                async with asyncio.timeout(CANCEL_WAIT_S):
+                    await self.run.wait()
+            except TimeoutError:
+                await self.rt.event("run_cancel_slow", run_id=self.run.id)
+        await self.rt.finish(outcomes.CANCELLED, CLIENT_CLOSED, error=f"client disconnected while {during}",
+                             **self.finish_detail)
+        if self.sse is not None:
+            return self.sse.response
+        return web.Response(status=CLIENT_CLOSED, headers=self.headers)
+
+    async def _finish(self, verdict: Verdict, fin: ev.RunFinished) -> None:
+        detail = {**self.finish_detail, "run_outcome": fin.outcome, "finish_reason": fin.finish_reason,
+                  "usage": {"prompt_tokens": fin.usage.prompt_tokens, "completion_tokens": fin.usage.completion_tokens,
+                            "total_tokens": fin.usage.total_tokens}}
+        if fin.tool_calls:
+            detail["client_tool_calls"] = [c.function.name for c in fin.tool_calls]
+        await self.rt.finish(verdict.outcome, verdict.status, error=verdict.error, **detail)
+
+    def _error_response(self, verdict: Verdict) -> web.Response:
+        response = ApiError(verdict.status, verdict.error or "", code=verdict.code).response()
+        response.headers.update(self.headers)
+        return response
+
+
+async def deliver_text(request: web.Request, rt: CompatRequest, text: str, usage, *, stream: bool,
+                       include_usage: bool, model: str, headers: dict[str, str], outcome: str,
+                       finish_detail: dict | None = None) -> web.StreamResponse:
+    """An answer BMO already has in full (a clarification question, a background task's reply)."""
+    answer = Answer(rt.request_id, model)
+    detail = dict(finish_detail or {})
+    if not stream:
+        body = answer.completion(text, "stop", usage)
+        await rt.finish(outcome, 200, **detail)
+        return web.Response(body=body, content_type="application/json", headers=headers)
+    sse = SseStream(request, headers)
+    try:
+        await sse.start()
+        await sse.data(answer.role())
+        if text:
+            await sse.data(answer.content(text))
+        await sse.data(answer.finish("stop"))
+        if include_usage:
+            await sse.data(answer.usage(usage))
+        await sse.done()
+    except ClientGone:
+        await rt.event("client_disconnected", during="streaming")
+        await rt.finish(outcomes.CANCELLED, CLIENT_CLOSED, error="client disconnected while streaming", **detail)
+        return sse.response
+    await rt.finish(outcome, 200, **detail)
+    return sse.response

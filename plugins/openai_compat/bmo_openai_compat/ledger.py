@@ -1,0 +1,204 @@
+"""The run ledger: one row per compat request and its event timeline, in the host's SQLite.
+
+Writes are grouped: every write waiting while one is in flight goes into the next single
+database job. A write that fails (disk full, locked, a trigger refusing it) never reaches the
+request: the statements are kept, in order, and replayed in front of the next write, the
+sticky ``degraded`` flag is set, and the first write that lands again clears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from bmo.store.database import StoreError
+
+# Statements kept for replay while the store refuses writes; the oldest go first past this.
+MAX_PENDING = 5000
+
+Statement = tuple[str, tuple]
+
+RUN_COLUMNS = (
+    "request_id", "route", "kind", "status", "outcome", "http_status", "session_id", "run_id", "model",
+    "stream", "is_session_reuse", "client_ua", "requester", "started_at", "finished_at", "elapsed_ms", "error",
+)
+
+
+class Ledger:
+    """Writes and reads of ``openai_compat_runs`` / ``openai_compat_run_events``."""
+
+    def __init__(self, db, emit: Callable[..., Any]):
+        self.db = db
+        self._emit = emit
+        self.degraded = False
+        self.failures = 0  # writes refused since the server started
+        self.last_error = ""
+        self.dropped = 0  # kept statements given up because MAX_PENDING was reached
+        self._pending: list[Statement] = []
+        self._queue: list[tuple[list[Statement], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
+
+    # -- writes ----------------------------------------------------------------------
+    async def write(self, statements: list[Statement]) -> bool:
+        """Persist ``statements`` in order; False (never an exception) when the store refused."""
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((statements, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(fut)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            statements = self._pending + [s for stmts, _ in batch for s in stmts]
+            try:
+                await self.db.run_write(lambda conn: _execute_all(conn, statements))
+                ok, error = True, ""
+            except (StoreError, Exception) as exc:  # noqa: BLE001 - any refusal degrades, none escapes
+                ok, error = False, f"{type(exc).__name__}: {exc}"
+            self._settle(ok, error, statements)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(ok)
+
+    def _settle(self, ok: bool, error: str, statements: list[Statement]) -> None:
+        if ok:
+            self._pending = []
+            if self.degraded:
+                self.degraded = False
+                self._emit("openai_compat.ledger_recovered", "info", failures=self.failures)
+            return
+        self.failures += 1
+        self.last_error = error
+        overflow = len(statements) - MAX_PENDING
+        if overflow > 0:
+            self.dropped += overflow
+            statements = statements[overflow:]
+        self._pending = statements
+        if not self.degraded:
+            self.degraded = True
+            self._emit("openai_compat.ledger_degraded", "warn", outcome="persist_failed", error=error)
+
+    def keep_for_replay(self, statements: list[Statement]) -> None:
+        """Queue statements behind the ones already waiting, without trying the store now."""
+        self._pending.extend(statements)
+
+    async def drain(self) -> None:
+        """Wait for writes in flight (used at shutdown and by tests)."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+
+    # -- statements ------------------------------------------------------------------
+    @staticmethod
+    def insert_run(row: dict[str, Any]) -> Statement:
+        cols = [c for c in RUN_COLUMNS if c in row]
+        sql = f"INSERT INTO openai_compat_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        return sql, tuple(_sql_value(row[c]) for c in cols)
+
+    @staticmethod
+    def update_run(request_id: str, fields: dict[str, Any]) -> Statement:
+        cols = [c for c in RUN_COLUMNS if c in fields and c != "request_id"]
+        sql = f"UPDATE openai_compat_runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE request_id = ?"
+        return sql, (*(_sql_value(fields[c]) for c in cols), request_id)
+
+    @staticmethod
+    def insert_event(
+        request_id: str, seq: int, event: str, at: str, elapsed_ms: int, detail: dict[str, Any],
+        *, terminal: bool = False, outcome: str | None = None,
+    ) -> Statement:
+        return (
+            "INSERT INTO openai_compat_run_events (request_id, seq, event, at, elapsed_ms, terminal, outcome, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, seq, event, at, elapsed_ms, int(terminal), outcome, msgspec.json.encode(detail).decode()),
+        )
+
+    # -- reads -----------------------------------------------------------------------
+    async def list_runs(
+        self, *, limit: int, after: str | None = None, route: str | None = None,
+        outcome: str | None = None, session_id: str | None = None, exclude: str | None = None,
+    ) -> tuple[list[dict], bool]:
+        """Newest first; ``after`` is the ``request_id`` the previous page ended with."""
+        where, params = [], []
+        if exclude is not None:  # the list request's own row, still running
+            where.append("request_id != ?")
+            params.append(exclude)
+        if after is not None:
+            where.append("id < (SELECT id FROM openai_compat_runs WHERE request_id = ?)")
+            params.append(after)
+        for column, value in (("route", route), ("outcome", outcome), ("session_id", session_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM openai_compat_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = await self.db.fetchall(sql, (*params, limit + 1))
+        return [_run_row(r) for r in rows[:limit]], len(rows) > limit
+
+    async def get_run(self, request_id: str) -> dict | None:
+        row = await self.db.fetchone(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM openai_compat_runs WHERE request_id = ?", (request_id,)
+        )
+        return _run_row(row) if row else None
+
+    async def has_run(self, request_id: str) -> bool:
+        row = await self.db.fetchone("SELECT 1 AS hit FROM openai_compat_runs WHERE request_id = ?", (request_id,))
+        return row is not None
+
+    async def events(self, request_id: str) -> list[dict]:
+        rows = await self.db.fetchall(
+            "SELECT seq, event, at, elapsed_ms, terminal, outcome, detail FROM openai_compat_run_events"
+            " WHERE request_id = ? ORDER BY seq",
+            (request_id,),
+        )
+        return [_event_row(r) for r in rows]
+
+    async def summary(self) -> dict[str, Any]:
+        """Ledger size, per-route counts, top-5 User-Agents and the last 5 terminal outcomes."""
+        size = await self.db.fetchone("SELECT COUNT(*) AS runs FROM openai_compat_runs")
+        events = await self.db.fetchone("SELECT COUNT(*) AS events FROM openai_compat_run_events")
+        routes = await self.db.fetchall(
+            "SELECT route, COUNT(*) AS count FROM openai_compat_runs GROUP BY route ORDER BY route"
+        )
+        agents = await self.db.fetchall(
+            "SELECT client_ua, COUNT(*) AS count FROM openai_compat_runs"
+            " GROUP BY client_ua ORDER BY count DESC, client_ua LIMIT 5"
+        )
+        last = await self.db.fetchall(
+            "SELECT request_id, outcome, elapsed_ms, at FROM openai_compat_run_events"
+            " WHERE terminal = 1 ORDER BY id DESC LIMIT 5"
+        )
+        return {
+            "runs": size["runs"] if size else 0,
+            "events": events["events"] if events else 0,
+            "routes": {r["route"]: r["count"] for r in routes},
+            "top_user_agents": [{"client_ua": r["client_ua"], "count": r["count"]} for r in agents],
+            "last_outcomes": last,
+        }
+
+
+def _execute_all(conn, statements: list[Statement]) -> None:
+    for sql, params in statements:
+        conn.execute(sql, params)
+
+
+def _sql_value(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _run_row(row: dict) -> dict:
+    row = dict(row)
+    row["stream"] = bool(row["stream"])
+    row["is_session_reuse"] = bool(row["is_session_reuse"])
+    return row
+
+
+def _event_row(row: dict) -> dict:
+    row = dict(row)
+    row["terminal"] = bool(row["terminal"])
+    row["detail"] = msgspec.json.decode(row["detail"]) if row["detail"] else {}
+    return row

@@ -1,0 +1,124 @@
+"""The read routes: ``/v1/models``, the run ledger's list and timeline, and the posture snapshot."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from aiohttp import web
+
+from bmo.server.app import get_host
+from bmo_openai_compat import outcomes, wire
+from bmo_openai_compat.common import compat_error, disabled_error, guarded, identity_headers
+from bmo_openai_compat.posture import build_snapshot
+from bmo_openai_compat.request_trace import CompatRequest
+from bmo_openai_compat.state import advertised_model_ids, state_of
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+# Model objects carry the time the server started: providers do not tell us when a model was made.
+_STARTED = int(time.time())
+
+
+def _begin(request: web.Request, route: str) -> CompatRequest:
+    host = get_host(request)
+    state = state_of(host)
+    if not state.options.enabled:
+        raise disabled_error()
+    return CompatRequest(host, state.ledger, state.options, request, route)
+
+
+def _json(rt: CompatRequest, body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json", headers=identity_headers(rt))
+
+
+async def list_models(request: web.Request) -> web.StreamResponse:
+    rt = _begin(request, outcomes.MODELS_LIST)
+
+    async def work() -> web.Response:
+        await rt.fire()
+        ids = advertised_model_ids(rt.host)
+        body = wire.encode(wire.ModelList(data=[
+            wire.ModelObject(id=m, created=_STARTED, owned_by=m.split("/", 1)[0] if "/" in m else "bmo") for m in ids
+        ]))
+        await rt.finish(outcomes.FINAL_ANSWER, 200, models=len(ids))
+        return _json(rt, body)
+
+    return await guarded(rt, work)
+
+
+def _query_choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if value not in allowed:
+        raise compat_error(400, f"Query parameter {name}={value!r} is not one of: {', '.join(allowed)}.", param=name)
+    return value
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise compat_error(400, f"Query parameter limit={raw!r} must be a whole number from 1 to {MAX_LIMIT}.",
+                           param="limit")
+    return value
+
+
+async def list_runs(request: web.Request) -> web.StreamResponse:
+    rt = _begin(request, outcomes.RUNS_LIST)
+
+    async def work() -> web.Response:
+        await rt.fire()
+        limit = _limit(request)
+        route = _query_choice(request, "route", outcomes.ROUTES)
+        outcome = _query_choice(request, "outcome", outcomes.OUTCOMES)
+        session_id = request.query.get("session_id")
+        after = request.query.get("after")
+        if after is not None and not await rt.ledger.has_run(after):
+            raise compat_error(400, f"Query parameter after={after!r} is not a request_id in the ledger; pass the "
+                                    "last_id of the previous page.", param="after")
+        rows, has_more = await rt.ledger.list_runs(
+            limit=limit, after=after, route=route, outcome=outcome, session_id=session_id, exclude=rt.request_id,
+        )
+        data = [msgspec.convert(row, wire.RunRecord) for row in rows]
+        body = wire.encode(wire.RunPage(
+            data=data, first_id=data[0].request_id if data else None, last_id=data[-1].request_id if data else None,
+            has_more=has_more,
+        ))
+        await rt.finish(outcomes.FINAL_ANSWER, 200, returned=len(data))
+        return _json(rt, body)
+
+    return await guarded(rt, work)
+
+
+async def list_run_events(request: web.Request) -> web.StreamResponse:
+    rt = _begin(request, outcomes.RUN_EVENTS_LIST)
+    request_id = request.match_info["request_id"]
+
+    async def work() -> web.Response:
+        await rt.fire()
+        if not await rt.ledger.has_run(request_id):
+            raise compat_error(404, f"No compat request {request_id!r} in the run ledger; GET /v1/openai-compat/runs "
+                                    "lists the request ids.", param="request_id", code="run_not_found")
+        events = await rt.ledger.events(request_id)
+        body = wire.encode(wire.RunEventList(
+            request_id=request_id, data=[msgspec.convert(e, wire.RunEvent) for e in events],
+        ))
+        await rt.finish(outcomes.FINAL_ANSWER, 200, returned=len(events), of_request=request_id)
+        return _json(rt, body)
+
+    return await guarded(rt, work)
+
+
+async def posture(request: web.Request) -> web.Response:
+    """The live snapshot; a read of the ledger, not a compat request of its own."""
+    host = get_host(request)
+    if not state_of(host).options.enabled:
+        raise disabled_error()
+    return web.Response(body=msgspec.json.encode(await build_snapshot(host)), content_type="application/json")

@@ -1,0 +1,47 @@
+"""The run ledger's tables, applied through the host's migrations."""
+
+from __future__ import annotations
+
+OWNER = "openai_compat"
+
+V1 = """
+CREATE TABLE openai_compat_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    route TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'chat',
+    status TEXT NOT NULL DEFAULT 'running',
+    outcome TEXT,
+    http_status INTEGER,
+    session_id TEXT NOT NULL DEFAULT '',
+    run_id TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    stream INTEGER NOT NULL DEFAULT 0,
+    is_session_reuse INTEGER NOT NULL DEFAULT 0,
+    client_ua TEXT NOT NULL DEFAULT '',
+    requester TEXT NOT NULL DEFAULT '',
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    elapsed_ms INTEGER,
+    error TEXT
+);
+CREATE INDEX openai_compat_runs_route ON openai_compat_runs (route, id);
+CREATE INDEX openai_compat_runs_outcome ON openai_compat_runs (outcome, id);
+CREATE INDEX openai_compat_runs_session ON openai_compat_runs (session_id, id);
+CREATE INDEX openai_compat_runs_ua ON openai_compat_runs (client_ua);
+CREATE TABLE openai_compat_run_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    at TEXT NOT NULL,
+    elapsed_ms INTEGER NOT NULL,
+    terminal INTEGER NOT NULL DEFAULT 0,
+    outcome TEXT,
+    detail TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (request_id, seq)
+);
+CREATE INDEX openai_compat_run_events_terminal ON openai_compat_run_events (terminal, id);
+"""
+
+MIGRATIONS = ((1, V1),)

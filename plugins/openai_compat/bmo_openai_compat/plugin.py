@@ -1,0 +1,108 @@
+"""The plugin's registration with the host: config, CLI, tables, routes, posture surfaces."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bmo.hookspecs import hookimpl
+from bmo_openai_compat import config_show, outcomes
+from bmo_openai_compat.chat import chat_completions
+from bmo_openai_compat.config import SECTION, OpenAICompatOptions
+from bmo_openai_compat.hookspecs import ensure_hookspecs
+from bmo_openai_compat.ledger import Ledger
+from bmo_openai_compat.listing import list_models, list_run_events, list_runs, posture
+from bmo_openai_compat.migrations import MIGRATIONS, OWNER
+from bmo_openai_compat.posture import OpenAICompatStatusTool, build_snapshot, sidebar_value, slash_openai_compat
+from bmo_openai_compat.request_trace import CompatRequest
+from bmo_openai_compat.sessions import SESSION_HEADER
+from bmo_openai_compat.state import state_of
+
+# (method, path, handler, route label for records; None: not a recorded compat request)
+ROUTES = (
+    ("POST", "/v1/chat/completions", chat_completions, outcomes.CHAT_COMPLETIONS),
+    ("GET", "/v1/models", list_models, outcomes.MODELS_LIST),
+    ("GET", "/v1/openai-compat/runs", list_runs, outcomes.RUNS_LIST),
+    ("GET", "/v1/openai-compat/runs/{request_id}/events", list_run_events, outcomes.RUN_EVENTS_LIST),
+    ("GET", "/v1/openai-compat/posture", posture, None),
+)
+
+
+@hookimpl
+def bmo_config_sections(register):
+    register(SECTION, OpenAICompatOptions)
+
+
+@hookimpl
+def bmo_config_show(register):
+    register("openai-compat", config_show.render, help=config_show.HELP, example=config_show.EXAMPLE)
+
+
+@hookimpl
+def bmo_migrations(register):
+    for version, sql in MIGRATIONS:
+        register(OWNER, version, sql)
+
+
+def _auth_failure_observer(route: str):
+    """Record a 401 on a compat route as outcome ``auth_failed`` (without reading the body)."""
+
+    async def observe(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+        from bmo.server.app import get_host
+
+        host = get_host(request)
+        state = state_of(host)
+        if not state.options.enabled or state.ledger is None:
+            return response
+        rt = CompatRequest(host, state.ledger, state.options, request, route)
+        session_id = request.headers.get(SESSION_HEADER, "").strip()[:128]
+        rt.set(session_id=session_id, is_session_reuse=bool(session_id))
+        await rt.fire()
+        await rt.finish(outcomes.AUTH_FAILED, response.status, error="missing or wrong bearer token")
+        response.headers["X-Request-Id"] = rt.request_id
+        return response
+
+    return observe
+
+
+@hookimpl
+def bmo_routes(register, host):
+    ensure_hookspecs(host.pm)
+    for method, path, handler, label in ROUTES:
+        if label is None:
+            register(method, path, handler)
+        else:
+            register(method, path, handler, on_auth_failure=_auth_failure_observer(label))
+
+
+@hookimpl
+def bmo_slash_commands(register, host):
+    register("openai-compat", slash_openai_compat,
+             help="Read-only posture of the OpenAI-compatible API: policies, models, ledger, clients, outcomes.")
+
+
+@hookimpl
+def bmo_sidebar_indicators(register, host):
+    register("OpenAI compat", sidebar_value)
+
+
+@hookimpl
+def bmo_tools(register, host):
+    register(OpenAICompatStatusTool())
+
+
+@hookimpl
+def bmo_posture(register, host):
+    register("openai_compat", build_snapshot)
+
+
+@hookimpl
+def bmo_startup(host):
+    ensure_hookspecs(host.pm)
+    state_of(host).ledger = Ledger(host.db, host.emit)
+
+
+@hookimpl
+async def bmo_shutdown(host):
+    state = state_of(host)
+    if state.ledger is not None:
+        await state.ledger.drain()

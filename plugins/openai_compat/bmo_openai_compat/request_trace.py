@@ -1,0 +1,201 @@
+"""One compat request, observed: its ledger row and timeline, its two records, its span.
+
+``fire()`` writes the ``openai_compat.fired`` record, the ledger row and the first timeline
+event, and opens the request's OpenTelemetry span: a child of the host's HTTP span, which
+itself continues the caller's W3C ``traceparent`` when one is sent. ``finish()`` runs exactly once: the terminal timeline
+event, the row's outcome, the ``openai_compat.action`` record and the span's end.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from bmo.tracing.records import now_iso
+from bmo_openai_compat import outcomes
+from bmo_openai_compat.ledger import Ledger
+
+UA_LIMIT_BYTES = 64
+FIRED = "openai_compat.fired"
+ACTION = "openai_compat.action"
+
+
+def new_request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:24]}"
+
+
+def truncate_ua(value: str) -> str:
+    """The User-Agent cut to 64 bytes without splitting a character."""
+    return value.encode("utf-8")[:UA_LIMIT_BYTES].decode("utf-8", errors="ignore")
+
+
+class CompatRequest:
+    """Bookkeeping for one request of a compat route; fields fill in as the handler learns them."""
+
+    def __init__(self, host, ledger: Ledger, options, request, route: str, *, kind: str = "chat"):
+        self.host = host
+        self.ledger = ledger
+        self.request_id = new_request_id()
+        self.route = route
+        self.kind = kind
+        self.session_id = ""
+        self.tool_policy = options.tool_policy
+        self.ambiguity_action = options.ambiguity_action
+        self.model = ""
+        self.stream = False
+        self.is_session_reuse = False
+        self.client_ua = truncate_ua(request.headers.get("User-Agent", ""))
+        self.requester = ""
+        self.run_id = ""
+        self.started_at = now_iso()
+        self._t0 = time.monotonic()
+        self._seq = 0
+        self._method = request.method
+        self._path = request.path
+        self.span = None
+        self.persist_failed = False
+        self.fired = False
+        self.outcome: str | None = None
+        self.status: int | None = None
+
+    # -- fields shared by both records, the row and the span -------------------------------
+    def fields(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "session_id": self.session_id,
+            "route": self.route,
+            "kind": self.kind,
+            "tool_policy": self.tool_policy,
+            "ambiguity_action": self.ambiguity_action,
+            "model": self.model,
+            "stream": self.stream,
+            "is_session_reuse": self.is_session_reuse,
+            "client_ua": self.client_ua,
+        }
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def fire(self) -> None:
+        """Route entry: the fired record, the span, the ledger row and the ``received`` event."""
+        if self.fired:
+            return
+        self.fired = True
+        fields = self.fields()
+        self.host.emit(FIRED, "info", **fields)
+        tracer = self.host.tracer or trace.get_tracer("bmo")
+        self.span = tracer.start_span(
+            f"openai_compat.{self.route}", kind=SpanKind.INTERNAL,
+            attributes={
+                **{f"openai_compat.{k}": v for k, v in fields.items()},
+                "http.request.method": self._method,
+                "url.path": self._path,
+                "user_agent.original": self.client_ua,
+            },
+        )
+        row = {**fields, "status": "running", "requester": self.requester, "started_at": self.started_at}
+        ok = await self.ledger.write([
+            Ledger.insert_run(row),
+            self._event_statement("received", {"path": self._path, "method": self._method}),
+        ])
+        self._note(ok)
+
+    @contextmanager
+    def active(self):
+        """Make the request's span current, so the agent's model and tool spans become its children."""
+        if self.span is None:
+            yield
+            return
+        with trace.use_span(self.span, end_on_exit=False):
+            yield
+
+    async def event(self, name: str, **detail: Any) -> None:
+        """Add a timeline event (never raises; a refused write marks the request persist_failed)."""
+        if not self.fired or self.outcome is not None:
+            return
+        self._note(await self.ledger.write([self._event_statement(name, detail)]))
+
+    def set(self, **fields: Any) -> None:
+        """Fill in fields learned after entry; the row and the span get them at the end."""
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    async def finish(self, outcome: str, status: int, *, error: str | None = None, **detail: Any) -> None:
+        """The terminal event, row update, ``openai_compat.action`` record and span end; once."""
+        if self.outcome is not None:
+            return
+        if not self.fired:
+            await self.fire()
+        served = outcome
+        if self.persist_failed:
+            outcome = outcomes.PERSIST_FAILED
+        self.outcome, self.status = outcome, status
+        elapsed = self.elapsed_ms()
+        detail = {**detail, "status": status}
+        if error:
+            detail["error"] = error
+        if served != outcome:
+            detail["served_outcome"] = served
+        final = self._final_fields(outcome, status, elapsed, error)
+        ok = await self.ledger.write([
+            self._event_statement("terminal", detail, terminal=True, outcome=outcome, elapsed=elapsed),
+            Ledger.update_run(self.request_id, final),
+        ])
+        if not ok and outcome != outcomes.PERSIST_FAILED:
+            # The terminal write waits for replay; make the replayed row tell the same story.
+            self.persist_failed = True
+            served, outcome = outcome, outcomes.PERSIST_FAILED
+            self.outcome = outcome
+            self.ledger.keep_for_replay([
+                Ledger.update_run(self.request_id, {"outcome": outcome}),
+                ("UPDATE openai_compat_run_events SET outcome = ?, detail = json_set(detail, '$.served_outcome', ?)"
+                 " WHERE request_id = ? AND terminal = 1", (outcome, served, self.request_id)),
+            ])
+        record = {**self.fields(), "outcome": outcome, "status": status, "elapsed_ms": elapsed,
+                  "run_id": self.run_id, "requester": self.requester}
+        if error:
+            record["error"] = error
+        if served != outcome:
+            record["served_outcome"] = served
+        self.host.emit(ACTION, outcomes.SEVERITY[outcome], **record)
+        self._end_span(outcome, status, error, served)
+
+    # -- internals ----------------------------------------------------------------------
+    def _final_fields(self, outcome: str, status: int, elapsed: int, error: str | None) -> dict[str, Any]:
+        return {
+            **self.fields(), "status": "finished", "outcome": outcome, "http_status": status,
+            "run_id": self.run_id, "requester": self.requester, "finished_at": now_iso(),
+            "elapsed_ms": elapsed, "error": error,
+        }
+
+    def _event_statement(self, name: str, detail: dict, *, terminal: bool = False,
+                         outcome: str | None = None, elapsed: int | None = None):
+        self._seq += 1
+        return Ledger.insert_event(
+            self.request_id, self._seq, name, now_iso(),
+            self.elapsed_ms() if elapsed is None else elapsed, detail, terminal=terminal, outcome=outcome,
+        )
+
+    def _note(self, ok: bool) -> None:
+        if not ok:
+            self.persist_failed = True
+
+    def _end_span(self, outcome: str, status: int, error: str | None, served: str) -> None:
+        if self.span is None:
+            return
+        for key, value in self.fields().items():
+            self.span.set_attribute(f"openai_compat.{key}", value)
+        self.span.set_attribute("openai_compat.outcome", outcome)
+        self.span.set_attribute("openai_compat.run_id", self.run_id)
+        self.span.set_attribute("http.response.status_code", status)
+        if served != outcome:
+            self.span.set_attribute("openai_compat.served_outcome", served)
+        if status >= 500 or outcome == outcomes.ERROR_500:
+            self.span.set_status(Status(StatusCode.ERROR, error or outcome))
+        self.span.end()

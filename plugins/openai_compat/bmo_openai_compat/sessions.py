@@ -1,0 +1,45 @@
+"""Which messages of a chat request are new to BMO's session, in the agent's message shape."""
+
+from __future__ import annotations
+
+import re
+
+from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
+from bmo.server.errors import ApiError
+from bmo_openai_compat.wire import RequestMessage, message_text
+
+SESSION_HEADER = "X-BMO-Session-Id"
+RESUME_HEADER = "X-BMO-Resume"
+_SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+
+
+def check_session_id(value: str, source: str = SESSION_HEADER) -> str:
+    value = value.strip()
+    if not _SESSION_ID.match(value):
+        raise ApiError(400, f"{source} {value[:40]!r} is not a usable session id: use 1-128 characters from "
+                            "letters, digits and . _ : @ -", param=source)
+    return value
+
+
+def to_agent(message: RequestMessage) -> ChatMessage:
+    role = "system" if message.role == "developer" else message.role
+    calls = None
+    if message.tool_calls:
+        calls = [ToolCall(id=c.id, function=FunctionCall(name=c.function.name, arguments=c.function.arguments))
+                 for c in message.tool_calls]
+    return ChatMessage(role=role, content=message_text(message.content), tool_calls=calls,
+                       tool_call_id=message.tool_call_id, name=message.name)
+
+
+def new_messages(request_messages: list[RequestMessage], history: list[ChatMessage]) -> list[ChatMessage]:
+    """What to append to a session: everything when it has no history, else what follows the last answer.
+
+    BMO's copy of the conversation is authoritative (it holds BMO's own tool calls), so what the
+    client re-sends before its last assistant message is not appended again; system prompts only
+    count when the session starts.
+    """
+    converted = [to_agent(m) for m in request_messages]
+    if not history:
+        return converted
+    last_answer = max((i for i, m in enumerate(converted) if m.role == "assistant"), default=-1)
+    return [m for m in converted[last_answer + 1:] if m.role != "system"]
