@@ -22,7 +22,8 @@ from bmo.tracing.records import RecordLog
 HOST_KEY = web.AppKey("bmo_host", Host)
 # Route template -> on_auth_failure(request, response) callbacks routes asked for.
 AUTH_FAILURE_KEY = web.AppKey("bmo_auth_failure", dict)
-_SHUTDOWN_DONE_KEY = web.AppKey("bmo_shutdown_done", bool)
+# {"done": bool}: whether on_shutdown already ran the plugins' shutdown hooks.
+_SHUTDOWN_STATE_KEY = web.AppKey("bmo_shutdown_state", dict)
 
 
 def get_host(request: web.Request) -> Host:
@@ -135,6 +136,7 @@ def create_app(host: Host) -> web.Application:
         if spec.on_auth_failure is not None:
             app[AUTH_FAILURE_KEY][route.resource.canonical] = spec.on_auth_failure
     app.cleanup_ctx.append(_resources)
+    app[_SHUTDOWN_STATE_KEY] = {"done": False}
     app.on_shutdown.append(_plugins_shutdown)
     return app
 
@@ -169,7 +171,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if not app.get(_SHUTDOWN_DONE_KEY):  # on_shutdown does not run when startup of a later step failed
+        if not app[_SHUTDOWN_STATE_KEY]["done"]:  # on_shutdown does not run when startup of a later step failed
             await _run_shutdown_hooks(host)
         host.emit("bmo.stopped", addr=host.serve.addr)
         await _close_resources(host)
@@ -177,7 +179,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 async def _plugins_shutdown(app: web.Application) -> None:
     """Stop accepting is done; tell plugins to wind down (cancel runs) before in-flight requests are awaited."""
-    app[_SHUTDOWN_DONE_KEY] = True
+    app[_SHUTDOWN_STATE_KEY]["done"] = True
     await _run_shutdown_hooks(app[HOST_KEY])
 
 

@@ -54,8 +54,14 @@ async def start_server(
     load_plugins: str | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    plugins: tuple[object, ...] | list[object] = (),
 ) -> RunningServer:
-    """Serve BMO in this process on 127.0.0.1:<free port> with the given config text."""
+    """Serve BMO in this process on 127.0.0.1:<free port> with the given config text.
+
+    ``load_plugins`` is like ``BMO_LOAD_PLUGINS`` (None: every entry point; "": host only);
+    ``plugins`` are extra plugin objects (e.g. a test's throwaway class) registered on this
+    server's own plugin manager. ``env`` replaces ``os.environ`` for config and tracing.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     files = []
     if config_toml:
@@ -64,6 +70,8 @@ async def start_server(
         files.append(cfg)
     env = {"XDG_CONFIG_HOME": str(data_dir / "xdg"), **(env or {})}
     pm = create_plugin_manager(load_plugins)
+    for index, plugin in enumerate(plugins):
+        pm.register(plugin, name=f"test-plugin-{index}-{type(plugin).__name__}")
     config = load_config(
         pm, config_files=tuple(files), env=env, cwd=cwd or data_dir,
         overrides={"storage.data_dir": str(data_dir)},

@@ -11,7 +11,8 @@ import pytest
 from bmo.testing.harness import clean_env, spawn_serve
 
 HOST_DEFAULTS = {"bmo.defaults.core_config", "bmo.defaults.health", "bmo.agent.plugin"}
-HELLO_HOOKS = ["bmo_config_sections", "bmo_config_show", "bmo_routes", "bmo_sidebar_indicators", "bmo_slash_commands"]
+HELLO_HOOKS = ["bmo_config_sections", "bmo_config_show", "bmo_migrations", "bmo_routes", "bmo_sidebar_indicators",
+               "bmo_slash_commands"]
 
 
 def http(method: str, url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
@@ -80,7 +81,8 @@ def test_the_hello_route_slash_and_sidebar_answer_through_bmo_serve(tmp_path):
                          env=clean_env(tmp_path, BMO_LOAD_PLUGINS="hello"))
     try:
         assert server.url, server.stderr()
-        assert http("GET", server.url + "/v1/hello?name=Ada", "tok") == (200, {"object": "hello", "message": "Hello, Ada!", "requester": ""})
+        assert http("GET", server.url + "/v1/hello?name=Ada", "tok") == (
+            200, {"object": "hello", "message": "Hello, Ada!", "requester": "", "visit": 1})
         status, body = http("GET", server.url + "/v1/hello")
         assert status == 401 and body["error"]["code"] == "invalid_api_key"
         status, body = http("POST", server.url + "/v1/bmo/slash", "tok", {"command": "/hello Bob"})

@@ -1,7 +1,8 @@
 """The hello plugin: every kind of contribution a third party usually makes, once.
 
 - config section ``[options.hello]`` and ``bmo config show-hello``
-- route ``GET /v1/hello``
+- a table of its own, ``hello_visits``, created by a migration
+- route ``GET /v1/hello`` (records each visit, with the trusted requester if any)
 - slash command ``/hello [name]``
 - sidebar indicator ``Hello: <greeting>``
 """
@@ -53,15 +54,31 @@ def bmo_config_show(register):
     )
 
 
+@hookimpl
+def bmo_migrations(register):
+    register("hello", 1, """
+        CREATE TABLE hello_visits (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            requester TEXT NOT NULL DEFAULT '',
+            at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        )
+    """)
+
+
 async def hello_route(request: web.Request) -> web.Response:
     host = get_host(request)
     options = host.config.section(SECTION)
-    name = request.query.get("name", "")
+    name = request.query.get("name", "") or options.name
+    # Set only when a trusted proxy asserted who is asking (BMO_REQUESTER_TRUSTED_PROXIES).
+    requester = requester_label(request.get("requester"))
+    # The store's single writer commits it; the response is sent only once the row is durable.
+    visit_id = await host.db.write("INSERT INTO hello_visits (name, requester) VALUES (?, ?)", (name, requester))
     return web.json_response({
         "object": "hello",
         "message": greet(options, name),
-        # Set only when a trusted proxy asserted who is asking (BMO_REQUESTER_TRUSTED_PROXIES).
-        "requester": requester_label(request.get("requester")),
+        "requester": requester,
+        "visit": visit_id,
     })
 
 
