@@ -1,0 +1,1 @@
+"""The native session API: ``/v1/sessions`` for the TUI and scripts."""

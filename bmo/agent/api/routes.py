@@ -1,0 +1,313 @@
+"""Native session API handlers: sessions, messages streamed as SSE, permissions, cancel, follow.
+
+Every error leaves as the OpenAI error envelope (``ApiError``), naming the field to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import msgspec
+from aiohttp import web
+
+from bmo.agent import outcomes
+from bmo.agent.api.sse import event_frame, open_stream, pumped, relay
+from bmo.agent.errors import AgentError, SessionBusy
+from bmo.agent.events import RunFinished
+from bmo.agent.messages import ChatMessage
+from bmo.agent.permissions import DECISIONS
+from bmo.agent.run import PERMISSION_MODES, RunPolicy
+from bmo.agent.tools.base import TOOL_CLASSES
+from bmo.server.auth import requester_label
+from bmo.server.errors import ApiError
+
+SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+KEEPALIVE_S = 10.0
+
+
+class CreateSessionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    model: str | None = None
+    id: str | None = None
+
+
+class PostMessageBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    content: str | None = None  # one user message
+    messages: list[ChatMessage] | None = None  # or several messages (e.g. tool results)
+    stream: bool = True
+    model: str | None = None  # this run only; the session keeps its own
+    permission_mode: str = "ask"
+    allowed_classes: list[str] | None = None
+    max_steps: int | None = None
+    permission_timeout_s: float | None = None
+
+
+class DecisionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    decision: str
+
+
+class CancelBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: str = "cancelled by request"
+    run_id: str | None = None
+
+
+def _coordinator(request: web.Request):
+    from bmo.server.app import get_host
+
+    coordinator = get_host(request).coordinator
+    if coordinator is None:
+        raise ApiError(503, "The agent coordinator is not running.")
+    return coordinator
+
+
+def _requester(request: web.Request) -> str:
+    return requester_label(request.get("requester"))
+
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+
+
+async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
+    """The JSON body as ``kind``; a 400 naming the field otherwise."""
+    raw = await request.read()
+    if not raw.strip():
+        if empty_ok:
+            return kind()
+        raise ApiError(400, "The request body must be a JSON object.")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.DecodeError:
+        raise ApiError(400, "The request body is not valid JSON; send a JSON object.") from None
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _AT.search(message)
+        param = match.group("path") if match else None
+        unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+        if unknown:
+            field = ".".join(p for p in (param, unknown.group(1)) if p)
+            raise ApiError(400, f"Unknown field '{field}'; remove it (see docs/agent.md for the fields).", param=field) from None
+        text = message[: match.start()] if match else message
+        raise ApiError(400, f"Invalid field '{param or 'body'}': {text}.", param=param) from None
+
+
+async def _session_or_404(coordinator, session_id: str):
+    session = await coordinator.get_session(session_id)
+    if session is None:
+        raise ApiError(404, f"No session with id '{session_id}'. POST /v1/sessions creates one; GET /v1/sessions lists them.",
+                       param="session_id", code="session_not_found")
+    return session
+
+
+def _model_error(exc: AgentError, param: str = "model") -> ApiError:
+    code = "model_not_found" if exc.status == 404 else "no_provider"
+    return ApiError(exc.status, str(exc), param=param, code=code)
+
+
+# -- sessions ---------------------------------------------------------------------------
+async def create_session(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    body = await decode(request, CreateSessionBody, empty_ok=True)
+    model = body.model or co.default_model()
+    try:
+        co.check_model(model)
+    except AgentError as exc:
+        raise _model_error(exc) from None
+    if body.id is not None and not SESSION_ID.match(body.id):
+        raise ApiError(400, "Field 'id' must be 1-128 characters of letters, digits, '.', '_', ':' or '-'.", param="id")
+    if body.id and await co.get_session(body.id) is not None:
+        raise ApiError(409, f"A session with id '{body.id}' already exists.", param="id", code="session_exists")
+    session = await co.create_session(session_id=body.id, model=model, requester=_requester(request))
+    return web.json_response(session.describe(), status=201)
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        raise ApiError(400, "Query parameter 'limit' must be an integer from 1 to 100.", param="limit") from None
+    if not 1 <= limit <= 100:
+        raise ApiError(400, "Query parameter 'limit' must be an integer from 1 to 100.", param="limit")
+    include = request.query.get("include_ephemeral", "false").lower() in ("1", "true", "yes")
+    sessions = await co.list_sessions(limit=limit + 1, after=request.query.get("after"), include_ephemeral=include)
+    page = sessions[:limit]
+    data = [s.describe() for s in page]
+    return web.json_response({"object": "list", "data": data, "has_more": len(sessions) > limit,
+                              "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"])
+    messages = await session.messages()
+    run = co.active_run(session.id)
+    runs = await co.store.run_rows(session.id, limit=20)
+    return web.json_response({
+        **session.describe(),
+        "messages": [msgspec.to_builtins(m) for m in messages],
+        "active_run": run.describe() if run is not None else None,
+        "runs": runs,
+        "pending_permissions": co.pending_permissions(session.id),
+    })
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    session_id = request.match_info["session_id"]
+    await _session_or_404(co, session_id)
+    await co.delete_session(session_id, requester=_requester(request))
+    return web.json_response({"id": session_id, "object": "bmo.session.deleted", "deleted": True})
+
+
+# -- runs -------------------------------------------------------------------------------
+def _policy(body: PostMessageBody) -> RunPolicy:
+    if body.permission_mode not in PERMISSION_MODES:
+        raise ApiError(400, f"Field 'permission_mode' must be one of {', '.join(PERMISSION_MODES)}.", param="permission_mode")
+    classes = None
+    if body.allowed_classes is not None:
+        bad = [c for c in body.allowed_classes if c not in TOOL_CLASSES]
+        if bad:
+            raise ApiError(400, f"Field 'allowed_classes' has unknown class {bad[0]!r}; use {', '.join(TOOL_CLASSES)}.",
+                           param="allowed_classes")
+        classes = frozenset(body.allowed_classes)
+    if body.max_steps is not None and body.max_steps < 1:
+        raise ApiError(400, "Field 'max_steps' must be at least 1.", param="max_steps")
+    if body.permission_timeout_s is not None and body.permission_timeout_s <= 0:
+        raise ApiError(400, "Field 'permission_timeout_s' must be a positive number of seconds.", param="permission_timeout_s")
+    return RunPolicy(permission_mode=body.permission_mode, allowed_classes=classes, max_steps=body.max_steps,
+                     permission_timeout_s=body.permission_timeout_s, origin="native")
+
+
+def _new_messages(body: PostMessageBody) -> list[ChatMessage]:
+    if (body.content is None) == (body.messages is None):
+        raise ApiError(400, "Send exactly one of 'content' (a user message) or 'messages' (a list).", param="content")
+    if body.content is not None:
+        if not body.content.strip():
+            raise ApiError(400, "Field 'content' must not be empty.", param="content")
+        return [ChatMessage(role="user", content=body.content)]
+    assert body.messages is not None
+    if not body.messages:
+        raise ApiError(400, "Field 'messages' must not be empty.", param="messages")
+    for i, m in enumerate(body.messages):
+        if m.role not in ("user", "tool", "system", "assistant"):
+            raise ApiError(400, f"messages[{i}].role must be user, assistant, system or tool.", param=f"messages[{i}].role")
+        if m.role == "tool" and not m.tool_call_id:
+            raise ApiError(400, f"messages[{i}] is a tool result and needs 'tool_call_id'.", param=f"messages[{i}].tool_call_id")
+    return list(body.messages)
+
+
+async def post_message(request: web.Request) -> web.StreamResponse:
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"])
+    body = await decode(request, PostMessageBody)
+    messages = _new_messages(body)
+    policy = _policy(body)
+    model = body.model or session.model
+    try:
+        co.check_model(model)
+    except AgentError as exc:
+        raise _model_error(exc) from None
+    try:
+        run = await co.start_run(session, messages, policy=policy, model=model, requester=_requester(request))
+    except SessionBusy as exc:
+        raise ApiError(409, f"{exc} Wait for it to finish, follow it with GET /v1/sessions/{session.id}/events, "
+                            f"or cancel it with POST /v1/sessions/{session.id}/cancel.",
+                       code="session_busy", headers={"X-BMO-Run-Id": exc.run_id}) from None
+    headers = {"X-BMO-Session-Id": session.id, "X-BMO-Run-Id": run.id}
+    if not body.stream:
+        result = await run.wait()
+        _raise_for_error(result, headers)
+        return web.json_response({"run": run.describe(), "result": msgspec.to_builtins(result)}, headers=headers)
+    async with pumped(run) as queue:
+        first = await queue.get()
+        if isinstance(first, RunFinished):
+            _raise_for_error(first, headers)
+        resp = await open_stream(request, headers)
+        try:
+            await resp.write(event_frame(first, run))
+            if not isinstance(first, RunFinished):
+                await relay(resp, run, queue)
+        except (ConnectionResetError, asyncio.CancelledError):
+            run.cancel("client disconnected")
+            raise
+    return resp
+
+
+def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
+    if result.outcome == outcomes.ERROR:
+        raise ApiError(result.error_status or 500, result.error or "the run failed", headers=headers)
+
+
+async def cancel_run(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"])
+    body = await decode(request, CancelBody, empty_ok=True)
+    run = co.active_run(session.id)
+    if run is None or (body.run_id and run.id != body.run_id):
+        raise ApiError(409, f"Session '{session.id}' has no active run{' ' + body.run_id if body.run_id else ''} to cancel.",
+                       code="no_active_run")
+    await co.cancel_run(run, body.reason, requester=_requester(request))
+    result = await asyncio.wait_for(asyncio.shield(run.wait()), 30)
+    return web.json_response({"run": run.describe(), "outcome": result.outcome})
+
+
+async def follow_session(request: web.Request) -> web.StreamResponse:
+    """Every run of the session from now on (and the active one from its start), until the client leaves."""
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"])
+    since = time.time()
+    seen: set[str] = set()
+    resp = await open_stream(request, {"X-BMO-Session-Id": session.id})
+    await resp.write(b": following " + session.id.encode() + b"\n\n")
+    while True:
+        active = co.active_run(session.id)
+        candidates = [r for r in co.runs() if r.session_id == session.id and r.id not in seen
+                      and (r.started_at >= since or r is active)]
+        candidates.sort(key=lambda r: r.started_at)
+        if candidates:
+            run = candidates[0]
+            seen.add(run.id)
+            async with pumped(run) as queue:
+                await relay(resp, run, queue)
+            continue
+        if co._closed:
+            return resp
+        try:
+            await asyncio.wait_for(co.next_run_started(), KEEPALIVE_S)
+        except asyncio.TimeoutError:
+            await resp.write(b": keepalive\n\n")
+
+
+# -- permissions ------------------------------------------------------------------------
+async def list_permissions(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"])
+    return web.json_response({"object": "list", "data": co.pending_permissions(session.id)})
+
+
+async def decide_permission(request: web.Request) -> web.Response:
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"])
+    permission_id = request.match_info["permission_id"]
+    body = await decode(request, DecisionBody)
+    if body.decision not in DECISIONS:
+        raise ApiError(400, f"Field 'decision' must be one of {', '.join(DECISIONS)}.", param="decision")
+    pending = {p["id"] for p in co.pending_permissions(session.id)}
+    if permission_id not in pending or not await co.decide_permission(permission_id, body.decision, _requester(request)):
+        raise ApiError(404, f"No pending permission request '{permission_id}' in session '{session.id}' "
+                            "(it may have been decided or timed out already).", param="permission_id",
+                       code="permission_not_found")
+    return web.json_response({"id": permission_id, "decision": body.decision, "session_id": session.id})
+
+
+def register_routes(register) -> None:
+    register("POST", "/v1/sessions", create_session)
+    register("GET", "/v1/sessions", list_sessions)
+    register("GET", "/v1/sessions/{session_id}", get_session)
+    register("DELETE", "/v1/sessions/{session_id}", delete_session)
+    register("POST", "/v1/sessions/{session_id}/messages", post_message)
+    register("POST", "/v1/sessions/{session_id}/cancel", cancel_run)
+    register("GET", "/v1/sessions/{session_id}/events", follow_session)
+    register("GET", "/v1/sessions/{session_id}/permissions", list_permissions)
+    register("POST", "/v1/sessions/{session_id}/permissions/{permission_id}", decide_permission)

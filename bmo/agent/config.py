@@ -1,0 +1,86 @@
+"""The agent core's config sections: ``[agent]``, its subsystems, and ``[providers.NAME]``."""
+
+from __future__ import annotations
+
+import msgspec
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are BMO, a careful coding and research agent. You work inside the workspace directory and "
+    "can use the tools you are given to read, search and change files, run commands and fetch URLs. "
+    "Use tools when they help, then answer the user directly and concisely."
+)
+
+
+class PermissionRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A standing decision: ``tool`` (name or glob) on a ``target`` glob (path, command or URL)."""
+
+    tool: str = "*"
+    target: str = "*"
+    decision: str = "allow"  # allow | deny
+
+
+class AgentOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    default_model: str = ""  # "NAME/model"; empty: the first model of the first provider
+    workspace: str = "."  # root that the file and shell tools are confined to
+    max_steps: int = 24
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    permission_timeout_s: float = 120.0  # an unanswered challenge is denied after this
+    permission_rules: list[PermissionRule] = []
+    max_tool_output_bytes: int = 64 * 1024  # what one tool result may hand the model
+    shell_timeout_s: float = 30.0  # run_shell default time limit
+    shell_max_timeout_s: float = 300.0  # the most a model may ask run_shell for
+    web_fetch_timeout_s: float = 20.0
+    web_fetch_max_bytes: int = 512 * 1024
+    recovery_prompt: str = (
+        "You ran tools but gave no answer. Using the tool results above, answer the user's request now."
+    )
+
+
+class FileToolsOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_read_bytes: int = 256 * 1024  # read_file returns at most this much, marked as truncated
+    max_write_bytes: int = 1024 * 1024  # write_file/edit_file refuse larger content
+    max_list_entries: int = 500
+    max_search_matches: int = 200
+    max_search_files: int = 5000
+    ignore_dirs: list[str] = msgspec.field(default_factory=lambda: [".git", "node_modules", "__pycache__", ".venv"])
+
+
+class LoopDetectionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    max_identical_calls: int = 3  # the same tool with the same arguments, this many times in one run, stops it
+
+
+class LengthRecoveryOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    max_continuations: int = 3
+    continue_prompt: str = "Your answer was cut off. Continue exactly where you stopped, without repeating anything."
+
+
+class SpawningOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    max_depth: int = 2  # a sub-agent of a sub-agent is depth 2
+    max_per_run: int = 4  # spawn_agent calls one run may make
+    max_steps: int = 12  # each sub-run's own step budget
+
+
+class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One ``[providers.NAME]`` table."""
+
+    kind: str = "openai"
+    base_url: str = ""
+    api_key_env: str = ""  # name of the environment variable holding the key
+    models: list[str] = []  # empty: discovered with GET {base_url}/models at startup
+    headers: dict[str, str] = {}
+    timeout_s: float = 120.0  # connect + time between streamed bytes
+    max_retries: int = 2  # connect errors, 429 and 5xx before the first byte
+    retry_backoff_s: float = 0.5
+    max_retry_wait_s: float = 30.0  # cap on honouring Retry-After
+
+
+SECTIONS = {
+    "agent": AgentOptions,
+    "agent.file_tools": FileToolsOptions,
+    "agent.loop_detection": LoopDetectionOptions,
+    "agent.length_recovery": LengthRecoveryOptions,
+    "agent.spawning": SpawningOptions,
+}

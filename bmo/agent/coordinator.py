@@ -1,0 +1,301 @@
+"""The coordinator: sessions, runs, providers and permissions for one host.
+
+This is the contract the HTTP surfaces build on (``host.coordinator``): create or find a
+session, start a run on it and follow its events, answer permission challenges, make one
+direct model call, cancel everything at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bmo.agent import outcomes
+from bmo.agent.errors import NoProviderConfigured, SessionBusy, UnknownModel
+from bmo.agent.events import RunFinished, TextDelta
+from bmo.agent.loop import AgentLoop
+from bmo.agent.messages import ChatMessage, ToolCall, Usage
+from bmo.agent.permissions import PermissionBroker
+from bmo.agent.providers.base import ModelTurn
+from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
+from bmo.agent.session import Session
+from bmo.agent.store import AgentStore
+from bmo.agent.telemetry import chat_span, record_usage
+from bmo.agent.tools.base import ToolContext, ToolFailed
+
+__all__ = ["Completion", "Coordinator", "Run", "RunPolicy", "Session"]
+
+FINISHED_RUN_TTL_S = 600.0  # get_run still finds a run this long after it ended
+
+
+class Completion(msgspec.Struct, kw_only=True):
+    """The result of :meth:`Coordinator.complete`: one model answer, no tools run."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = []
+    finish_reason: str = "stop"
+    usage: Usage = msgspec.field(default_factory=Usage)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class Coordinator:
+    """Sessions, runs and providers of one host. Created by the agent plugin at startup."""
+
+    def __init__(self, host: Any, providers: dict[str, Any] | None = None, tools: dict[str, Any] | None = None):
+        self.host = host
+        self.options = host.config.section("agent")
+        self.providers: dict[str, Any] = dict(providers or {})
+        self.tools: dict[str, Any] = dict(tools if tools is not None else host.registry.tools)
+        self.store = AgentStore(host.db)
+        self.workspace = Path(self.options.workspace).expanduser().resolve()
+        self.permissions = PermissionBroker(self.store, self.options.permission_rules, self._record)
+        self._runs: dict[str, Run] = {}
+        self._active: dict[str, Run] = {}
+        self._run_started = asyncio.Event()  # replaced at every run start; follow() waits on it
+        self._closed = False
+
+    def _record(self, msg: str, level: str = "info", **fields: Any) -> None:
+        self.host.emit(msg, level, **fields)
+
+    # -- models --------------------------------------------------------------------
+    async def discover_models(self) -> None:
+        """Ask providers without a configured model list for theirs; a failure is recorded, not fatal."""
+        for name, provider in self.providers.items():
+            if provider.models:
+                continue
+            try:
+                await provider.discover()
+                self._record("agent.provider.discovered", provider=name, models=len(provider.models))
+            except Exception as exc:
+                self._record("agent.provider.discovery_failed", "warn", provider=name, error=str(exc))
+
+    def model_ids(self) -> list[str]:
+        """Every ``NAME/model`` the providers serve (discovered at startup)."""
+        return [f"{name}/{m}" for name, p in self.providers.items() for m in p.models]
+
+    def default_model(self) -> str:
+        """``[agent] default_model``, else the first model served; "" when there is none."""
+        if self.options.default_model:
+            return self.options.default_model
+        ids = self.model_ids()
+        return ids[0] if ids else ""
+
+    def check_model(self, model: str) -> None:
+        """Raise NoProviderConfigured or UnknownModel unless ``model`` can be served."""
+        self.resolve_model(model)
+
+    def resolve_model(self, model: str) -> tuple[Any, str]:
+        """The provider and its upstream model name for ``NAME/model``."""
+        if not self.providers:
+            raise NoProviderConfigured()
+        name, sep, upstream = (model or "").partition("/")
+        provider = self.providers.get(name) if sep else None
+        # A provider whose discovery failed lists nothing: let the upstream judge the name.
+        if provider is None or not upstream or (provider.models and upstream not in provider.models):
+            raise UnknownModel(model, self.model_ids())
+        return provider, upstream
+
+    # -- sessions ------------------------------------------------------------------
+    async def create_session(self, *, session_id: str | None = None, model: str, requester: str = "",
+                             ephemeral: bool = False, origin: str = "native", parent_run_id: str | None = None) -> Session:
+        """A new persisted session bound to ``model``; an existing ``session_id`` is returned as it is."""
+        if session_id:
+            existing = await self.get_session(session_id)
+            if existing is not None:
+                return existing
+        now = time.time()
+        session = Session(id=session_id or new_id("sess"), model=model, created_by=requester, created_at=now,
+                          updated_at=now, ephemeral=ephemeral, origin=origin, parent_run_id=parent_run_id,
+                          _store=self.store)
+        await self.store.insert_session({"id": session.id, "model": model, "created_by": requester, "origin": origin,
+                                         "ephemeral": int(ephemeral), "parent_run_id": parent_run_id,
+                                         "created_at": now, "updated_at": now})
+        await self.store.audit("session.created", actor=requester, session_id=session.id, model=model, origin=origin,
+                               ephemeral=ephemeral)
+        return session
+
+    async def get_session(self, session_id: str) -> Session | None:
+        row = await self.store.session_row(session_id)
+        return Session.from_row(row, self.store) if row else None
+
+    async def list_sessions(self, *, limit: int = 20, after: str | None = None,
+                            include_ephemeral: bool = False) -> list[Session]:
+        rows = await self.store.session_rows(limit=limit, after=after, include_ephemeral=include_ephemeral)
+        return [Session.from_row(r, self.store) for r in rows]
+
+    async def delete_session(self, session_id: str, requester: str = "") -> bool:
+        """Delete a session and its history (cancelling its run); the audit keeps the fact."""
+        run = self._active.get(session_id)
+        if run is not None:
+            run.cancel("session deleted")
+            await asyncio.wait_for(asyncio.shield(run.wait()), 10)
+        deleted = await self.store.delete_session(session_id)
+        if deleted:
+            await self.store.audit("session.deleted", actor=requester, session_id=session_id)
+        return deleted
+
+    # -- runs ----------------------------------------------------------------------
+    def active_run(self, session_id: str) -> Run | None:
+        return self._active.get(session_id)
+
+    def get_run(self, run_id: str) -> Run | None:
+        """A running run, or one that finished within the last 10 minutes."""
+        self._prune()
+        return self._runs.get(run_id)
+
+    def runs(self) -> list[Run]:
+        self._prune()
+        return list(self._runs.values())
+
+    def _prune(self) -> None:
+        horizon = time.time() - FINISHED_RUN_TTL_S
+        for run_id, run in list(self._runs.items()):
+            if run.done and (run.finished_at or 0) < horizon:
+                del self._runs[run_id]
+
+    def tools_for(self, policy: RunPolicy) -> dict[str, Any]:
+        """The BMO tools a run with ``policy`` is offered."""
+        if policy.allowed_classes is None:
+            return dict(self.tools)
+        return {n: t for n, t in self.tools.items() if t.tool_class in policy.allowed_classes}
+
+    async def start_run(
+        self, session: Session, new_messages: list[ChatMessage], *, policy: RunPolicy, model: str | None = None,
+        client_tools: list[dict] | None = None, sampling: dict | None = None, requester: str = "",
+        run_id: str | None = None, depth: int = 0, forward_to: Run | None = None,
+    ) -> Run:
+        """Append ``new_messages`` to the session and run the loop as a task.
+
+        Raises SessionBusy if the session already has a run going. ``depth`` and ``forward_to``
+        are for sub-runs (spawn_agent).
+        """
+        if self._closed:
+            raise RuntimeError("the coordinator is shut down")
+        if policy.permission_mode not in PERMISSION_MODES:
+            raise ValueError(f"permission_mode must be one of {', '.join(PERMISSION_MODES)}, got {policy.permission_mode!r}")
+        busy = self._active.get(session.id)
+        if busy is not None and not busy.done:
+            raise SessionBusy(session.id, busy.id)
+        run = Run(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
+        # Claimed before the first await, so two concurrent starts cannot both pass the busy check.
+        self._active[session.id] = run
+        self._runs[run.id] = run
+        try:
+            await self.store.insert_run({"id": run.id, "session_id": session.id, "model": run.model,
+                                         "origin": policy.origin, "requester": requester,
+                                         "permission_mode": policy.permission_mode, "started_at": run.started_at})
+            await self.store.append_messages(session.id, list(new_messages), run.id)
+        except BaseException:
+            self._active.pop(session.id, None)
+            self._runs.pop(run.id, None)
+            raise
+        self._record("agent.run.started", run_id=run.id, session_id=session.id, model=run.model, origin=policy.origin,
+                     requester=requester, permission_mode=policy.permission_mode, depth=depth)
+        loop = AgentLoop(self, run, session, client_tools=client_tools, sampling=sampling, depth=depth,
+                         forward_to=forward_to)
+        task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
+        run.attach(task)
+        task.add_done_callback(lambda t, run=run: self._run_done(run, t))
+        started, self._run_started = self._run_started, asyncio.Event()
+        started.set()
+        return run
+
+    def _run_done(self, run: Run, task: asyncio.Task) -> None:
+        if self._active.get(run.session_id) is run:
+            del self._active[run.session_id]
+        if not run.done:
+            # Cancelled before the loop ever ran: still end the stream for every subscriber.
+            run.emit(RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop",
+                                 error=f"run cancelled: {run.cancel_reason or 'cancelled'}"))
+
+    async def next_run_started(self) -> None:
+        """Wait until some run starts (for following a session's events)."""
+        await self._run_started.wait()
+
+    async def cancel_run(self, run: Run, reason: str = "cancelled", requester: str = "") -> None:
+        run.cancel(reason)
+        await self.store.audit("run.cancel_requested", actor=requester, session_id=run.session_id, run_id=run.id,
+                               reason=reason)
+
+    # -- permissions ---------------------------------------------------------------
+    async def decide_permission(self, permission_id: str, decision: str, requester: str = "") -> bool:
+        """Answer a pending challenge (allow_once | always | deny); False if none is pending with that id."""
+        return self.permissions.resolve(permission_id, decision, requester)
+
+    def pending_permissions(self, session_id: str | None = None) -> list[dict]:
+        return [p.describe() for p in self.permissions.pending_for(session_id)]
+
+    # -- one direct model call -----------------------------------------------------
+    async def complete(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
+                       tool_choice: object = None, sampling: dict | None = None) -> Completion:
+        """One model call, no loop, no tool executed, no session."""
+        provider, upstream = self.resolve_model(model)
+        turn: ModelTurn | None = None
+        with chat_span(self.host, provider=provider.name, model=upstream) as span:
+            async for item in provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling):
+                if isinstance(item, ModelTurn):
+                    turn = item
+            assert turn is not None
+            record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
+                         finish_reason=turn.finish_reason)
+        return Completion(text=turn.text, tool_calls=turn.tool_calls, finish_reason=turn.finish_reason, usage=turn.usage)
+
+    # -- spawning ------------------------------------------------------------------
+    async def spawn(self, ctx: ToolContext, task: str) -> str:
+        """Run ``task`` as a sub-run under [agent.spawning] limits; its final text is the tool result."""
+        opts = self.host.config.section("agent.spawning")
+        parent: Run = ctx.extra["run"]
+        if not opts.enabled:
+            raise ToolFailed("spawning is disabled ([agent.spawning] enabled = false); do the task yourself")
+        if ctx.depth + 1 > opts.max_depth:
+            raise ToolFailed(f"sub-agents may nest only {opts.max_depth} deep ([agent.spawning] max_depth); do the task yourself")
+        if parent.spawned >= opts.max_per_run:
+            raise ToolFailed(f"this run already spawned {parent.spawned} sub-agents, the limit "
+                             f"([agent.spawning] max_per_run); do the rest yourself")
+        parent.spawned += 1
+        session = await self.create_session(model=parent.model, requester=parent.requester, ephemeral=True,
+                                            origin="spawn", parent_run_id=parent.id)
+        policy = msgspec.structs.replace(parent.policy, max_steps=opts.max_steps, origin="spawn")
+        child = await self.start_run(session, [ChatMessage(role="user", content=task)], policy=policy,
+                                     requester=parent.requester, depth=ctx.depth + 1, forward_to=parent)
+        try:
+            result = await child.wait()
+        except asyncio.CancelledError:
+            child.cancel("parent run cancelled")
+            raise
+        if result.outcome != outcomes.FINAL_ANSWER:
+            raise ToolFailed(f"the sub-agent ended with outcome {result.outcome}: {result.error or result.text or 'no answer'}")
+        return result.text or "(the sub-agent gave an empty answer)"
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Cancel every active run and wait (bounded) for each to record its end."""
+        self._closed = True
+        runs = [r for r in self._active.values() if not r.done]
+        for run in runs:
+            run.cancel("shutdown")
+        if runs:
+            await asyncio.wait([asyncio.ensure_future(r.wait()) for r in runs], timeout=10)
+        for pending in self.permissions.pending_for():
+            if not pending.future.done():
+                pending.future.cancel()
+
+    async def close_providers(self) -> None:
+        for provider in self.providers.values():
+            try:
+                await provider.close()
+            except Exception as exc:
+                self._record("agent.provider.close_failed", "warn", provider=provider.name, error=str(exc))
+
+
+def answer_text(events: list[Any]) -> str:
+    """The answer text of a list of events (concatenated TextDelta)."""
+    return "".join(e.text for e in events if isinstance(e, TextDelta))

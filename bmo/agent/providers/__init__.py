@@ -1,0 +1,1 @@
+"""Model providers: the interface, and the built-in ``openai`` kind."""

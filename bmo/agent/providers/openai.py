@@ -1,0 +1,265 @@
+"""The ``openai`` provider kind: any OpenAI-compatible upstream, spoken to with aiohttp.
+
+Every call streams, so text reaches the caller as the upstream produces it; a
+non-streaming caller simply collects. Connect errors, 429 and 5xx are retried only
+before the first byte of a successful answer: after that a retry could duplicate text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from bmo.agent.config import ProviderOptions
+from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
+from bmo.agent.events import ReasoningDelta, TextDelta
+from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall, Usage
+from bmo.agent.providers.base import ModelTurn, StreamItem
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class OpenAIProvider:
+    """One ``[providers.NAME]`` table of kind ``openai``."""
+
+    def __init__(self, name: str, options: ProviderOptions, host: Any = None):
+        if not options.base_url:
+            raise ValueError(f'[providers.{name}] needs base_url, e.g. base_url = "http://127.0.0.1:8080/v1"')
+        self.name = name
+        self.options = options
+        self.host = host
+        self.base_url = options.base_url.rstrip("/")
+        self.models: list[str] = list(options.models)
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- plumbing ------------------------------------------------------------------
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self.options.headers}
+        key = os.environ.get(self.options.api_key_env, "") if self.options.api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        t = self.options.timeout_s
+        return aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t)
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    # -- discovery -----------------------------------------------------------------
+    async def discover(self) -> list[str]:
+        """Fill ``models`` from ``GET {base_url}/models`` when the config lists none."""
+        if self.options.models:
+            return self.models
+        url = f"{self.base_url}/models"
+        try:
+            async with self._http().get(url, headers=self._headers(), timeout=self._timeout()) as resp:
+                if resp.status != 200:
+                    raise UpstreamError(resp.status, f"GET {url} answered {resp.status}: {await _error_text(resp)}")
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise UpstreamUnreachable(f"Cannot list models of provider '{self.name}' at {url}: {_describe(exc)}") from exc
+        self.models = [str(m["id"]) for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
+        return self.models
+
+    # -- one model turn ------------------------------------------------------------
+    def request_body(self, model: str, messages: list[ChatMessage], tools, tool_choice, sampling) -> dict:
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [msgspec.to_builtins(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+        for key, value in (sampling or {}).items():
+            if value is not None:
+                body[key] = value
+        return body
+
+    async def stream(
+        self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
+        tool_choice: object = None, sampling: dict | None = None,
+    ) -> AsyncIterator[StreamItem]:
+        """Deltas as they arrive, then one :class:`ModelTurn`."""
+        body = self.request_body(model, messages, tools, tool_choice, sampling)
+        resp = await self._open(body)
+        try:
+            async for item in self._read(resp):
+                yield item
+        finally:
+            # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.
+            resp.close()
+
+    async def _open(self, body: dict) -> aiohttp.ClientResponse:
+        url = f"{self.base_url}/chat/completions"
+        payload = json.dumps(body).encode()
+        attempt = 0
+        while True:
+            wait = self.options.retry_backoff_s * (2 ** attempt)
+            try:
+                resp = await self._http().post(url, data=payload, headers=self._headers(), timeout=self._timeout())
+            except asyncio.TimeoutError as exc:
+                if isinstance(exc, aiohttp.ConnectionTimeoutError) and attempt < self.options.max_retries:
+                    attempt += 1
+                    await asyncio.sleep(min(wait, self.options.max_retry_wait_s))
+                    continue
+                raise UpstreamTimeout(
+                    f"Provider '{self.name}' at {url} did not answer within {self.options.timeout_s:g}s "
+                    f"([providers.{self.name}] timeout_s)."
+                ) from exc
+            except aiohttp.ClientConnectionError as exc:
+                if attempt >= self.options.max_retries:
+                    raise UpstreamUnreachable(
+                        f"Cannot reach provider '{self.name}' at {url} after {attempt + 1} attempt(s): {_describe(exc)}. "
+                        f"Check that the model server is running and [providers.{self.name}] base_url is right."
+                    ) from exc
+            else:
+                if resp.status == 200:
+                    return resp
+                message = await _error_text(resp)
+                resp.close()
+                if resp.status not in RETRY_STATUSES or attempt >= self.options.max_retries:
+                    raise UpstreamError(resp.status, f"Provider '{self.name}' answered HTTP {resp.status}: {message}")
+                wait = _retry_after(resp.headers.get("Retry-After")) or wait
+            attempt += 1
+            self._note_retry(attempt, url)
+            await asyncio.sleep(min(wait, self.options.max_retry_wait_s))
+
+    def _note_retry(self, attempt: int, url: str) -> None:
+        if self.host is not None:
+            self.host.emit("agent.provider.retry", "warn", provider=self.name, attempt=attempt, url=url)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> AsyncIterator[StreamItem]:
+        text: list[str] = []
+        reasoning: list[str] = []
+        calls: dict[int, dict] = {}
+        finish: str | None = None
+        usage = Usage()
+        done = False
+        try:
+            async for raw in resp.content:
+                line = raw.strip()
+                if not line.startswith(b"data:"):
+                    continue  # comments, event names, blank separators
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue
+                if isinstance(chunk.get("error"), dict):
+                    raise UpstreamError(502, f"Provider '{self.name}' failed mid-answer: {chunk['error'].get('message', chunk['error'])}")
+                if isinstance(chunk.get("usage"), dict):
+                    usage = _usage(chunk["usage"])
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    piece = delta.get("content")
+                    if piece:
+                        text.append(piece)
+                        yield TextDelta(text=piece)
+                    thought = delta.get("reasoning_content") or delta.get("reasoning")
+                    if isinstance(thought, str) and thought:
+                        reasoning.append(thought)
+                        yield ReasoningDelta(text=thought)
+                    for tc in delta.get("tool_calls") or []:
+                        _merge_tool_delta(calls, tc)
+                    finish = choice.get("finish_reason") or finish
+        except asyncio.TimeoutError as exc:
+            raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s mid-answer.") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(502, f"Provider '{self.name}' broke off the answer: {_describe(exc)}") from exc
+        if not done and finish is None:
+            raise UpstreamError(502, f"Provider '{self.name}' closed the stream before the answer finished.")
+        tool_calls = [
+            ToolCall(id=c["id"] or f"call_{self.name}_{i}", function=FunctionCall(name=c["name"], arguments=c["arguments"]))
+            for i, c in sorted(calls.items())
+            if c["name"]
+        ]
+        if tool_calls and finish in (None, "stop"):
+            finish = "tool_calls"  # some servers say "stop" even when they called tools
+        yield ModelTurn(
+            text="".join(text), reasoning="".join(reasoning), tool_calls=tool_calls,
+            finish_reason=finish or "stop", usage=usage,
+        )
+
+
+def _merge_tool_delta(calls: dict[int, dict], tc: dict) -> None:
+    index = tc.get("index", len(calls))
+    entry = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+    if tc.get("id"):
+        entry["id"] = tc["id"]
+    fn = tc.get("function") or {}
+    if fn.get("name"):
+        entry["name"] += fn["name"]
+    if fn.get("arguments"):
+        entry["arguments"] += fn["arguments"]
+
+
+def _usage(raw: dict) -> Usage:
+    prompt = int(raw.get("prompt_tokens") or 0)
+    completion = int(raw.get("completion_tokens") or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=int(raw.get("total_tokens") or prompt + completion))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+async def _error_text(resp: aiohttp.ClientResponse) -> str:
+    try:
+        raw = await resp.read()
+    except aiohttp.ClientError:
+        return resp.reason or ""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")[:500] or (resp.reason or "")
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and err.get("message"):
+        return str(err["message"])
+    if isinstance(err, str):
+        return err
+    return raw.decode(errors="replace")[:500]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def create(name: str, options: Any, host: Any = None) -> OpenAIProvider:
+    """The ``bmo_providers`` factory for kind ``openai``."""
+    if not isinstance(options, ProviderOptions):
+        options = msgspec.convert(options, ProviderOptions)
+    return OpenAIProvider(name, options, host)

@@ -1,0 +1,252 @@
+"""The agent core's tables and every read and write of them, through ``host.db``.
+
+Sessions, their message history (BMO's own tool calls and results included), runs and
+their steps, permission decisions, and an operation audit of who did what.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import msgspec
+
+from bmo.agent.messages import ChatMessage
+
+MIGRATION_OWNER = "agent"
+
+MIGRATIONS = [
+    (1, """
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    created_by TEXT NOT NULL DEFAULT '',
+    origin TEXT NOT NULL DEFAULT 'native',
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    parent_run_id TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE session_messages (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    message TEXT NOT NULL,
+    run_id TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    requester TEXT NOT NULL DEFAULT '',
+    permission_mode TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT,
+    finish_reason TEXT,
+    steps INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    error_status INTEGER,
+    cancel_reason TEXT
+);
+CREATE INDEX runs_session ON runs(session_id, started_at);
+CREATE TABLE run_steps (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    finish_reason TEXT,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE permission_decisions (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    tool_class TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    arguments_digest TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    decided_by TEXT NOT NULL,
+    requester TEXT NOT NULL DEFAULT '',
+    requested_at REAL NOT NULL,
+    decided_at REAL NOT NULL
+);
+CREATE INDEX permission_decisions_session ON permission_decisions(session_id, tool, decision);
+CREATE TABLE operation_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    actor TEXT NOT NULL DEFAULT '',
+    action TEXT NOT NULL,
+    session_id TEXT,
+    run_id TEXT,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX operation_audit_session ON operation_audit(session_id, time);
+"""),
+]
+
+
+class AgentStore:
+    """Async persistence for the agent core; every write goes through the host's one writer."""
+
+    def __init__(self, db: Any):
+        self.db = db
+
+    # -- sessions ------------------------------------------------------------------
+    async def insert_session(self, row: dict) -> None:
+        await self.db.write(
+            "INSERT INTO sessions (id, model, created_by, origin, ephemeral, parent_run_id, created_at, updated_at)"
+            " VALUES (:id, :model, :created_by, :origin, :ephemeral, :parent_run_id, :created_at, :updated_at)",
+            row,
+        )
+
+    async def session_row(self, session_id: str) -> dict | None:
+        return await self.db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+
+    async def session_rows(self, *, limit: int, after: str | None, include_ephemeral: bool) -> list[dict]:
+        where = ["1=1"] if include_ephemeral else ["ephemeral = 0"]
+        params: list[Any] = []
+        if after:
+            where.append("(created_at, id) < (SELECT created_at, id FROM sessions WHERE id = ?)")
+            params.append(after)
+        params.append(limit)
+        return await self.db.fetchall(
+            f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?", tuple(params)
+        )
+
+    async def delete_session(self, session_id: str) -> bool:
+        def job(conn) -> bool:
+            conn.execute("DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE session_id = ?)", (session_id,))
+            conn.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM session_messages WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            return conn.changes() > 0
+
+        return await self.db.run_write(job)
+
+    # -- messages ------------------------------------------------------------------
+    async def append_messages(self, session_id: str, messages: list[ChatMessage], run_id: str | None) -> None:
+        if not messages:
+            return
+        now = time.time()
+        encoded = [(m.role, msgspec.json.encode(m).decode()) for m in messages]
+
+        def job(conn) -> None:
+            seq = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", (session_id,)
+            ).fetchall()[0][0]
+            for role, body in encoded:
+                seq += 1
+                conn.execute(
+                    "INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (session_id, seq, role, body, run_id, now),
+                )
+            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+
+        await self.db.run_write(job)
+
+    async def messages(self, session_id: str) -> list[ChatMessage]:
+        rows = await self.db.fetchall(
+            "SELECT message FROM session_messages WHERE session_id = ? ORDER BY seq", (session_id,)
+        )
+        return [msgspec.json.decode(r["message"], type=ChatMessage) for r in rows]
+
+    async def message_count(self, session_id: str) -> int:
+        row = await self.db.fetchone("SELECT COUNT(*) AS n FROM session_messages WHERE session_id = ?", (session_id,))
+        return int(row["n"]) if row else 0
+
+    # -- runs and steps ------------------------------------------------------------
+    async def insert_run(self, row: dict) -> None:
+        await self.db.write(
+            "INSERT INTO runs (id, session_id, model, origin, requester, permission_mode, started_at)"
+            " VALUES (:id, :session_id, :model, :origin, :requester, :permission_mode, :started_at)",
+            row,
+        )
+
+    async def finish_run(self, run_id: str, fields: dict) -> None:
+        await self.db.write(
+            "UPDATE runs SET finished_at = :finished_at, outcome = :outcome, finish_reason = :finish_reason,"
+            " steps = :steps, prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
+            " error = :error, error_status = :error_status, cancel_reason = :cancel_reason WHERE id = :id",
+            {"id": run_id, **fields},
+        )
+
+    async def run_rows(self, session_id: str, limit: int = 50) -> list[dict]:
+        return await self.db.fetchall(
+            "SELECT * FROM runs WHERE session_id = ? ORDER BY started_at DESC LIMIT ?", (session_id, limit)
+        )
+
+    async def run_row(self, run_id: str) -> dict | None:
+        return await self.db.fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
+
+    async def insert_step(self, row: dict) -> None:
+        await self.db.write(
+            "INSERT INTO run_steps (run_id, step, kind, model, started_at) VALUES (:run_id, :step, :kind, :model, :started_at)",
+            row,
+        )
+
+    async def finish_step(self, run_id: str, step: int, fields: dict) -> None:
+        await self.db.write(
+            "UPDATE run_steps SET finished_at = :finished_at, finish_reason = :finish_reason, tool_calls = :tool_calls,"
+            " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, error = :error"
+            " WHERE run_id = :run_id AND step = :step",
+            {"run_id": run_id, "step": step, **fields},
+        )
+
+    async def step_rows(self, run_id: str) -> list[dict]:
+        return await self.db.fetchall("SELECT * FROM run_steps WHERE run_id = ? ORDER BY step", (run_id,))
+
+    # -- permissions and audit -----------------------------------------------------
+    async def insert_decision(self, row: dict) -> None:
+        await self.db.write(
+            "INSERT INTO permission_decisions (id, session_id, run_id, tool, tool_class, target, arguments_digest,"
+            " decision, decided_by, requester, requested_at, decided_at) VALUES (:id, :session_id, :run_id, :tool,"
+            " :tool_class, :target, :arguments_digest, :decision, :decided_by, :requester, :requested_at, :decided_at)",
+            row,
+        )
+
+    async def has_always(self, session_id: str, tool: str) -> bool:
+        row = await self.db.fetchone(
+            "SELECT 1 AS hit FROM permission_decisions WHERE session_id = ? AND tool = ? AND decision = 'always' LIMIT 1",
+            (session_id, tool),
+        )
+        return row is not None
+
+    async def decision_rows(self, session_id: str) -> list[dict]:
+        return await self.db.fetchall(
+            "SELECT * FROM permission_decisions WHERE session_id = ? ORDER BY decided_at", (session_id,)
+        )
+
+    async def audit(self, action: str, *, actor: str = "", session_id: str | None = None,
+                    run_id: str | None = None, **detail: Any) -> None:
+        await self.db.write(
+            "INSERT INTO operation_audit (time, actor, action, session_id, run_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), actor, action, session_id, run_id, json.dumps(detail, default=str)),
+        )
+
+    async def audit_rows(self, session_id: str | None = None, action: str | None = None) -> list[dict]:
+        where, params = [], []
+        if session_id is not None:
+            where.append("session_id = ?")
+            params.append(session_id)
+        if action is not None:
+            where.append("action = ?")
+            params.append(action)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self.db.fetchall(f"SELECT * FROM operation_audit {clause} ORDER BY id", tuple(params))
+        for row in rows:
+            row["detail"] = json.loads(row["detail"])
+        return rows
