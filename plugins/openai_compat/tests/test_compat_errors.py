@@ -1,0 +1,106 @@
+"""Refusals arrive as the SDK's own exception classes, with the field named and one terminal record."""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+import pytest
+
+from conftest import MODEL
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"n": 2}, "n"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]},
+     "messages[0].content[0].type"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}]},
+     "messages[0].content[0].type"),
+    ({"temperature": "hot"}, "temperature"),
+    ({"modalities": ["text", "audio"]}, "modalities"),
+])
+async def test_unsupported_request_is_a_400_naming_the_field(compat, extra, param):
+    client = compat.aclient()
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], **extra}
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.chat.completions.create(**body)
+    assert err.value.status_code == 400
+    assert err.value.body["param"] == param
+    assert param.split("[")[0].split(".")[0] in err.value.body["message"]
+    await compat.assert_outcome(err.value.request_id, "error_500", 400, level="warn")
+    assert compat.up.chat_requests == []  # nothing reached the model
+    await client.close()
+
+
+async def test_missing_messages_names_the_field(compat):
+    client = compat.aclient()
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.post("/chat/completions", body={"model": MODEL}, cast_to=object)
+    assert err.value.body["param"] == "messages"
+    await client.close()
+
+
+async def test_malformed_json_is_a_400_envelope(compat):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(compat.api + "/chat/completions", data=b"{nope",
+                             headers={"Authorization": "Bearer test-token", "Content-Type": "application/json"}) as r:
+            body = await r.json()
+            assert r.status == 400 and set(body["error"]) == {"message", "type", "param", "code"}
+            assert "not valid JSON" in body["error"]["message"]
+            await compat.assert_outcome(r.headers["X-Request-Id"], "error_500", 400, level="warn")
+
+
+async def test_wrong_token_is_authentication_error_recorded_as_auth_failed(compat):
+    client = compat.aclient(api_key="wrong")
+    with pytest.raises(openai.AuthenticationError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    action = await compat.assert_outcome(err.value.request_id, "auth_failed", 401, level="info")
+    assert action["route"] == "chat_completions"
+    with pytest.raises(openai.AuthenticationError) as err:
+        await client.models.list()
+    await compat.assert_outcome(err.value.request_id, "auth_failed", 401)
+    await client.close()
+
+
+async def test_unknown_model_is_not_found(compat):
+    client = compat.aclient()
+    with pytest.raises(openai.NotFoundError) as err:
+        await client.chat.completions.create(model="fake/nope", messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["code"] == "model_not_found" and err.value.body["param"] == "model"
+    await compat.assert_outcome(err.value.request_id, "error_500", 404, level="warn")
+    await client.close()
+
+
+async def test_upstream_failure_before_first_byte_is_an_error_status_not_retried(compat):
+    from bmo.testing.fake_upstream import error
+
+    compat.model.answer(error(500, "upstream exploded"))
+    client = compat.aclient()
+    with pytest.raises(openai.InternalServerError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True)
+    assert err.value.status_code == 502
+    assert err.value.response.headers["x-should-retry"] == "false"
+    await compat.assert_outcome(err.value.request_id, "error_500", 502, level="warn")
+    await client.close()
+
+
+async def test_upstream_failure_mid_stream_arrives_as_an_error_event(compat):
+    from bmo.testing.fake_upstream import drop_connection, reply, tool_call
+
+    # The first step runs a BMO tool (the stream opens), then the next model call fails.
+    compat.model.answer(reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})]), drop_connection())
+    client = compat.aclient(max_retries=0)
+    stream = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "read notes"}],
+                                                  stream=True)
+    request_id = stream.response.headers["x-request-id"]
+    seen = []
+    with pytest.raises(openai.APIError) as err:
+        async for chunk in stream:
+            seen.append(chunk)
+    assert seen and seen[0].choices[0].delta.role == "assistant"
+    assert err.value.message
+    await compat.assert_outcome(request_id, "error_500", 502, level="warn")
+    await client.close()
