@@ -53,6 +53,14 @@ def _provider_models(config) -> tuple[list[str], list[str]]:
     return ids, discovered
 
 
+def client_sections(config) -> dict[str, Any]:
+    """Config sections of client plugins built on this surface (their struct sets ``openai_compat_client``).
+
+    They are part of this report, so a client-named alias of this command shows them with the same output.
+    """
+    return {path: s for path, s in sorted(config.sections.items()) if getattr(s, "openai_compat_client", "")}
+
+
 def describe(config, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Everything the command prints, as data (``--json`` prints exactly this)."""
     env = dict(os.environ if env is None else env)
@@ -73,6 +81,7 @@ def describe(config, env: dict[str, str] | None = None) -> dict[str, Any]:
         "discovered_at_serve_time": [] if options.advertised_models else discovered,
         "bind": {"addr": addr, "loopback": loopback, "auth_token": token, "warning": warning},
         "live_posture": list(LIVE_POSTURE),
+        "client_sections": {path: msgspec.to_builtins(s) for path, s in client_sections(config).items()},
     }
 
 
@@ -85,6 +94,8 @@ def render(config, as_json: bool, env: dict[str, str] | None = None) -> str:
     lines = [f"[{SECTION}]"]
     for key, value in msgspec.to_builtins(options).items():
         lines.append(f"{key} = {json.dumps(value)}")
+    for path, values in info["client_sections"].items():
+        lines += ["", f"[{path}]"] + [f"{key} = {json.dumps(value)}" for key, value in values.items()]
     lines += ["", "advertised model ids (what GET /v1/models returns):"]
     lines += [f"  {m}" for m in info["advertised_model_ids"]] or ["  (none listed in config)"]
     for name in info["discovered_at_serve_time"]:
