@@ -71,14 +71,15 @@ class ChatHandler:
         kind = "task" if pm.hook.bmo_openai_compat_classify(request=request, body=raw) == TASK else "chat"
         rt.set(session_id=session_id, is_session_reuse=bool(session_id), kind=kind, requester=self._requester())
         await rt.fire()
-        if kind == TASK:
-            return await self._task(req)
-        if session_id:
-            self.session_header = session_id
-        resume = request.headers.get(RESUME_HEADER, "").strip()
-        if resume:
-            return await self._resume(req, resume)
-        return await self._chat(req, session_id)
+        with rt.active():  # the router's, the agent's model and tool spans nest under this request's span
+            if kind == TASK:
+                return await self._task(req)
+            if session_id:
+                self.session_header = session_id
+            resume = request.headers.get(RESUME_HEADER, "").strip()
+            if resume:
+                return await self._resume(req, resume)
+            return await self._chat(req, session_id)
 
     # -- the three kinds of request ---------------------------------------------------
     async def _chat(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse:
@@ -210,11 +211,10 @@ class ChatHandler:
             **policy_kwargs,
         )
         try:
-            with self.rt.active():
-                run = await self.coordinator.start_run(
-                    session, appended, policy=policy, model=run_model, client_tools=client_tools,
-                    sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
-                )
+            run = await self.coordinator.start_run(
+                session, appended, policy=policy, model=run_model, client_tools=client_tools,
+                sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
+            )
         except SessionBusy as exc:
             raise self._queued(session.id, exc.run_id) from None
         self.rt.set(run_id=run.id)
