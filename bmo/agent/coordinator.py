@@ -144,7 +144,9 @@ class Coordinator:
 
     # -- runs ----------------------------------------------------------------------
     def active_run(self, session_id: str) -> Run | None:
-        return self._active.get(session_id)
+        """The session's run that has not finished yet, if any."""
+        run = self._active.get(session_id)
+        return run if run is not None and not run.done else None
 
     def get_run(self, run_id: str) -> Run | None:
         """A running run, or one that finished within the last 10 minutes."""

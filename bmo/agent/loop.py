@@ -102,7 +102,9 @@ class AgentLoop:
         self.forward_to = forward_to
         self.client_tools = [t for t in (client_tools or []) if _tool_name(t)]
         self.client_names = {_tool_name(t) for t in self.client_tools}
-        self.tools = {n: t for n, t in coordinator.tools_for(run.policy).items() if n not in self.client_names}
+        # Every BMO tool can be looked up (to explain a refusal); only the policy's classes are offered.
+        self.tools = {n: t for n, t in coordinator.tools.items() if n not in self.client_names}
+        self.offered = [t.schema() for n, t in coordinator.tools_for(run.policy).items() if n not in self.client_names]
         self.history: list[ChatMessage] = []
         self.text: list[str] = []
         self.usage = Usage()
@@ -203,7 +205,7 @@ class AgentLoop:
         options = self.host.config.section("agent")
         self.history = await self.session.messages()
         max_steps = self.run.policy.max_steps or options.max_steps
-        offered = [t.schema() for t in self.tools.values()] + self.client_tools
+        offered = self.offered + self.client_tools
         tools_ran = False
         recovery_used = False
         nudge: list[ChatMessage] = []  # the recovery prompt: sent once, never persisted
@@ -353,7 +355,8 @@ class AgentLoop:
         with tool_span(self.host, name=name, call_id=call.id, tool_class=getattr(tool, "tool_class", "unknown"),
                        run_id=self.run.id) as span:
             if tool is None:
-                content = f"Error: there is no tool named {name!r}. Available tools: {', '.join(sorted(self.tools)) or 'none'}."
+                offered = sorted(t["function"]["name"] for t in self.offered + self.client_tools)
+                content = f"Error: there is no tool named {name!r}. Available tools: {', '.join(offered) or 'none'}."
             else:
                 try:
                     args = json.loads(arguments)

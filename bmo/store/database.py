@@ -147,7 +147,8 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
             for _, fut in batch:
-                fut.set_exception(exc)
+                if not fut.cancelled():
+                    fut.set_exception(exc)
             return
         for job, fut in batch:
             try:
@@ -173,6 +174,8 @@ class Database:
                 pass
             results = [(fut, None, err or exc) for fut, _, err in results]
         for fut, value, err in results:
+            if fut.cancelled():  # the caller stopped waiting (its task was cancelled); the write still happened
+                continue
             if err is not None:
                 fut.set_exception(err)
             else:

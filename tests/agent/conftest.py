@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -13,87 +10,8 @@ import pytest_asyncio
 
 from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.fixtures import provider_toml
-from bmo.testing.harness import RunningServer, start_server
-
-
-class Native:
-    """A small client of the native session API (real HTTP, SSE parsed by hand)."""
-
-    def __init__(self, server: RunningServer, http: aiohttp.ClientSession):
-        self.server = server
-        self.http = http
-        self.stopped = False
-
-    @property
-    def host(self):
-        return self.server.host
-
-    @property
-    def co(self):
-        return self.server.host.coordinator
-
-    async def stop(self) -> None:
-        """Stop early (e.g. to restart on the same data dir); the fixture skips it afterwards."""
-        if not self.stopped:
-            self.stopped = True
-            await self.http.close()
-            await self.server.stop()
-
-    def url(self, path: str) -> str:
-        return self.server.api + path
-
-    async def request(self, method: str, path: str, body: dict | None = None, status: int | None = None) -> dict:
-        async with self.http.request(method, self.url(path), json=body, headers=self.server.headers()) as resp:
-            data = await resp.json()
-            if status is not None:
-                assert resp.status == status, data
-            return data
-
-    async def create_session(self, **body) -> dict:
-        return await self.request("POST", "/sessions", body, status=201)
-
-    async def events(self, session_id: str, content: str | None = None, **body) -> AsyncIterator[dict]:
-        """POST a message and yield the run's SSE events as dicts (``type`` and fields)."""
-        if content is not None:
-            body["content"] = content
-        async with self.http.post(self.url(f"/sessions/{session_id}/messages"), json=body,
-                                  headers=self.server.headers()) as resp:
-            assert resp.status == 200, await resp.text()
-            async for event in read_sse(resp):
-                yield event
-
-    async def run(self, session_id: str, content: str | None = None, **body) -> list[dict]:
-        """POST a message and collect every event until run.finished."""
-        out = []
-        async with asyncio.timeout(30):
-            async for event in self.events(session_id, content, **body):
-                out.append(event)
-        assert out and out[-1]["type"] == "run.finished", out
-        return out
-
-    async def decide(self, session_id: str, permission_id: str, decision: str) -> dict:
-        return await self.request("POST", f"/sessions/{session_id}/permissions/{permission_id}",
-                                  {"decision": decision}, status=200)
-
-
-async def read_sse(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
-    name, data = None, []
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\r\n")
-        if not line:
-            if data:
-                event = json.loads("\n".join(data))
-                assert event["type"] == name
-                yield event
-            name, data = None, []
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-
-
-def of_type(events: list[dict], kind: str) -> list[dict]:
-    return [e for e in events if e["type"] == kind]
+from bmo.testing.harness import start_server
+from tests.agent.native_client import Native
 
 
 @pytest.fixture
@@ -108,12 +26,12 @@ async def agent(tmp_path, workspace, fake_upstream):
     """``await agent(agent_toml="...", toml="...")`` starts a server on the fake upstream; all stop after the test."""
     started: list[Native] = []
 
-    async def start(agent_toml: str = "", toml: str = "", *, providers: bool = True,
-                    data_dir: Path | None = None, up: FakeUpstream | None = None) -> Native:
+    async def start(agent_toml: str = "", toml: str = "", *, providers: bool = True, data_dir: Path | None = None,
+                    up: FakeUpstream | None = None, env: dict[str, str] | None = None) -> Native:
         text = f'[agent]\nworkspace = "{workspace}"\npermission_timeout_s = 10\n{agent_toml}\n{toml}\n'
         if providers:
             text += provider_toml(up or fake_upstream)
-        server = await start_server(data_dir or tmp_path / "data", config_toml=text, load_plugins="")
+        server = await start_server(data_dir or tmp_path / "data", config_toml=text, load_plugins="", env=env)
         native = Native(server, aiohttp.ClientSession())
         started.append(native)
         return native
