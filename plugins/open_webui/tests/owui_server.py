@@ -1,12 +1,10 @@
-"""Fixtures for the Open WebUI plugin's tests: a fake model upstream and a real BMO server in front of it."""
+"""A real BMO (compat + Open WebUI plugins) in front of a fake upstream that behaves like a model Open WebUI talks to."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
-
-import pytest_asyncio
 
 from bmo.testing.fake_upstream import FakeUpstream, Reply, echo_last_user, reply, tool_call
 from bmo.testing.fixtures import provider_toml
@@ -53,20 +51,6 @@ def compat_toml(up: FakeUpstream, workspace: Path, *, extra: str = "", upstream_
     )
 
 
-@pytest_asyncio.fixture
-async def upstream():
-    async with FakeUpstream(default=open_webui_like_upstream) as up:
-        yield up
-
-
-@pytest_asyncio.fixture
-async def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "workspace"
-    ws.mkdir()
-    (ws / "notes.txt").write_text("the answer is 42\n")
-    return ws
-
-
 async def serve(tmp_path: Path, up: FakeUpstream, workspace: Path, *, extra: str = "", env: dict | None = None,
                 upstream_timeout_s: float = 5.0):
     """A real BMO with the compat and Open WebUI plugins, on a real socket, in this process."""
@@ -75,15 +59,6 @@ async def serve(tmp_path: Path, up: FakeUpstream, workspace: Path, *, extra: str
         token=TOKEN,
         load_plugins="openai_compat,open_webui", env=env,
     )
-
-
-@pytest_asyncio.fixture
-async def bmo(tmp_path: Path, upstream: FakeUpstream, workspace: Path):
-    server = await serve(tmp_path, upstream, workspace)
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def ledger_row(session, server, request_id: str, timeout: float = 10.0) -> dict:

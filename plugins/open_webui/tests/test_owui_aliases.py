@@ -11,7 +11,7 @@ import aiohttp
 import openai
 import pytest
 
-from conftest import MODEL, TOKEN, ledger_row
+from owui_server import MODEL, TOKEN, ledger_row
 
 CONFIG = """\
 [options.openai_compat]

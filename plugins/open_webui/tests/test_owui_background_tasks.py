@@ -8,7 +8,7 @@ import aiohttp
 import openai
 
 from bmo_open_webui.tasks import is_background_task
-from conftest import MODEL, TITLE_JSON, TOKEN, ledger_row
+from owui_server import MODEL, TITLE_JSON, TOKEN, ledger_row
 
 CHAT_HEADER = "X-OpenWebUI-Chat-Id"
 # What Open WebUI's title task sends (its default template, shortened), built from the chat so far.
@@ -83,7 +83,7 @@ async def test_ordinary_chat_rows_are_kind_chat(bmo):
 
 
 async def test_task_detection_can_be_switched_off(tmp_path, upstream, workspace):
-    from conftest import serve
+    from owui_server import serve
 
     server = await serve(tmp_path, upstream, workspace, extra="[options.open_webui]\ndetect_tasks = false\n")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import openai
 
-from conftest import MODEL, TOKEN
+from owui_server import MODEL, TOKEN
 
 CHAT_HEADER = "X-OpenWebUI-Chat-Id"
 
@@ -80,7 +80,7 @@ async def test_unsafe_chat_id_is_hashed_into_a_valid_session_id(bmo):
 
 
 async def test_custom_chat_id_header_and_prefix_from_config(tmp_path, upstream, workspace):
-    from conftest import serve
+    from owui_server import serve
 
     server = await serve(tmp_path, upstream, workspace, extra=(
         "[options.open_webui]\nchat_id_headers = [\"X-Chat\", \"X-OpenWebUI-Chat-Id\"]\nsession_prefix = \"owui:\"\n"))

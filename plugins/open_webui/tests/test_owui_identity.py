@@ -7,7 +7,7 @@ import openai
 
 from bmo_open_webui.config import OpenWebUIOptions
 from bmo_open_webui.identity import forwarded_identity, requester_label
-from conftest import MODEL, TOKEN, ledger_row, serve
+from owui_server import MODEL, TOKEN, ledger_row, serve
 
 USER_HEADERS = {
     "X-OpenWebUI-User-Name": "Ada%20L%C3%B6velace",

@@ -6,7 +6,7 @@ import aiohttp
 import openai
 
 from bmo.testing.fake_upstream import reply, tool_call
-from conftest import MODEL, ROUTE_CLEAR, TOKEN, serve, sse_events
+from owui_server import MODEL, ROUTE_CLEAR, TOKEN, serve, sse_events
 
 CHAT = {"X-OpenWebUI-Chat-Id": "stream-chat"}
 WEATHER_TOOL = {
