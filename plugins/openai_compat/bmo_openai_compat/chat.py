@@ -190,14 +190,14 @@ class ChatHandler:
         common = {"model": req.model, "requester": rt.requester, "origin": "openai_compat"}
         if not session_id:
             session = await coordinator.create_session(ephemeral=True, **common)
-            await rt.event("session", session_id=session.id, created=True, ephemeral=True)
+            await rt.event("session", session_id=session.id, new_session=True, ephemeral=True)
             return session, True
         session = await coordinator.get_session(session_id)
         if session is not None:
-            await rt.event("session", session_id=session_id, created=False, ephemeral=False)
+            await rt.event("session", session_id=session_id, new_session=False, ephemeral=False)
             return session, False
         session = await coordinator.create_session(session_id=session_id, **common)
-        await rt.event("session", session_id=session_id, created=True, ephemeral=False)
+        await rt.event("session", session_id=session_id, new_session=True, ephemeral=False)
         return session, True
 
     async def _start_run(self, session, appended, run_model, client_tools, sampling, policy_kwargs):
