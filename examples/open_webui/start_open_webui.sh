@@ -30,4 +30,5 @@ export ANONYMIZED_TELEMETRY=False SCARF_NO_ANALYTICS=true DO_NOT_TRACK=true
 export ENABLE_AUTOCOMPLETE_GENERATION=False   # keystroke-level tasks cost a model call each
 export GLOBAL_LOG_LEVEL="${GLOBAL_LOG_LEVEL:-WARNING}"
 cd "$data"
-exec "$here/.venv/bin/open-webui" serve --host 127.0.0.1 --port "$port"
+venv="${OPEN_WEBUI_VENV:-$here/.venv}"
+exec "$venv/bin/open-webui" serve --host 127.0.0.1 --port "$port"

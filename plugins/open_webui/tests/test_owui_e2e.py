@@ -1,0 +1,201 @@
+"""End to end with the real Open WebUI (PyPI ``open-webui``) in front of a real ``bmo serve``.
+
+Opt-in: Open WebUI takes minutes and gigabytes to install. ``examples/open_webui/run_e2e.sh``
+installs it into ``examples/open_webui/.venv`` and runs this with ``BMO_E2E_OPEN_WEBUI=1``.
+Only the model behind BMO is fake (the scriptable upstream); every hop between is real HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bmo.testing.fake_upstream import FakeUpstream
+from bmo.testing.fixtures import provider_toml
+from bmo.testing.harness import free_port, spawn_serve
+from owui_server import MODEL, TITLE_JSON, open_webui_like_upstream
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "open_webui"
+VENV = Path(os.environ.get("OPEN_WEBUI_VENV", EXAMPLE / ".venv"))
+TOKEN = "e2e-bmo-token"
+START_TIMEOUT_S = float(os.environ.get("OPEN_WEBUI_START_TIMEOUT_S", "240"))
+
+pytestmark = [
+    pytest.mark.open_webui_e2e,
+    pytest.mark.skipif(os.environ.get("BMO_E2E_OPEN_WEBUI") != "1",
+                       reason="opt-in: set BMO_E2E_OPEN_WEBUI=1 (examples/open_webui/run_e2e.sh does)"),
+]
+
+
+def _open_webui_user_agent() -> str:
+    """The User-Agent Open WebUI's aiohttp client sends (its Python and aiohttp versions)."""
+    code = "import sys, aiohttp; print(f'Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{aiohttp.__version__}')"
+    return subprocess.run([str(VENV / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.strip()
+
+
+async def _wait_http_ok(http: aiohttp.ClientSession, url: str, proc: subprocess.Popen, timeout: float, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"Open WebUI exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                if resp.status == 200:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"Open WebUI not up within {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+async def _bmo_runs(http: aiohttp.ClientSession, bmo_url: str, **filters: str) -> list[dict]:
+    async with http.get(f"{bmo_url}/v1/openai-compat/runs", params={"limit": "100", **filters},
+                        headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["data"]
+
+
+async def _until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
+    if not (VENV / "bin" / "open-webui").exists():
+        pytest.skip(f"Open WebUI is not installed in {VENV}; run examples/open_webui/setup.sh")
+    timings: dict[str, float] = {}
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    async with FakeUpstream(default=open_webui_like_upstream) as up, aiohttp.ClientSession() as http:
+        config = tmp_path / "bmo.toml"
+        config.write_text(
+            "[options.openai_compat]\nenabled = true\ntool_policy = \"auto_approve\"\nambiguity_action = \"code\"\n\n"
+            f"[agent]\ndefault_model = \"{MODEL}\"\nworkspace = \"{workspace}\"\n\n" + provider_toml(up))
+        started = time.monotonic()
+        bmo = await asyncio.to_thread(
+            spawn_serve, ["--addr", f"127.0.0.1:{free_port()}", "--auth-token", TOKEN, "--config", str(config)],
+            data_dir=tmp_path / "bmo-data")
+        assert bmo.url, bmo.stderr()
+        timings["bmo_start_s"] = round(time.monotonic() - started, 2)
+
+        owui_port = free_port()
+        owui_log = tmp_path / "open-webui.log"
+        started = time.monotonic()
+        with open(owui_log, "wb") as log:
+            owui = subprocess.Popen(
+                ["bash", str(EXAMPLE / "start_open_webui.sh"), str(owui_port), f"{bmo.url}/v1", TOKEN],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, "OPEN_WEBUI_DATA_DIR": str(tmp_path / "open-webui-data"),
+                     "OPEN_WEBUI_VENV": str(VENV)})
+        owui_url = f"http://127.0.0.1:{owui_port}"
+        try:
+            await _wait_http_ok(http, f"{owui_url}/health", owui, START_TIMEOUT_S, owui_log)
+            timings["open_webui_start_s"] = round(time.monotonic() - started, 2)
+            started = time.monotonic()
+
+            # Auth is off: signing in with nothing yields the implicit admin's token.
+            async with http.post(f"{owui_url}/api/v1/auths/signin", json={"email": "", "password": ""}) as resp:
+                assert resp.status == 200, await resp.text()
+                user = await resp.json()
+            auth = {"Authorization": f"Bearer {user['token']}"}
+
+            # 1. BMO's models are in Open WebUI's model picker.
+            async with http.get(f"{owui_url}/api/models", headers=auth) as resp:
+                assert resp.status == 200, await resp.text()
+                models = [m["id"] for m in (await resp.json())["data"]]
+            assert MODEL in models
+
+            # 2. A chat through Open WebUI's own API streams BMO's answer back.
+            async with http.post(f"{owui_url}/api/chat/completions", headers=auth, json={
+                    "model": MODEL, "stream": True,
+                    "messages": [{"role": "user", "content": "hello from open webui"}]}) as resp:
+                assert resp.status == 200, await resp.text()
+                assert resp.headers["Content-Type"].startswith("text/event-stream")
+                body = (await resp.read()).decode()
+            chunks = [json.loads(line[6:]) for line in body.splitlines()
+                      if line.startswith("data: ") and line != "data: [DONE]"]
+            streamed = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+            assert streamed == "echo: hello from open webui"
+            assert len([c for c in chunks if c.get("choices") and c["choices"][0]["delta"].get("content")]) > 1
+
+            # ... and leaves a ledger row carrying Open WebUI's User-Agent.
+            open_webui_ua = _open_webui_user_agent()
+            rows = await _bmo_runs(http, bmo.url, route="chat_completions")
+            mine = [r for r in rows if r["client_ua"] == open_webui_ua[:64] and r["outcome"] == "final_answer"]
+            assert mine and mine[0]["stream"] is True, rows
+            listed = await _bmo_runs(http, bmo.url, route="models_list")
+            assert any(r["client_ua"] == open_webui_ua[:64] for r in listed)
+
+            # 3. A saved chat, driven the way Open WebUI's own front end drives it: the chat id is
+            #    forwarded, so the whole chat is one BMO session; its title task skips the agent loop.
+            async with http.post(f"{owui_url}/api/v1/chats/new", headers=auth, json={"chat": {
+                    "title": "e2e", "models": [MODEL], "messages": [],
+                    "history": {"messages": {}, "currentId": None}}}) as resp:
+                assert resp.status == 200, await resp.text()
+                chat_id = (await resp.json())["id"]
+            session_id = f"openwebui-{chat_id}"
+            conversation: list[dict] = []
+            parent = None
+            for text in ("first question", "second question"):
+                user_id, answer_id = str(uuid.uuid4()), str(uuid.uuid4())
+                conversation.append({"role": "user", "content": text})
+                async with http.post(f"{owui_url}/api/chat/completions", headers=auth, json={
+                        "model": MODEL, "stream": True, "chat_id": chat_id, "id": answer_id,
+                        "messages": conversation,
+                        "user_message": {"id": user_id, "role": "user", "content": text, "parentId": parent}}) as resp:
+                    assert resp.status == 200, await resp.text()
+                    await resp.read()
+
+                async def saved_answer(answer_id=answer_id):
+                    async with http.get(f"{owui_url}/api/v1/chats/{chat_id}", headers=auth) as r:
+                        message = (await r.json())["chat"]["history"]["messages"].get(answer_id) or {}
+                    return message.get("content") if message.get("done") else None
+
+                answer = await _until(saved_answer, 60, f"the answer to {text!r} in the Open WebUI chat")
+                assert answer == f"echo: {text}"
+                conversation.append({"role": "assistant", "content": answer})
+                parent = answer_id
+
+            chat_rows = await _bmo_runs(http, bmo.url, session_id=session_id)
+            assert len([r for r in chat_rows if r["kind"] == "chat" and r["outcome"] == "final_answer"]) == 2
+            assert {r["is_session_reuse"] for r in chat_rows} == {True}
+
+            async with http.post(f"{owui_url}/api/v1/tasks/title/completions", headers=auth, json={
+                    "model": MODEL, "chat_id": chat_id, "messages": conversation}) as resp:
+                assert resp.status == 200, await resp.text()
+                title = await resp.json()
+            assert title["choices"][0]["message"]["content"] == TITLE_JSON
+            task_rows = [r for r in await _bmo_runs(http, bmo.url, session_id=session_id) if r["kind"] == "task"]
+            assert len(task_rows) == 1 and task_rows[0]["outcome"] == "final_answer"
+            timings["test_s"] = round(time.monotonic() - started, 2)
+        finally:
+            _stop(owui)
+            await asyncio.to_thread(bmo.terminate)
+    print(f"\nopen-webui e2e timings: {json.dumps(timings)}")
+    if os.environ.get("BMO_E2E_TIMINGS"):
+        Path(os.environ["BMO_E2E_TIMINGS"]).write_text(json.dumps(timings))
