@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from bmo.agent import outcomes
-from bmo.agent.api.sse import event_frame, open_stream, pumped, relay
+from bmo.agent.api.sse import KEEPALIVE_S, event_frame, idle, open_stream, pumped, relay
 from bmo.agent.errors import AgentError, SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.messages import ChatMessage
@@ -24,7 +24,6 @@ from bmo.server.auth import requester_label
 from bmo.server.errors import ApiError
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-KEEPALIVE_S = 10.0
 
 
 class CreateSessionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -77,9 +76,7 @@ async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
         raise ApiError(400, "The request body must be a JSON object.")
     try:
         return msgspec.json.decode(raw, type=kind)
-    except msgspec.DecodeError:
-        raise ApiError(400, "The request body is not valid JSON; send a JSON object.") from None
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
         message = str(exc)
         match = _AT.search(message)
         param = match.group("path") if match else None
@@ -89,6 +86,8 @@ async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
             raise ApiError(400, f"Unknown field '{field}'; remove it (see docs/agent.md for the fields).", param=field) from None
         text = message[: match.start()] if match else message
         raise ApiError(400, f"Invalid field '{param or 'body'}': {text}.", param=param) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "The request body is not valid JSON; send a JSON object.") from None
 
 
 async def _session_or_404(coordinator, session_id: str):
@@ -220,14 +219,15 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         _raise_for_error(result, headers)
         return web.json_response({"run": run.describe(), "result": msgspec.to_builtins(result)}, headers=headers)
     async with pumped(run) as queue:
-        first = await queue.get()
-        if isinstance(first, RunFinished):
-            _raise_for_error(first, headers)
-        resp = await open_stream(request, headers)
         try:
+            # The first event decides the status: an upstream failing before its first byte is an HTTP error.
+            first = await idle(request, None, queue.get(), [float("inf")])
+            if isinstance(first, RunFinished):
+                _raise_for_error(first, headers)
+            resp = await open_stream(request, headers)
             await resp.write(event_frame(first, run))
             if not isinstance(first, RunFinished):
-                await relay(resp, run, queue)
+                await relay(request, resp, run, queue)
         except (ConnectionResetError, asyncio.CancelledError):
             run.cancel("client disconnected")
             raise
@@ -260,23 +260,22 @@ async def follow_session(request: web.Request) -> web.StreamResponse:
     seen: set[str] = set()
     resp = await open_stream(request, {"X-BMO-Session-Id": session.id})
     await resp.write(b": following " + session.id.encode() + b"\n\n")
-    while True:
-        active = co.active_run(session.id)
-        candidates = [r for r in co.runs() if r.session_id == session.id and r.id not in seen
-                      and (r.started_at >= since or r is active)]
-        candidates.sort(key=lambda r: r.started_at)
-        if candidates:
-            run = candidates[0]
-            seen.add(run.id)
-            async with pumped(run) as queue:
-                await relay(resp, run, queue)
-            continue
-        if co._closed:
-            return resp
-        try:
-            await asyncio.wait_for(co.next_run_started(), KEEPALIVE_S)
-        except asyncio.TimeoutError:
-            await resp.write(b": keepalive\n\n")
+    deadline = [asyncio.get_running_loop().time() + KEEPALIVE_S]
+    try:
+        while not co._closed:
+            active = co.active_run(session.id)
+            candidates = [r for r in co.runs() if r.session_id == session.id and r.id not in seen
+                          and (r.started_at >= since or r is active)]
+            if candidates:
+                run = min(candidates, key=lambda r: r.started_at)
+                seen.add(run.id)
+                async with pumped(run) as queue:
+                    await relay(request, resp, run, queue)
+                continue
+            await idle(request, resp, co.next_run_started(), deadline)
+    except ConnectionResetError:
+        pass  # the follower left; nothing to clean up
+    return resp
 
 
 # -- permissions ------------------------------------------------------------------------

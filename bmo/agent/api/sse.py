@@ -13,6 +13,7 @@ from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
 
 KEEPALIVE_S = 10.0
+POLL_S = 0.5  # how often an idle stream checks whether its client is still there
 _encoder = msgspec.json.Encoder()
 
 
@@ -49,14 +50,39 @@ async def pumped(run: Run) -> AsyncIterator[asyncio.Queue]:
             await task
 
 
-async def relay(resp: web.StreamResponse, run: Run, queue: asyncio.Queue) -> None:
+def client_gone(request: web.Request) -> bool:
+    """True once the client closed its connection (aiohttp drops the transport)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def idle(request: web.Request, resp: web.StreamResponse | None, waiter, deadline: list[float]) -> object:
+    """Await ``waiter`` in short slices: ConnectionResetError when the client left, a keepalive when quiet.
+
+    ``resp`` None: the response has not started yet, so no keepalive is written.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(waiter)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=POLL_S)
+            if done:
+                return task.result()
+            if client_gone(request):
+                raise ConnectionResetError("client disconnected")
+            if resp is not None and loop.time() >= deadline[0]:
+                await resp.write(b": keepalive\n\n")
+                deadline[0] = loop.time() + KEEPALIVE_S
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+async def relay(request: web.Request, resp: web.StreamResponse, run: Run, queue: asyncio.Queue) -> None:
     """Write the run's events from ``queue`` until RunFinished; ConnectionResetError if the client left."""
+    deadline = [asyncio.get_running_loop().time() + KEEPALIVE_S]
     while True:
-        try:
-            event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-        except asyncio.TimeoutError:
-            await resp.write(b": keepalive\n\n")  # also how a vanished client is noticed
-            continue
+        event = await idle(request, resp, queue.get(), deadline)
         await resp.write(event_frame(event, run))
         if isinstance(event, RunFinished):
             return
