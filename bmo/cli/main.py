@@ -24,12 +24,13 @@ def cli() -> None:
 
 
 def _install() -> None:
-    from bmo.cli import config, logs, plugins, serve
+    from bmo.cli import config, logs, plugins, serve, tui
 
     cli.add_command(serve.serve)
     cli.add_command(config.config_group)
     cli.add_command(plugins.plugins)
     cli.add_command(logs.logs)
+    cli.add_command(tui.tui)
     config.add_show_commands(plugin_manager())
     plugin_manager().hook.bmo_cli_commands(cli=cli)
 
