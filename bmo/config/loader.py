@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,10 +215,7 @@ def _decode(merged: dict, sections: dict[str, Section], origins: dict[str, str])
         if not isinstance(raw, dict):
             where = origins.get(path, "config")
             raise ConfigError(f"{where}: [{path}] must be a table, got {raw!r}")
-        try:
-            out[path] = msgspec.convert(raw, section.type, strict=False)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(_explain(exc, path, raw, origins)) from None
+        out[path] = _convert_section(raw, section.type, path, origins)
     leftovers = _leaves(merged)
     if leftovers:
         key = leftovers[0]
@@ -226,6 +224,23 @@ def _decode(merged: dict, sections: dict[str, Section], origins: dict[str, str])
             f"{origins.get(key, 'config')}: unknown key `{key}`; known sections are {known}"
         )
     return out
+
+
+def _convert_section(raw: dict, kind: Any, path: str, origins: dict[str, str]) -> Any:
+    # A table of named tables ([providers.NAME]) is decoded entry by entry so an error names the entry.
+    if typing.get_origin(kind) is dict:
+        value_type = typing.get_args(kind)[1]
+        out = {}
+        for key, value in raw.items():
+            try:
+                out[key] = msgspec.convert(value, value_type, strict=False)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(_explain(exc, f"{path}.{key}", value if isinstance(value, dict) else {}, origins)) from None
+        return out
+    try:
+        return msgspec.convert(raw, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(exc, path, raw, origins)) from None
 
 
 def _pop(tree: dict, dotted: str) -> Any:
