@@ -18,6 +18,9 @@ export ENABLE_OLLAMA_API=False
 export ENABLE_OPENAI_API=True
 export OPENAI_API_BASE_URLS="$bmo_url"
 export OPENAI_API_KEYS="$key"
+# Name the task kind in a header on every request to BMO (empty for chat turns), so BMO knows a
+# background task (title, tags, emoji, ...) by more than its prompt. Connection 0 is BMO.
+export OPENAI_API_CONFIGS='{"0": {"headers": {"X-OpenWebUI-Task": "{{TASK}}"}}}'
 export ENABLE_FORWARD_USER_INFO_HEADERS=true  # sends X-OpenWebUI-Chat-Id and X-OpenWebUI-User-*
 export OFFLINE_MODE=True HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export ENABLE_VERSION_UPDATE_CHECK=False

@@ -24,6 +24,9 @@ class OpenWebUIOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     ephemeral_chat_prefixes: list[str] = msgspec.field(default_factory=lambda: ["temporary:", "local:", "channel:"])
     # Answer Open WebUI's "### Task:" requests (titles, tags, follow-ups, queries) with one direct model call.
     detect_tasks: bool = True
+    # A header whose non-empty value marks a task outright: give the Open WebUI connection the custom
+    # header {"X-OpenWebUI-Task": "{{TASK}}"} and every task kind is recognised, whatever its prompt.
+    task_headers: list[str] = msgspec.field(default_factory=lambda: ["X-OpenWebUI-Task"])
     # Forwarded identity (Open WebUI's FORWARD_USER_INFO_HEADER_* names); trusted only from trusted proxies.
     user_email_header: str = "X-OpenWebUI-User-Email"
     user_name_header: str = "X-OpenWebUI-User-Name"

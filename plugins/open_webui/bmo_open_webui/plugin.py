@@ -14,7 +14,7 @@ from bmo_openai_compat import posture as compat_posture
 from bmo_open_webui.chat_sessions import session_key
 from bmo_open_webui.config import SECTION, OpenWebUIOptions, options_of
 from bmo_open_webui.identity import forwarded_identity, requester_label
-from bmo_open_webui.tasks import is_background_task
+from bmo_open_webui.tasks import is_background_task, task_named_in_headers
 
 STATE_KEY = "open_webui"
 SLASH_ALIAS = "openwebui"
@@ -57,7 +57,10 @@ def bmo_openai_compat_session_key(request, body):
 
 @hookimpl
 def bmo_openai_compat_classify(request, body):
-    if _options(request).detect_tasks and is_background_task(body):
+    options = _options(request)
+    if not options.detect_tasks:
+        return None
+    if task_named_in_headers(request.headers, options.task_headers) or is_background_task(body):
         return "task"
     return None
 

@@ -21,6 +21,18 @@ def _text(content: Any) -> str:
     return ""
 
 
+def task_named_in_headers(headers, names: list[str]) -> str:
+    """The task kind a ``{{TASK}}`` header template filled in (e.g. ``title_generation``), else ``""``.
+
+    Open WebUI fills the template with an empty string for ordinary chat turns.
+    """
+    for name in names:
+        value = (headers.get(name) or "").strip()
+        if value:
+            return value
+    return ""
+
+
 def is_background_task(body: Any) -> bool:
     """True for a task request: exactly one user message that starts with ``### Task:`` and holds a
     ``<chat_history>`` block, not streamed, no tools. System messages a model preset adds are allowed."""

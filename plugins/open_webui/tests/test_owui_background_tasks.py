@@ -82,6 +82,29 @@ async def test_ordinary_chat_rows_are_kind_chat(bmo):
     assert row["kind"] == "chat"
 
 
+async def test_a_task_header_marks_any_prompt_as_a_task(bmo, upstream):
+    # Open WebUI's emoji task has no "### Task:" prompt; a {{TASK}} header template names it anyway.
+    sdk = openai.AsyncOpenAI(base_url=bmo.api, api_key=TOKEN, max_retries=0)
+    calls_before = len(upstream.chat_requests)
+    raw = await sdk.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "Reflect the speaker's mood with one emoji: hi"}],
+        extra_headers={"X-OpenWebUI-Task": "emoji_generation", CHAT_HEADER: "emoji-chat"})
+    assert len(upstream.chat_requests) == calls_before + 1  # no router call, no loop
+    async with aiohttp.ClientSession() as http:
+        row = await ledger_row(http, bmo, raw.headers["x-request-id"])
+    assert row["kind"] == "task"
+    assert await bmo.host.coordinator.get_session("openwebui-emoji-chat") is None
+
+
+async def test_an_empty_task_header_is_an_ordinary_chat(bmo):
+    sdk = openai.AsyncOpenAI(base_url=bmo.api, api_key=TOKEN, max_retries=0)
+    raw = await sdk.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}], extra_headers={"X-OpenWebUI-Task": ""})
+    async with aiohttp.ClientSession() as http:
+        row = await ledger_row(http, bmo, raw.headers["x-request-id"])
+    assert row["kind"] == "chat"
+
+
 async def test_task_detection_can_be_switched_off(tmp_path, upstream, workspace):
     from owui_server import serve
 

@@ -190,8 +190,13 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
                 assert resp.status == 200, await resp.text()
                 title = await resp.json()
             assert title["choices"][0]["message"]["content"] == TITLE_JSON
+            # The emoji task's prompt has no "### Task:" marker: the {{TASK}} header names it.
+            async with http.post(f"{owui_url}/api/v1/tasks/emoji/completions", headers=auth, json={
+                    "model": MODEL, "chat_id": chat_id, "prompt": "what a lovely day"}) as resp:
+                assert resp.status == 200, await resp.text()
             task_rows = [r for r in await _bmo_runs(http, bmo.url, session_id=session_id) if r["kind"] == "task"]
-            assert len(task_rows) == 1 and task_rows[0]["outcome"] == "final_answer"
+            assert len(task_rows) == 2 and {r["outcome"] for r in task_rows} == {"final_answer"}
+            assert not [r for r in await _bmo_runs(http, bmo.url, outcome="queued")]
             timings["test_s"] = round(time.monotonic() - started, 2)
         finally:
             _stop(owui)
