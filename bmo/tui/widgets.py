@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markdown import Markdown
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -12,17 +13,18 @@ class Message(Static):
     """One entry of the conversation; ``role`` is a CSS class (user, assistant, tool, notice, error)."""
 
     def __init__(self, role: str, text: str = ""):
-        super().__init__(text, markup=False, classes=role)
+        super().__init__(markup=False, classes=role)
         self.role = role
         self.text = text
+        self.update(self._renderable())
+
+    def _renderable(self):
+        # Answers are usually Markdown; everything else is shown verbatim.
+        return Markdown(self.text) if self.role == "assistant" else self.text
 
     def append(self, more: str) -> None:
         self.text += more
-        self.update(self.text)
-
-    def set_text(self, text: str) -> None:
-        self.text = text
-        self.update(text)
+        self.update(self._renderable())
 
 
 class Sidebar(Vertical):
