@@ -68,14 +68,14 @@ class Coordinator:
     # -- models --------------------------------------------------------------------
     async def discover_models(self) -> None:
         """Ask providers without a configured model list for theirs; a failure is recorded, not fatal."""
-        for name, provider in self.providers.items():
-            if provider.models:
-                continue
+        async def one(name: str, provider: Any) -> None:
             try:
                 await provider.discover()
                 self._record("agent.provider.discovered", provider=name, models=len(provider.models))
             except Exception as exc:
                 self._record("agent.provider.discovery_failed", "warn", provider=name, error=str(exc))
+
+        await asyncio.gather(*(one(n, p) for n, p in self.providers.items() if not p.models))
 
     def model_ids(self) -> list[str]:
         """Every ``NAME/model`` the providers serve (discovered at startup)."""

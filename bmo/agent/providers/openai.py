@@ -69,7 +69,9 @@ class OpenAIProvider:
             return self.models
         url = f"{self.base_url}/models"
         try:
-            async with self._http().get(url, headers=self._headers(), timeout=self._timeout()) as resp:
+            # Discovery runs during startup: bounded tighter than a model call.
+            timeout = aiohttp.ClientTimeout(total=min(self.options.timeout_s, 10.0))
+            async with self._http().get(url, headers=self._headers(), timeout=timeout) as resp:
                 if resp.status != 200:
                     raise UpstreamError(resp.status, f"GET {url} answered {resp.status}: {await _error_text(resp)}")
                 body = await resp.json(content_type=None)
