@@ -158,11 +158,14 @@ class Ledger:
         return [_event_row(r) for r in rows]
 
     async def summary(self) -> dict[str, Any]:
-        """Ledger size, per-route counts, top-5 User-Agents and the last 5 terminal outcomes."""
+        """Ledger size, per-route and per-kind (chat/task) counts, top-5 User-Agents and the last 5 terminal outcomes."""
         size = await self.db.fetchone("SELECT COUNT(*) AS runs FROM openai_compat_runs")
         events = await self.db.fetchone("SELECT COUNT(*) AS events FROM openai_compat_run_events")
         routes = await self.db.fetchall(
             "SELECT route, COUNT(*) AS count FROM openai_compat_runs GROUP BY route ORDER BY route"
+        )
+        kinds = await self.db.fetchall(
+            "SELECT kind, COUNT(*) AS count FROM openai_compat_runs GROUP BY kind ORDER BY kind"
         )
         agents = await self.db.fetchall(
             "SELECT client_ua, COUNT(*) AS count FROM openai_compat_runs"
@@ -176,6 +179,7 @@ class Ledger:
             "runs": size["runs"] if size else 0,
             "events": events["events"] if events else 0,
             "routes": {r["route"]: r["count"] for r in routes},
+            "kinds": {r["kind"]: r["count"] for r in kinds},
             "top_user_agents": [{"client_ua": r["client_ua"], "count": r["count"]} for r in agents],
             "last_outcomes": last,
         }

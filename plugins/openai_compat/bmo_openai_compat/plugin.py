@@ -6,25 +6,25 @@ from aiohttp import web
 
 from bmo.hookspecs import hookimpl
 from bmo_openai_compat import config_show, outcomes
-from bmo_openai_compat.chat import chat_completions
 from bmo_openai_compat.config import SECTION, OpenAICompatOptions
 from bmo_openai_compat.hookspecs import ensure_hookspecs
-from bmo_openai_compat.ledger import Ledger
-from bmo_openai_compat.listing import list_models, list_run_events, list_runs, posture
 from bmo_openai_compat.migrations import MIGRATIONS, OWNER
-from bmo_openai_compat.posture import OpenAICompatStatusTool, build_snapshot, sidebar_value, slash_openai_compat
-from bmo_openai_compat.request_trace import CompatRequest
-from bmo_openai_compat.sessions import SESSION_HEADER
-from bmo_openai_compat.state import state_of
 
-# (method, path, handler, route label for records; None: not a recorded compat request)
-ROUTES = (
-    ("POST", "/v1/chat/completions", chat_completions, outcomes.CHAT_COMPLETIONS),
-    ("GET", "/v1/models", list_models, outcomes.MODELS_LIST),
-    ("GET", "/v1/openai-compat/runs", list_runs, outcomes.RUNS_LIST),
-    ("GET", "/v1/openai-compat/runs/{request_id}/events", list_run_events, outcomes.RUN_EVENTS_LIST),
-    ("GET", "/v1/openai-compat/posture", posture, None),
-)
+# Server-side modules load in the server-side hooks, so `bmo config …` and `bmo logs` start fast.
+
+
+def _routes():
+    """(method, path, handler, route label for records; None: not a recorded compat request)."""
+    from bmo_openai_compat.chat import chat_completions
+    from bmo_openai_compat.listing import list_models, list_run_events, list_runs, posture
+
+    return (
+        ("POST", "/v1/chat/completions", chat_completions, outcomes.CHAT_COMPLETIONS),
+        ("GET", "/v1/models", list_models, outcomes.MODELS_LIST),
+        ("GET", "/v1/openai-compat/runs", list_runs, outcomes.RUNS_LIST),
+        ("GET", "/v1/openai-compat/runs/{request_id}/events", list_run_events, outcomes.RUN_EVENTS_LIST),
+        ("GET", "/v1/openai-compat/posture", posture, None),
+    )
 
 
 @hookimpl
@@ -48,6 +48,9 @@ def _auth_failure_observer(route: str):
 
     async def observe(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
         from bmo.server.app import get_host
+        from bmo_openai_compat.request_trace import CompatRequest
+        from bmo_openai_compat.sessions import SESSION_HEADER
+        from bmo_openai_compat.state import state_of
 
         host = get_host(request)
         state = state_of(host)
@@ -67,7 +70,7 @@ def _auth_failure_observer(route: str):
 @hookimpl
 def bmo_routes(register, host):
     ensure_hookspecs(host.pm)
-    for method, path, handler, label in ROUTES:
+    for method, path, handler, label in _routes():
         if label is None:
             register(method, path, handler)
         else:
@@ -76,33 +79,46 @@ def bmo_routes(register, host):
 
 @hookimpl
 def bmo_slash_commands(register, host):
+    from bmo_openai_compat.posture import slash_openai_compat
+
     register("openai-compat", slash_openai_compat,
              help="Read-only posture of the OpenAI-compatible API: policies, models, ledger, clients, outcomes.")
 
 
 @hookimpl
 def bmo_sidebar_indicators(register, host):
+    from bmo_openai_compat.posture import sidebar_value
+
     register("OpenAI compat", sidebar_value)
 
 
 @hookimpl
 def bmo_tools(register, host):
+    from bmo_openai_compat.posture import OpenAICompatStatusTool
+
     register(OpenAICompatStatusTool())
 
 
 @hookimpl
 def bmo_posture(register, host):
+    from bmo_openai_compat.posture import build_snapshot
+
     register("openai_compat", build_snapshot)
 
 
 @hookimpl
 def bmo_startup(host):
+    from bmo_openai_compat.ledger import Ledger
+    from bmo_openai_compat.state import state_of
+
     ensure_hookspecs(host.pm)
     state_of(host).ledger = Ledger(host.db, host.emit)
 
 
 @hookimpl
 async def bmo_shutdown(host):
+    from bmo_openai_compat.state import state_of
+
     state = state_of(host)
     if state.ledger is not None:
         await state.ledger.drain()

@@ -50,6 +50,8 @@ async def build_snapshot(host) -> dict[str, Any]:
         "last_persist_error": ledger.last_error if ledger and ledger.degraded else "",
         "ledger": {"runs": 0, "events": 0},
         "routes": {route: 0 for route in outcomes.ROUTES},
+        # chat: a conversation turn; task: a client's background task (one direct model call)
+        "kinds": {"chat": 0, "task": 0},
         "top_user_agents": [],
         "last_outcomes": [],
     }
@@ -62,6 +64,7 @@ async def build_snapshot(host) -> dict[str, Any]:
         return snapshot
     snapshot["ledger"] = {"runs": summary["runs"], "events": summary["events"]}
     snapshot["routes"].update(summary["routes"])
+    snapshot["kinds"].update(summary["kinds"])
     snapshot["top_user_agents"] = summary["top_user_agents"]
     snapshot["last_outcomes"] = summary["last_outcomes"]
     return snapshot
@@ -84,6 +87,7 @@ def render_report(snapshot: dict[str, Any]) -> Group:
     settings.add_row("advertised models", ", ".join(snapshot["advertised_models"]) or "(none)")
     ledger = snapshot["ledger"]
     settings.add_row("run ledger", f"{ledger['runs']} runs, {ledger['events']} events")
+    settings.add_row("requests by kind", ", ".join(f"{kind} {count}" for kind, count in snapshot["kinds"].items()))
     parts.append(settings)
     routes = Table(title="Requests per route", title_justify="left", show_edge=False)
     routes.add_column("route")

@@ -1,0 +1,33 @@
+"""The runnable examples work against a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from conftest import MODEL, TOKEN
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+async def test_openai_sdk_example_runs(compat):
+    env = {**os.environ, "BMO_BASE_URL": compat.api, "BMO_AUTH_TOKEN": TOKEN, "BMO_MODEL": MODEL}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLES / "openai_sdk" / "chat.py"), "ping", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "answer (req_" in text and "echo: ping" in text
+    assert "streamed: echo: ping" in text and "usage:" in text
+    assert "echo: Which word did I ask you to remember?" in text
+
+
+def test_continue_example_is_valid_json_pointing_at_v1():
+    config = json.loads((EXAMPLES / "continue" / "config.json").read_text())
+    model = config["models"][0]
+    assert model["provider"] == "openai" and model["apiBase"].endswith("/v1")
