@@ -30,10 +30,16 @@ Examples:
 
 def _resolve_log_dir(data_dir: str | None, config_files: tuple[str, ...]) -> Path:
     """--data-dir, else BMO_DATA_DIR, else [storage] data_dir from config, else the default."""
+    import os
+
     from bmo.cli.main import plugin_manager
     from bmo.cli.options import load_or_exit
     from bmo.host import resolve_data_dir
 
+    # Given directly, the config is not needed: logs stay readable even when a config file is broken.
+    direct = data_dir or os.environ.get("BMO_DATA_DIR")
+    if direct:
+        return Path(direct).expanduser().absolute() / "logs"
     config = load_or_exit(plugin_manager(), config_files, {"storage.data_dir": data_dir})
     return resolve_data_dir(config) / "logs"
 
@@ -54,7 +60,7 @@ def table_row(record: dict) -> str:
 TABLE_HEADER = f"{'TIME':<24} {'LEVEL':<5} {'MSG':<28} FIELDS"
 
 
-@click.command(epilog=EXAMPLES)
+@click.command(epilog=EXAMPLES, short_help="Read, filter, count and follow trace records.")
 @data_dir_option
 @config_option
 @click.option("--msg", "msgs", multiple=True, metavar="NAME",

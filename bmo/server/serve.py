@@ -55,8 +55,14 @@ async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # a second Ctrl-C while draining: say what is happening, keep it clean
+            print(f"BMO is already stopping (waiting at most {grace:g}s for in-flight requests)", file=sys.stderr, flush=True)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         site = web.TCPSite(runner, host.serve.host, host.serve.port, reuse_address=True)
         await site.start()
@@ -69,6 +75,8 @@ async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
         await stop.wait()
         host.emit("bmo.stopping", reason="signal")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        try:
+            await runner.cleanup()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

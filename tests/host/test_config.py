@@ -170,3 +170,14 @@ def test_config_show_redacts_secrets(run_bmo, tmp_path, secretive_plugin):
     section = shown(run_bmo, env=env)["config"]["options"]["secretive"]
     assert section == {"api_key": "set", "api_key_env": "MY_KEY", "auth_token": "unset", "client_secret": "set",
                        "headers": {"X-Api-Key": "set"}, "url": "http://example.test"}
+
+
+def test_config_show_prints_toml_that_reads_back_as_the_json_view(run_bmo, tmp_path, secretive_plugin):
+    import tomllib
+
+    (tmp_path / "bmo.toml").write_text("[options.secretive]\nheaders = { 'Odd Key.x' = 'v' }\n")
+    env = {"PYTHONPATH": str(secretive_plugin)}
+    text = run_bmo("config", "show", env=env)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("# sources, later wins: defaults, ")
+    assert tomllib.loads(text.stdout) == shown(run_bmo, env=env)["config"]
