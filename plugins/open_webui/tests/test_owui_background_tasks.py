@@ -68,6 +68,10 @@ async def test_title_task_while_the_chat_streams_answers_at_once_with_one_model_
             assert row["kind"] == "task"
             assert row["outcome"] == "final_answer" and row["http_status"] == 200
             assert row["session_id"] == session_id
+            # The posture tells tasks from chat turns, and so does the /openwebui report.
+            posture = (await bmo.host.posture())["openai_compat"]
+            assert posture["kinds"]["task"] == 1
+            assert "task 1" in await bmo.host.render_slash("/openwebui")
         finally:
             stream.close()  # the hung chat: the client leaves, BMO cancels its run
         await asyncio.wait_for(running.wait(), 10)
