@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -56,6 +57,20 @@ def data_dir(tmp_path) -> Path:
     return d
 
 
+@pytest.fixture
+def logs_cli():
+    """``bmo logs ARGS`` in this process (the same click command, without a process start per call)."""
+    from click.testing import CliRunner
+
+    from bmo.cli.main import cli
+
+    def run(*args: str) -> SimpleNamespace:
+        result = CliRunner().invoke(cli, ["logs", *args], catch_exceptions=False)
+        return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
+
+    return run
+
+
 def ids(out: str) -> list[tuple[str, str]]:
     rows = [json.loads(line) for line in out.splitlines()]
     return [(r["msg"], r.get("request_id", "")) for r in rows]
@@ -79,57 +94,57 @@ def test_data_dir_comes_from_env_or_config_file(run_bmo, data_dir, tmp_path):
     assert ids(by_file.stdout) == [("bmo.started", "")]
 
 
-def test_msg_exact_and_glob(run_bmo, data_dir):
-    exact = run_bmo("logs", "--data-dir", str(data_dir), "--msg", "openai_compat.action")
+def test_msg_exact_and_glob(logs_cli, data_dir):
+    exact = logs_cli("--data-dir", str(data_dir), "--msg", "openai_compat.action")
     assert ids(exact.stdout) == [("openai_compat.action", "r0"), ("openai_compat.action", "r1"), ("openai_compat.action", "r2")]
-    glob = run_bmo("logs", "--data-dir", str(data_dir), "--msg", "openai_compat.*", "--msg", "bmo.start*")
+    glob = logs_cli("--data-dir", str(data_dir), "--msg", "openai_compat.*", "--msg", "bmo.start*")
     assert len(ids(glob.stdout)) == 7
 
 
-def test_level_is_a_minimum_severity(run_bmo, data_dir):
-    warn = run_bmo("logs", "--data-dir", str(data_dir), "--level", "warn")
+def test_level_is_a_minimum_severity(logs_cli, data_dir):
+    warn = logs_cli("--data-dir", str(data_dir), "--level", "warn")
     assert ids(warn.stdout) == [("openai_compat.action", "r1"), ("openai_compat.action", "r2")]
-    debug = run_bmo("logs", "--data-dir", str(data_dir), "--level", "debug")
+    debug = logs_cli("--data-dir", str(data_dir), "--level", "debug")
     assert len(ids(debug.stdout)) == 7
-    bad = run_bmo("logs", "--data-dir", str(data_dir), "--level", "loud")
+    bad = logs_cli("--data-dir", str(data_dir), "--level", "loud")
     assert bad.returncode == 2 and "--level" in bad.stderr
 
 
-def test_where_matches_any_field_and_all_conditions(run_bmo, data_dir):
-    both = run_bmo("logs", "--data-dir", str(data_dir), "--where", "route=chat_completions", "--where", "outcome=error")
+def test_where_matches_any_field_and_all_conditions(logs_cli, data_dir):
+    both = logs_cli("--data-dir", str(data_dir), "--where", "route=chat_completions", "--where", "outcome=error")
     assert ids(both.stdout) == [("openai_compat.action", "r2")]
-    numeric = run_bmo("logs", "--data-dir", str(data_dir), "--where", "status=400")
+    numeric = logs_cli("--data-dir", str(data_dir), "--where", "status=400")
     assert ids(numeric.stdout) == [("openai_compat.action", "r1")]
-    boolean_and_nested = run_bmo("logs", "--data-dir", str(data_dir), "--where", "stream=true")
+    boolean_and_nested = logs_cli("--data-dir", str(data_dir), "--where", "stream=true")
     assert ids(boolean_and_nested.stdout) == [("openai_compat.action", "r2")]
-    nested = run_bmo("logs", "--data-dir", str(data_dir), "--where", "usage.total_tokens=12")
+    nested = logs_cli("--data-dir", str(data_dir), "--where", "usage.total_tokens=12")
     assert ids(nested.stdout) == [("openai_compat.action", "r1")]
-    glob = run_bmo("logs", "--data-dir", str(data_dir), "--where", "client_ua=OpenAI/*", "--msg", "openai_compat.fired")
+    glob = logs_cli("--data-dir", str(data_dir), "--where", "client_ua=OpenAI/*", "--msg", "openai_compat.fired")
     assert ids(glob.stdout) == [("openai_compat.fired", "r1"), ("openai_compat.fired", "r2")]
-    malformed = run_bmo("logs", "--data-dir", str(data_dir), "--where", "route")
+    malformed = logs_cli("--data-dir", str(data_dir), "--where", "route")
     assert malformed.returncode == 2 and "KEY=VALUE" in malformed.stderr
 
 
-def test_since_and_until_take_durations_and_iso_times(run_bmo, data_dir):
-    recent = run_bmo("logs", "--data-dir", str(data_dir), "--since", "10m")
+def test_since_and_until_take_durations_and_iso_times(logs_cli, data_dir):
+    recent = logs_cli("--data-dir", str(data_dir), "--since", "10m")
     assert ids(recent.stdout) == [("openai_compat.fired", "r2"), ("openai_compat.action", "r2")]
-    window = run_bmo("logs", "--data-dir", str(data_dir), "--since", "1h", "--until", stamp(10))
+    window = logs_cli("--data-dir", str(data_dir), "--since", "1h", "--until", stamp(10))
     assert [i for _, i in ids(window.stdout)] == ["", "r1", "r1"]
-    older = run_bmo("logs", "--data-dir", str(data_dir), "--until", "2h")
+    older = logs_cli("--data-dir", str(data_dir), "--until", "2h")
     assert ids(older.stdout) == [("openai_compat.fired", "r0"), ("openai_compat.action", "r0")]
-    day = run_bmo("logs", "--data-dir", str(data_dir), "--since", "1d")
+    day = logs_cli("--data-dir", str(data_dir), "--since", "1d")
     assert len(ids(day.stdout)) == 7
-    bad = run_bmo("logs", "--data-dir", str(data_dir), "--since", "yesterday")
+    bad = logs_cli("--data-dir", str(data_dir), "--since", "yesterday")
     assert bad.returncode == 2 and "10m" in bad.stderr
 
 
-def test_limit_keeps_the_most_recent_matches(run_bmo, data_dir):
-    result = run_bmo("logs", "--data-dir", str(data_dir), "--msg", "openai_compat.fired", "--limit", "2")
+def test_limit_keeps_the_most_recent_matches(logs_cli, data_dir):
+    result = logs_cli("--data-dir", str(data_dir), "--msg", "openai_compat.fired", "--limit", "2")
     assert ids(result.stdout) == [("openai_compat.fired", "r1"), ("openai_compat.fired", "r2")]
 
 
-def test_table_shows_time_level_msg_then_key_fields(run_bmo, data_dir):
-    result = run_bmo("logs", "--data-dir", str(data_dir), "--table", "--where", "request_id=r2")
+def test_table_shows_time_level_msg_then_key_fields(logs_cli, data_dir):
+    result = logs_cli("--data-dir", str(data_dir), "--table", "--where", "request_id=r2")
     header, fired, action = result.stdout.splitlines()
     assert header.split() == ["TIME", "LEVEL", "MSG", "FIELDS"]
     assert action.split()[:3] == [stamp(4), "error", "openai_compat.action"]
@@ -138,18 +153,18 @@ def test_table_shows_time_level_msg_then_key_fields(run_bmo, data_dir):
     assert fired.split()[2] == "openai_compat.fired"
 
 
-def test_top_counts_values_of_a_field(run_bmo, data_dir):
-    table = run_bmo("logs", "--data-dir", str(data_dir), "--top", "client_ua", "--table")
+def test_top_counts_values_of_a_field(logs_cli, data_dir):
+    table = logs_cli("--data-dir", str(data_dir), "--top", "client_ua", "--table")
     assert table.stdout.splitlines() == ["  COUNT  CLIENT_UA", "      4  OpenAI/Python 1.0", "      2  curl/8"]
-    as_json = run_bmo("logs", "--data-dir", str(data_dir), "--msg", "openai_compat.action", "--top", "outcome", "--limit", "1")
+    as_json = logs_cli("--data-dir", str(data_dir), "--msg", "openai_compat.action", "--top", "outcome", "--limit", "1")
     rows = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["field"] == "outcome" and rows[0]["count"] == 1
-    refused = run_bmo("logs", "--data-dir", str(data_dir), "--top", "outcome", "--follow")
+    refused = logs_cli("--data-dir", str(data_dir), "--top", "outcome", "--follow")
     assert refused.returncode == 2
 
 
-def test_an_empty_data_dir_says_so(run_bmo, tmp_path):
-    result = run_bmo("logs", "--data-dir", str(tmp_path / "nothing"))
+def test_an_empty_data_dir_says_so(logs_cli, tmp_path):
+    result = logs_cli("--data-dir", str(tmp_path / "nothing"))
     assert result.returncode == 0 and result.stdout == ""
     assert "no log" in result.stderr
 
