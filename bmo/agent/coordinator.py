@@ -8,6 +8,7 @@ direct model call, cancel everything at shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from pathlib import Path
@@ -242,9 +243,11 @@ class Coordinator:
         provider, upstream = self.resolve_model(model)
         turn: ModelTurn | None = None
         with chat_span(self.host, provider=provider.name, model=upstream) as span:
-            async for item in provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling):
-                if isinstance(item, ModelTurn):
-                    turn = item
+            stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling)
+            async with contextlib.aclosing(stream) as items:
+                async for item in items:
+                    if isinstance(item, ModelTurn):
+                        turn = item
             assert turn is not None
             record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
                          finish_reason=turn.finish_reason)

@@ -9,6 +9,7 @@ session history valid for the next request whatever happens (every tool call ans
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import traceback
@@ -235,6 +236,7 @@ class AgentLoop:
                     continue
                 message = ("The model gave no answer after running tools, even when asked again. "
                            "Try rephrasing the request or another model.")
+                self.say(("\n\n" if self.text else "") + message)
                 return self._done(outcomes.RECOVERY_FAILED, error=message)
             await self._persist([ChatMessage(role="assistant", content=turn.text)])
             return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
@@ -297,18 +299,21 @@ class AgentLoop:
         try:
             with chat_span(self.host, provider=provider.name, model=upstream_model, run_id=self.run.id,
                            session_id=self.session.id) as span:
-                async for item in provider.stream(upstream_model, messages, tools=tools or None, sampling=self.sampling):
-                    if not started_event:
-                        # Only now: an upstream that fails before its first byte leaves RunFinished first.
-                        self.emit(StepStarted(step=step, model=self.run.model))
-                        started_event = True
-                    if isinstance(item, ModelTurn):
-                        turn = item
-                    elif isinstance(item, TextDelta):
-                        self.text.append(item.text)
-                        self.emit(item)
-                    else:
-                        self.emit(item)
+                stream = provider.stream(upstream_model, messages, tools=tools or None, sampling=self.sampling)
+                # aclosing: a cancel closes the upstream connection now, not whenever the generator is collected.
+                async with contextlib.aclosing(stream) as items:
+                    async for item in items:
+                        if not started_event:
+                            # Only now: an upstream that fails before its first byte leaves RunFinished first.
+                            self.emit(StepStarted(step=step, model=self.run.model))
+                            started_event = True
+                        if isinstance(item, ModelTurn):
+                            turn = item
+                        elif isinstance(item, TextDelta):
+                            self.text.append(item.text)
+                            self.emit(item)
+                        else:
+                            self.emit(item)
                 assert turn is not None
                 record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
                              finish_reason=turn.finish_reason)

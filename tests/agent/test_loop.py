@@ -136,7 +136,7 @@ async def test_an_empty_answer_after_tools_gets_one_recovery_prompt_then_recover
     fake_upstream.script(reply(tool_calls=[tool_call("read_file", {"path": "x.txt"})]), reply(""), reply(""))
     events = await bmo.run(session["id"], "read x")
     assert events[-1]["outcome"] == outcomes.RECOVERY_FAILED
-    assert "no answer after running tools" in events[-1]["error"]
+    assert "no answer after running tools" in events[-1]["error"] and events[-1]["text"] == events[-1]["error"]
     recovery = fake_upstream.chat_requests[2].messages[-1]
     assert recovery["role"] == "user" and "gave no answer" in recovery["content"]
 
