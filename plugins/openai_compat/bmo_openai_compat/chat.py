@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 from aiohttp import web
 
@@ -28,12 +26,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         raise disabled_error()
     rt = CompatRequest(host, state.ledger, state.options, request, outcomes.CHAT_COMPLETIONS)
     handler = ChatHandler(request, host, state, rt)
-    task = asyncio.current_task()
-    state.active.add(task)
-    try:
-        return await guarded(rt, handler.handle, lambda: handler.session_header)
-    finally:
-        state.active.discard(task)
+    return await guarded(rt, handler.handle, lambda: handler.session_header)
 
 
 class ChatHandler:
@@ -109,7 +102,10 @@ class ChatHandler:
         policy_kwargs = {}
         sampling = wire.sampling_of(req)
         if is_first_user_turn(history + appended):
-            decision = await route(coordinator, req.model, history + appended, sampling)
+            try:
+                decision = await route(coordinator, req.model, history + appended, sampling)
+            except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
+                raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -141,11 +137,11 @@ class ChatHandler:
         rt = self.rt
         run = self.coordinator.get_run(request_id)
         if run is None:
-            raise compat_error(404, f"No run {request_id!r} is running or finished in the last 10 minutes; "
+            raise compat_error(404, f"No run {request_id[:64]!r} is running or finished in the last 10 minutes; "
                                     f"{RESUME_HEADER} takes the request_id a 409 queued answer named.",
                                param=RESUME_HEADER, code="run_not_found")
         if self.session_header and run.session_id != self.session_header:
-            raise compat_error(400, f"Run {request_id!r} belongs to another session than {self.session_header!r}.",
+            raise compat_error(400, f"Run {request_id[:64]!r} belongs to another session than {self.session_header!r}.",
                                param=RESUME_HEADER)
         rt.set(run_id=run.id)
         await rt.event("resume", resumed_request_id=request_id, run_session_id=run.session_id)

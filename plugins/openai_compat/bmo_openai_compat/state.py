@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bmo_openai_compat.config import OpenAICompatOptions, options_of
 from bmo_openai_compat.ledger import Ledger
@@ -14,8 +14,6 @@ STATE_KEY = "openai_compat"
 class CompatState:
     options: OpenAICompatOptions
     ledger: Ledger | None = None  # opened at startup, once the host's database is
-    # Handler tasks streaming right now, so shutdown can wait for their last ledger writes.
-    active: set = field(default_factory=set)
 
 
 def state_of(host) -> CompatState:

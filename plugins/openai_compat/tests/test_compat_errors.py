@@ -104,3 +104,49 @@ async def test_upstream_failure_mid_stream_arrives_as_an_error_event(compat):
     assert err.value.message
     await compat.assert_outcome(request_id, "error_500", 502, level="warn")
     await client.close()
+
+
+async def test_router_upstream_failure_is_an_error_status(compat):
+    from bmo.testing.fake_upstream import error
+
+    compat.model.route(error(500, "router model down"))
+    client = compat.aclient()
+    with pytest.raises(openai.InternalServerError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert err.value.status_code == 502 and "router" in err.value.message
+    await compat.assert_outcome(err.value.request_id, "error_500", 502, level="warn")
+    await client.close()
+
+
+async def test_body_over_the_size_limit_is_413_and_recorded(start_compat):
+    compat = await start_compat(env={"BMO_OPTIONS__HTTP_SERVER__MAX_BODY_BYTES": "2000"})
+    client = compat.aclient()
+    with pytest.raises(openai.APIStatusError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * 5000}])
+    assert err.value.status_code == 413 and err.value.body["code"] == "request_too_large"
+    await compat.assert_outcome(err.value.request_id, "error_500", 413, level="warn")
+    await client.close()
+
+
+@pytest.mark.parametrize("headers, extra, param", [
+    ({"X-BMO-Session-Id": "bad id with spaces"}, {}, "X-BMO-Session-Id"),
+    ({}, {"stream_options": {"include_usage": True}}, "stream_options"),
+    ({}, {"messages": [{"role": "tool", "content": "orphan"}]}, "messages[0].tool_call_id"),
+    ({}, {"functions": [{"name": "f"}]}, "functions"),
+])
+async def test_more_refusals_name_their_field(compat, headers, extra, param):
+    client = compat.aclient()
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], **extra}
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.chat.completions.create(**body, extra_headers=headers)
+    assert err.value.body["param"] == param
+    await client.close()
+
+
+def test_user_agent_is_cut_at_64_bytes_without_splitting_a_character():
+    from bmo_openai_compat.request_trace import truncate_ua
+
+    assert truncate_ua("a" * 100) == "a" * 64
+    cut = truncate_ua("é" * 40)  # two bytes each
+    assert cut == "é" * 32 and len(cut.encode()) == 64
+    assert truncate_ua("x" + "é" * 40).encode().__len__() == 63

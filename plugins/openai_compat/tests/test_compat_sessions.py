@@ -126,3 +126,19 @@ async def test_model_override_allow_ephemeral_runs_on_the_other_model_once(start
     assert session.model == MODEL  # the session keeps its own model
     await compat.assert_outcome(raw.headers["x-request-id"], "model_override_applied", 200)
     await client.close()
+
+
+async def test_client_giving_up_on_a_non_streamed_answer_cancels_the_run(compat):
+    compat.model.answer(reply("never comes", stall=True))
+    client = compat.aclient(timeout=1.0, max_retries=0)
+    with pytest.raises(openai.APITimeoutError):
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "wait"}],
+                                             extra_headers={"X-BMO-Session-Id": "s-gone"})
+    await compat.up.wait_disconnect(timeout=10)
+    rows, _ = await compat.ledger.list_runs(limit=1, session_id="s-gone")
+    async with asyncio.timeout(10):
+        while (row := await compat.row(rows[0]["request_id"]))["status"] != "finished":
+            await asyncio.sleep(0.05)
+    await compat.assert_outcome(row["request_id"], "cancelled", 499)
+    assert compat.host.coordinator.active_run("s-gone") is None
+    await client.close()
