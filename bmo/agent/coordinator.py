@@ -187,6 +187,7 @@ class Coordinator:
         busy = self._active.get(session.id)
         if busy is not None and not busy.done:
             raise SessionBusy(session.id, busy.id)
+        self._prune()
         run = Run(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
         # Claimed before the first await, so two concurrent starts cannot both pass the busy check.
         self._active[session.id] = run

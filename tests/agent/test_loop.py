@@ -309,3 +309,17 @@ async def test_spawning_limits_depth_and_count(agent, fake_upstream):
     assert nested["tool_call_id"] == "s2" and "max_depth" in nested["content"]
     second = fake_upstream.chat_requests[4].messages[-1]
     assert second["tool_call_id"] == "s3" and "max_per_run" in second["content"]
+
+
+async def test_stopping_the_server_cancels_active_runs_and_records_it(agent, fake_upstream, tmp_path):
+    bmo = await agent()
+    session = await bmo.co.create_session(model="fake/fake-model")
+    fake_upstream.script(reply("never ends", stall=True))
+    run = await bmo.co.start_run(session, [ChatMessage(role="user", content="x")], policy=RunPolicy())
+    await fake_upstream.wait_requests(1, timeout=10)
+    await bmo.stop()
+    assert run.result.outcome == outcomes.CANCELLED
+    await fake_upstream.wait_disconnect(timeout=10)
+    again = await agent(data_dir=tmp_path / "data")
+    row = (await again.co.store.run_rows(session.id))[0]
+    assert (row["outcome"], row["cancel_reason"]) == (outcomes.CANCELLED, "shutdown")

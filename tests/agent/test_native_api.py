@@ -123,3 +123,28 @@ async def test_pending_permissions_are_listed_for_the_session(agent, fake_upstre
                 await bmo.decide(sid, event["permission_id"], "allow_once")
     assert (workspace / "p.txt").read_text() == "x"
     assert of_type(events, "permission.decided")[0]["decision"] == "allow_once"
+
+
+def test_a_real_bmo_serve_without_providers_starts_and_explains_how_to_add_one(tmp_path):
+    import json as _json
+    import urllib.error
+    import urllib.request
+
+    from bmo.testing.harness import free_port, spawn_serve
+
+    port = free_port()
+    proc = spawn_serve(["--addr", f"127.0.0.1:{port}", "--auth-token", "tok"], data_dir=tmp_path / "d",
+                       env={"BMO_LOAD_PLUGINS": ""})
+    try:
+        assert proc.url, proc.stderr()
+        req = urllib.request.Request(proc.url + "/v1/sessions", data=b"{}", method="POST",
+                                     headers={"Authorization": "Bearer tok", "Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=10)
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, _json.loads(exc.read())
+        else:
+            raise AssertionError("expected an error")
+        assert status == 503 and "[providers." in body["error"]["message"]
+    finally:
+        assert proc.terminate() == 0
