@@ -1,0 +1,1 @@
+"""BMO's benchmarks: BMO vs the upstream directly vs LiteLLM proxy, one command (see bench/README.md)."""
