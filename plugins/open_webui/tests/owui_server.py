@@ -30,12 +30,18 @@ def _last_user_text(body: dict) -> str:
 
 def open_webui_like_upstream(body: dict) -> Reply:
     """The model's default behaviour in these tests: the router says "clear", a title task gets a
-    title, a message asking to hang streams a little and then never finishes, anything else is echoed."""
+    title, "read my notes" makes it call BMO's read_file and then answer from the result, a message
+    asking to hang streams a little and then never finishes, anything else is echoed."""
     if "bmo_route" in _tool_names(body):
         return reply(tool_calls=[tool_call("bmo_route", {"decision": "clear", "question": ""})])
+    messages = body.get("messages") or []
+    if messages and messages[-1].get("role") == "tool":
+        return reply(f"The notes say: {str(messages[-1].get('content', '')).strip()}", chunks=2)
     text = _last_user_text(body)
     if text.startswith("### Task:"):
         return reply(TITLE_JSON)
+    if "read my notes" in text:
+        return reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})])
     if "please hang" in text:
         return reply("thinking hard", chunks=2, stall=True)
     return echo_last_user(body)

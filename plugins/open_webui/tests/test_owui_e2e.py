@@ -91,11 +91,14 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
     timings: dict[str, float] = {}
     workspace = tmp_path / "workspace"
     workspace.mkdir()
+    (workspace / "notes.txt").write_text("the answer is 42\n")
     async with FakeUpstream(default=open_webui_like_upstream) as up, aiohttp.ClientSession() as http:
         config = tmp_path / "bmo.toml"
         config.write_text(
             "[options.openai_compat]\nenabled = true\ntool_policy = \"auto_approve\"\nambiguity_action = \"code\"\n\n"
-            f"[agent]\ndefault_model = \"{MODEL}\"\nworkspace = \"{workspace}\"\n\n" + provider_toml(up))
+            f"[agent]\ndefault_model = \"{MODEL}\"\nworkspace = \"{workspace}\"\n\n"
+            # A model that goes silent for 3 s counts as failed: the hung turn below ends in an error.
+            + provider_toml(up, extra="timeout_s = 3.0\nmax_retries = 0\n"))
         started = time.monotonic()
         bmo = await asyncio.to_thread(
             spawn_serve, ["--addr", f"127.0.0.1:{free_port()}", "--auth-token", TOKEN, "--config", str(config)],
@@ -161,7 +164,10 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
             session_id = f"openwebui-{chat_id}"
             conversation: list[dict] = []
             parent = None
-            for text in ("first question", "second question"):
+
+            async def turn(text: str) -> dict:
+                """Send one user turn the way Open WebUI's front end does; the saved assistant message."""
+                nonlocal parent
                 user_id, answer_id = str(uuid.uuid4()), str(uuid.uuid4())
                 conversation.append({"role": "user", "content": text})
                 async with http.post(f"{owui_url}/api/chat/completions", headers=auth, json={
@@ -171,19 +177,28 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
                     assert resp.status == 200, await resp.text()
                     await resp.read()
 
-                async def saved_answer(answer_id=answer_id):
+                async def saved():
                     async with http.get(f"{owui_url}/api/v1/chats/{chat_id}", headers=auth) as r:
                         message = (await r.json())["chat"]["history"]["messages"].get(answer_id) or {}
-                    return message.get("content") if message.get("done") else None
+                    return message if message.get("done") or message.get("error") else None
 
-                answer = await _until(saved_answer, 60, f"the answer to {text!r} in the Open WebUI chat")
-                assert answer == f"echo: {text}"
-                conversation.append({"role": "assistant", "content": answer})
+                message = await _until(saved, 60, f"the answer to {text!r} in the Open WebUI chat")
+                conversation.append({"role": "assistant", "content": message.get("content") or ""})
                 parent = answer_id
+                return message
 
+            for text in ("first question", "second question"):
+                assert (await turn(text))["content"] == f"echo: {text}"
             chat_rows = await _bmo_runs(http, bmo.url, session_id=session_id)
             assert len([r for r in chat_rows if r["kind"] == "chat" and r["outcome"] == "final_answer"]) == 2
             assert {r["is_session_reuse"] for r in chat_rows} == {True}
+
+            # BMO's own tool run shows in Open WebUI's reasoning block, never as a tool call for it to run.
+            message = await turn("please read my notes")
+            assert message["content"] == "The notes say: the answer is 42"
+            reasoning = [o for o in message.get("output") or [] if o.get("type") == "reasoning"]
+            assert reasoning and "read_file" in json.dumps(reasoning)
+            assert not [o for o in message.get("output") or [] if "function_call" in str(o.get("type"))]
 
             async with http.post(f"{owui_url}/api/v1/tasks/title/completions", headers=auth, json={
                     "model": MODEL, "chat_id": chat_id, "messages": conversation}) as resp:
@@ -197,6 +212,10 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
             task_rows = [r for r in await _bmo_runs(http, bmo.url, session_id=session_id) if r["kind"] == "task"]
             assert len(task_rows) == 2 and {r["outcome"] for r in task_rows} == {"final_answer"}
             assert not [r for r in await _bmo_runs(http, bmo.url, outcome="queued")]
+            # A model that stops mid-answer: Open WebUI receives the error event and shows it on the message.
+            message = await turn("please hang")
+            assert "thinking" in (message.get("content") or "")
+            assert message.get("error"), message
             timings["test_s"] = round(time.monotonic() - started, 2)
         finally:
             _stop(owui)
