@@ -345,7 +345,7 @@ class AgentLoop:
         results: dict[str, str] = {}
         for batch in batches:
             outputs = await asyncio.gather(*(self._run_tool(c) for c in batch))
-            results.update(zip((c.id for c in batch), outputs))
+            results.update(zip((c.id for c in batch), outputs, strict=True))
         return [ChatMessage(role="tool", tool_call_id=c.id, content=results[c.id]) for c in calls]
 
     async def _run_tool(self, call: ToolCall) -> str:
