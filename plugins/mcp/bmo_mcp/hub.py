@@ -1,0 +1,106 @@
+"""Every configured MCP server of one host: connected together at startup, closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bmo_mcp.config import SECTION, McpServerOptions, check_name
+from bmo_mcp.connection import CONNECTED, McpConnection
+from bmo_mcp.tools import McpTool
+
+STATE_KEY = "mcp"
+
+
+def hub_of(host) -> "McpHub | None":
+    return host.state.get(STATE_KEY)
+
+
+class McpHub:
+    """The host's MCP connections and the agent tools made from their tool lists."""
+
+    def __init__(self, host: Any):
+        self.host = host
+        self.servers: dict[str, McpServerOptions] = dict(host.config.section(SECTION))
+        self.connections: dict[str, McpConnection] = {}
+        self.not_started: dict[str, str] = {}  # name -> why (disabled, bad name)
+        self.tools: dict[str, McpTool] = {}
+        self.skipped_tools: list[str] = []
+
+    async def start(self) -> None:
+        """Connect every enabled server concurrently and register their tools; failures are recorded."""
+        from bmo import __version__
+
+        stderr_dir = self.host.log_dir / "mcp"
+        stderr_dir.mkdir(parents=True, exist_ok=True)
+        for name, options in self.servers.items():
+            problem = check_name(name)
+            if problem:
+                self.not_started[name] = problem
+                self.host.emit("mcp.server.failed", "error", server=name, error=problem)
+            elif not options.enabled:
+                self.not_started[name] = "disabled ([mcp.%s] enabled = false)" % name
+            else:
+                self.connections[name] = McpConnection(
+                    name, options, stderr_path=stderr_dir / f"{name}.stderr.log", client_version=__version__,
+                    record=self.host.emit)
+        if self.connections:
+            await asyncio.gather(*(c.start() for c in self.connections.values()))
+        for connection in self.connections.values():
+            if connection.state == CONNECTED:
+                self._add_tools(connection)
+
+    def _add_tools(self, connection: McpConnection) -> None:
+        registry = self.host.registry.tools
+        for spec in connection.tools:
+            tool = McpTool(connection, spec)
+            if tool.name in registry:  # two remote names that sanitise alike, or a clash with a BMO tool
+                self.skipped_tools.append(tool.name)
+                self.host.emit("mcp.tool.skipped", "warn", server=connection.name, tool=spec.name,
+                               reason=f"the name {tool.name} is already taken")
+                continue
+            self.tools[tool.name] = tool
+            registry[tool.name] = tool
+            # The coordinator copies the registry when it is built; if it already exists, tell it too.
+            coordinator = self.host.coordinator
+            if coordinator is not None:
+                coordinator.tools[tool.name] = tool
+
+    async def close(self) -> None:
+        """Close every connection (stdio children stop); bounded per connection."""
+        await asyncio.gather(*(c.close() for c in self.connections.values()), return_exceptions=True)
+        for connection in self.connections.values():
+            self.host.emit("mcp.server.closed", server=connection.name, calls=connection.calls,
+                           failed_calls=connection.failed_calls)
+
+    def posture(self) -> dict[str, Any]:
+        """The ``mcp`` posture section: each server, whether it is connected, its tools and last error."""
+        servers: dict[str, Any] = {}
+        for name, options in self.servers.items():
+            connection = self.connections.get(name)
+            row: dict[str, Any] = {
+                "transport": options.transport,
+                "target": options.url or options.command,
+                "enabled": options.enabled,
+                "tool_class": options.tool_class,
+                "connected": connection is not None and connection.state == CONNECTED,
+                "state": connection.state if connection else "not started",
+                "tools": 0,
+                "tool_names": [],
+                "calls": 0,
+                "failed_calls": 0,
+                "last_error": self.not_started.get(name, "") if options.enabled else "",
+            }
+            if connection is not None:
+                names = sorted(t.name for t in self.tools.values() if t.connection is connection)
+                row.update(tools=len(names), tool_names=names, calls=connection.calls,
+                           failed_calls=connection.failed_calls, last_error=connection.last_error,
+                           server_info=connection.server_info)
+            servers[name] = row
+        return {
+            "configured": len(self.servers),
+            "connected": sum(1 for r in servers.values() if r["connected"]),
+            "tools": len(self.tools),
+            "skipped_tools": list(self.skipped_tools),
+            "servers": servers,
+        }

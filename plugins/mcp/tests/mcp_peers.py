@@ -1,0 +1,62 @@
+"""Helpers for the MCP plugin's tests: real MCP peers' config, child-process checks, driving agent runs."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from bmo.agent.events import PermissionRequested, RunFinished
+from bmo.agent.messages import ChatMessage
+from bmo.agent.run import RunPolicy
+
+EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything@2026.8.31"
+MARK_VAR = "BMO_MCP_TEST_MARK"
+
+
+def time_server_toml(name: str = "time", *, mark: str = "", extra: str = "") -> str:
+    """An ``[mcp.NAME]`` table starting mcp-server-time (PyPI) over stdio, its clock in UTC."""
+    if importlib.util.find_spec("mcp_server_time") is None:
+        pytest.skip("mcp-server-time is not installed: `pip install -e 'plugins/mcp[test]'` installs it")
+    env = f'env = {{ {MARK_VAR} = "{mark}" }}\n' if mark else ""
+    return (f'[mcp.{name}]\ncommand = "{sys.executable}"\n'
+            f'args = ["-m", "mcp_server_time", "--local-timezone", "UTC"]\n{env}{extra}\n')
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Live (non-zombie) processes whose environment holds ``BMO_MCP_TEST_MARK=<mark>``."""
+    needle = f"{MARK_VAR}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+async def run_agent(host, text: str, *, policy: RunPolicy | None = None, decide: str | None = None) -> tuple[RunFinished, list]:
+    """One run on a new session; ``decide`` answers each permission challenge. Returns (result, events)."""
+    co = host.coordinator
+    session = await co.create_session(model=co.default_model())
+    run = await co.start_run(session, [ChatMessage(role="user", content=text)], policy=policy or RunPolicy())
+    events = []
+    async with asyncio.timeout(60):
+        async for event in run.events():
+            events.append(event)
+            if isinstance(event, PermissionRequested) and decide:
+                await co.decide_permission(event.permission_id, decide, "tester")
+    return await run.wait(), events
+
+
+def tool_messages(request) -> list[dict]:
+    return [m for m in request.messages if m.get("role") == "tool"]
