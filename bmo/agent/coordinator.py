@@ -63,6 +63,11 @@ class Coordinator:
         self._run_started = asyncio.Event()  # replaced at every run start; follow() waits on it
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        """True once shutdown began: no new runs start."""
+        return self._closed
+
     def _record(self, msg: str, level: str = "info", **fields: Any) -> None:
         self.host.emit(msg, level, **fields)
 

@@ -21,9 +21,9 @@ def _tracer(host: Any):
 
 @contextmanager
 def chat_span(host: Any, *, provider: str, model: str, run_id: str | None = None, session_id: str | None = None):
-    """``chat {model}``: one model call. Set usage with :func:`record_usage` before it ends."""
+    """``chat {model}``: one model call (``model`` as the upstream knows it). Set usage with :func:`record_usage`."""
     attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.provider.name": provider,
-             "gen_ai.system": provider}
+             "gen_ai.system": provider, "bmo.model": f"{provider}/{model}"}
     if run_id:
         attrs["bmo.run_id"] = run_id
     if session_id:

@@ -262,7 +262,7 @@ async def follow_session(request: web.Request) -> web.StreamResponse:
     await resp.write(b": following " + session.id.encode() + b"\n\n")
     deadline = [asyncio.get_running_loop().time() + KEEPALIVE_S]
     try:
-        while not co._closed:
+        while not co.closed:
             active = co.active_run(session.id)
             candidates = [r for r in co.runs() if r.session_id == session.id and r.id not in seen
                           and (r.started_at >= since or r is active)]
