@@ -110,7 +110,7 @@ class AgentLoop:
         self.text: list[str] = []
         self.usage = Usage()
         self.steps = 0  # model calls made
-        self.seen: Counter = Counter()
+        self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
 
     # -- events --------------------------------------------------------------------
     def emit(self, event: Any) -> None:
@@ -251,13 +251,14 @@ class AgentLoop:
         opts = self.host.config.section("agent.loop_detection")
         if not opts.enabled:
             return None
-        for call in calls:
-            self.seen[call_signature(call)] += 1
+        # A streak only lives while every step repeats the call: edit-then-retest cycles are not loops.
+        step = Counter(call_signature(c) for c in calls)
+        self.seen = Counter({sig: self.seen.get(sig, 0) + n for sig, n in step.items()})
         for call in calls:
             count = self.seen[call_signature(call)]
             if count > opts.max_identical_calls:
                 message = (f"Stopped: the model called {call.function.name}({short_arguments(call.function.arguments)}) "
-                           f"with the same arguments {count} times in this run, more than the limit of "
+                           f"with the same arguments {count} times in a row, more than the limit of "
                            f"{opts.max_identical_calls} ([agent.loop_detection] max_identical_calls).")
                 self.say(("\n\n" if self.text else "") + message)
                 self.host.emit("agent.loop_detected", "warn", run_id=self.run.id, session_id=self.session.id,

@@ -95,12 +95,22 @@ async def test_identical_tool_calls_past_the_limit_stop_the_run(agent, workspace
     events = await bmo.run(session["id"], "loop please")
     finished = events[-1]
     assert finished["outcome"] == outcomes.LOOP_DETECTED
-    assert "same arguments 3 times" in finished["text"] and "max_identical_calls" in finished["error"]
+    assert "same arguments 3 times in a row" in finished["text"] and "max_identical_calls" in finished["error"]
     assert len(fake_upstream.chat_requests) == 3
     assert len(of_type(events, "tool.finished")) == 2  # the third identical call never ran
     # The history stays valid: the refused call got a result.
     history = await (await bmo.co.get_session(session["id"])).messages()
     assert history[-1].role == "tool" and "loop detected" in history[-1].content
+
+
+async def test_a_repeated_call_with_other_work_in_between_is_not_a_loop(agent, workspace, fake_upstream):
+    (workspace / "x.txt").write_text("x")
+    bmo = await agent("[agent.loop_detection]\nmax_identical_calls = 1\n")
+    session = await bmo.create_session()
+    read_x = lambda: reply(tool_calls=[tool_call("read_file", {"path": "x.txt"})])  # noqa: E731
+    fake_upstream.script(read_x(), reply(tool_calls=[tool_call("list_dir", {"path": "."})]), read_x(), reply("fine"))
+    events = await bmo.run(session["id"], "read, look around, read again")
+    assert events[-1]["outcome"] == outcomes.FINAL_ANSWER and events[-1]["text"] == "fine"
 
 
 async def test_length_stops_are_continued_and_stitched_into_one_answer(agent, fake_upstream):
