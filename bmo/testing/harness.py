@@ -26,6 +26,7 @@ class RunningServer:
     host: Host
     runner: web.AppRunner
     token: str | None
+    stopped: bool = False
 
     @property
     def api(self) -> str:
@@ -37,6 +38,10 @@ class RunningServer:
         return out
 
     async def stop(self) -> None:
+        """Stop like a signal would (shutdown hooks, drain, close the store); a second call does nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
         await self.runner.cleanup()
 
 
