@@ -106,5 +106,6 @@ def bmo_shutdown(host):
     It runs right after the server stops accepting connections and before in-flight requests
     are awaited, so cancel long-running work here (their handlers then finish and can still
     write to ``host.db``). Plugins are called in reverse registration order; one that raises
-    is logged as ``bmo.shutdown_failed`` and the others still run.
+    is logged as ``bmo.shutdown_failed`` and the others still run. It is also called when
+    startup fails part way, so it must cope with its own ``bmo_startup`` not having run.
     """

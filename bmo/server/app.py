@@ -163,6 +163,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         for result in host.pm.hook.bmo_startup(host=host):
             await maybe_await(result)
     except BaseException:
+        # Plugins whose startup already ran get to release what they opened.
+        await _run_shutdown_hooks(host)
         await _close_resources(host)
         raise
     host.emit("bmo.started", addr=host.serve.addr, auth=host.serve.auth_token is not None, data_dir=str(host.data_dir))

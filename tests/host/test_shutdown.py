@@ -69,3 +69,37 @@ async def test_shutdown_hooks_run_before_in_flight_requests_are_awaited(tmp_path
         conn.close()
     log = (tmp_path / "data" / "logs" / "bmo.jsonl").read_text()
     assert '"msg":"bmo.shutdown_failed"' in log and "shutdown bug" in log  # and the others still ran
+
+
+class FailingStartup:
+    @hookimpl
+    def bmo_startup(self, host):
+        raise RuntimeError("cannot reach the thing")
+
+
+async def test_a_failing_startup_hook_stops_the_start_and_closes_what_it_opened(tmp_path):
+    import pytest
+
+    with pytest.raises(RuntimeError, match="cannot reach the thing"):
+        await start_server(tmp_path / "data", token="t", load_plugins="", plugins=[FailingStartup()])
+    # The database was closed (its WAL checkpointed away) and is usable by the next start.
+    srv = await start_server(tmp_path / "data", token="t", load_plugins="")
+    try:
+        assert await srv.host.db.fetchone("SELECT count(*) AS n FROM bmo_migrations") is not None
+    finally:
+        await srv.stop()
+
+
+def test_bmo_serve_reports_a_failing_startup_without_a_traceback(run_bmo, tmp_path):
+    site = tmp_path / "site"
+    info = site / "bmo_failstart-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bmo-failstart\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text("[bmo]\nfailstart = bmo_failstart\n")
+    (site / "bmo_failstart.py").write_text(
+        "from bmo.hookspecs import hookimpl\n\n@hookimpl\ndef bmo_startup(host):\n    raise RuntimeError('cannot reach the thing')\n")
+    result = run_bmo("serve", "--allow-no-auth", "--addr", "127.0.0.1:0",
+                     env={"PYTHONPATH": str(site), "BMO_LOAD_PLUGINS": "failstart", "BMO_DATA_DIR": str(tmp_path / "d")})
+    assert result.returncode == 1
+    assert "startup failed: RuntimeError: cannot reach the thing" in result.stderr
+    assert "Traceback" not in result.stderr
