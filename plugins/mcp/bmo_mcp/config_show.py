@@ -11,13 +11,21 @@ from bmo_mcp.config import SECTION
 HELP = "Show [mcp.NAME]: the external MCP servers whose tools the agent gets (env and header values hidden)."
 EXAMPLE = """[mcp.time]
 command = "mcp-server-time"
-args = []
-env = { TZ = "set" }
+args = ["--local-timezone", "UTC"]
 enabled = true
 tool_class = "network"
 timeout_s = 60.0
 startup_timeout_s = 20.0
-# tools are named mcp__time__<tool>"""
+# tools are named mcp__time__<tool>
+[mcp.docs]
+url = "http://127.0.0.1:3001/mcp"
+enabled = true
+tool_class = "read"
+timeout_s = 60.0
+startup_timeout_s = 20.0
+[mcp.docs.headers]
+Authorization = "set"
+# tools are named mcp__docs__<tool>"""
 
 
 def _public(options) -> dict:
@@ -28,8 +36,9 @@ def _public(options) -> dict:
     stdio = bool(options.command)
     for key in (("url", "headers") if stdio else ("command", "args", "env", "cwd")):
         value.pop(key, None)
-    if stdio and not options.cwd:
-        value.pop("cwd", None)
+    for key in ("cwd", "env", "headers"):
+        if key in value and not value[key]:
+            del value[key]
     return value
 
 
