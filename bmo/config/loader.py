@@ -107,11 +107,17 @@ def env_key_path(name: str) -> str | None:
 
 
 def _env_value(raw: str) -> Any:
-    """Read an env value as a TOML value when it is one (``true``, ``3``, ``["a"]``), else as text."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+    """An env value: a TOML array or inline table when it looks like one (``["a"]``), else the text.
+
+    Plain text stays text so ``BMO_X__NAME=2024`` is still a string; the typed decode turns
+    ``"30"``, ``"true"`` or ``"1.5"`` into numbers and booleans where the section wants them.
+    """
+    if raw.lstrip().startswith(("[", "{")):
+        try:
+            return tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            pass
+    return raw
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, origins: dict, source: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 # Routes a liveness probe must reach without a token.
-PUBLIC_ROUTES = {("GET", "/healthz")}
+PUBLIC_ROUTES = {("GET", "/healthz"), ("HEAD", "/healthz")}
 REQUESTER_HEADERS = {
     "user": "X-Auth-Request-User",
     "email": "X-Auth-Request-Email",

@@ -181,3 +181,10 @@ def test_config_show_prints_toml_that_reads_back_as_the_json_view(run_bmo, tmp_p
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith("# sources, later wins: defaults, ")
     assert tomllib.loads(text.stdout) == shown(run_bmo, env=env)["config"]
+
+
+def test_env_text_that_looks_like_a_number_stays_text_for_string_keys(run_bmo):
+    doc = shown(run_bmo, env={"BMO_OPTIONS__HELLO__NAME": "2024", "BMO_OPTIONS__HELLO__GREETING": "true",
+                              "BMO_TRACING__LOG_BACKUPS": "7"})
+    assert doc["config"]["options"]["hello"] == {"greeting": "true", "name": "2024"}
+    assert doc["config"]["tracing"]["log_backups"] == 7
