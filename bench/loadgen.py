@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import re
 import sys
 import time
@@ -38,7 +39,7 @@ def percentiles(values: list[float]) -> dict | None:
     n = len(s)
 
     def rank(q: float) -> float:
-        return s[min(n - 1, max(0, int(round(q * n + 0.5)) - 1))] * 1000.0
+        return s[min(n - 1, max(0, math.ceil(q * n) - 1))] * 1000.0
 
     return {"p50": rank(0.50), "p90": rank(0.90), "p99": rank(0.99), "max": s[-1] * 1000.0,
             "mean": sum(s) / n * 1000.0, "n": n}

@@ -117,6 +117,12 @@ def ratios(measurements: list[dict]) -> list[dict]:
                 row["bmo_over_litellm_p50"] = _p(b, "latency_ms", "p50") / _p(ll, "latency_ms", "p50")
         if b and o and b["rps"]:
             row["otlp_over_bmo_rps"] = o["rps"] / b["rps"]
+        if b:
+            row["bmo_cpu_ms_per_req"] = b["server_cpu_ms_per_req"]
+        if o:
+            row["bmo_otlp_cpu_ms_per_req"] = o["server_cpu_ms_per_req"]
+        if ll:
+            row["litellm_cpu_ms_per_req"] = ll["server_cpu_ms_per_req"]
         out.append(row)
     return out
 
@@ -225,9 +231,10 @@ def markdown(result: dict) -> str:
         lines.append(f"| {g['goal']} | {_f(g['measured'])} | {met} | {g['how']} |")
     lines += ["", "## Results per scenario and target", "",
               "Latency: request sent → last byte. TTFC: request sent → first SSE event with non-empty `delta.content`. "
-              "CPU ms/req: CPU of the server's process tree per request (for `direct`, the fake upstream's).", "",
-              "| scenario | target | req/s | p50 ms | p99 ms | TTFC p50 | TTFC p99 | CPU ms/req | errors |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+              "CPU ms/req: CPU of the server's process tree per request (for `direct`, the fake upstream's). "
+              "Load: the machine's 1-minute load average after the run (2 cores; above 2 means queueing).", "",
+              "| scenario | target | req/s | p50 ms | p99 ms | TTFC p50 | TTFC p99 | CPU ms/req | load | errors |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for m in ms:
         if m["phase"] != "matrix":
             continue
@@ -237,15 +244,17 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {m['scenario']} | {m['target']} | {m['rps']:.1f} | {_f(_p(m, 'latency_ms', 'p50'))} | "
             f"{_f(_p(m, 'latency_ms', 'p99'))} | {_f(_p(m, 'ttfc_ms', 'p50'))} | {_f(_p(m, 'ttfc_ms', 'p99'))} | "
-            f"{m['server_cpu_ms_per_req']:.2f} | {errs} |")
+            f"{m['server_cpu_ms_per_req']:.2f} | {_f(m.get('loadavg_1m'), 1)} | {errs} |")
     lines += ["", "## Ratios", "",
-              "| scenario | BMO/direct req/s | BMO/LiteLLM req/s | BMO+OTLP / BMO req/s | added p50 ms | added p99 ms | added TTFC p50 ms |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| scenario | BMO/direct req/s | BMO/LiteLLM req/s | BMO+OTLP / BMO req/s | added p50 ms | added p99 ms | "
+              "added TTFC p50 ms | CPU ms/req BMO · +OTLP · LiteLLM |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in ratios(ms):
         lines.append(
             f"| {r['scenario']} | {_f(r.get('bmo_over_direct_rps'))} | {_f(r.get('bmo_over_litellm_rps'))} | "
             f"{_f(r.get('otlp_over_bmo_rps'))} | {_f(r.get('added_latency_p50_ms'))} | {_f(r.get('added_latency_p99_ms'))} | "
-            f"{_f(r.get('added_ttfc_p50_ms'))} |")
+            f"{_f(r.get('added_ttfc_p50_ms'))} | {_f(r.get('bmo_cpu_ms_per_req'))} · "
+            f"{_f(r.get('bmo_otlp_cpu_ms_per_req'))} · {_f(r.get('litellm_cpu_ms_per_req'))} |")
     lines += ["", "## Memory", "", "Peak RSS (VmHWM, summed over the process tree) after the load matrix:", "",
               "| server | peak RSS MB | RSS now MB |", "|---|---:|---:|"]
     for name, mem in (result.get("memory_after_load") or {}).items():

@@ -134,6 +134,7 @@ class Run:
             # CPU of the server process tree (the upstream's for direct) per request, warm-up included.
             "server_cpu_ms_per_req": 1000.0 * cpu_used / max(1, result["ok"] + result.get("warm", 0)),
             "server_cpu_util": cpu_used / wall if wall > 0 else 0.0,
+            "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),  # how busy the shared machine was
         }
         if target.kind == "bmo":
             runs_before, runs_after = rows_before["openai_compat_runs"], rows_after["openai_compat_runs"]
