@@ -27,6 +27,8 @@ class PluginFailure:
 
     name: str
     error: str
+    distribution: str = ""
+    version: str = ""
 
 
 def _wanted(names: str | None) -> set[str] | None:
@@ -48,19 +50,26 @@ def create_plugin_manager(load: str | None = None) -> pluggy.PluginManager:
     for modname in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(modname), name=modname)
     wanted = _wanted(os.environ.get("BMO_LOAD_PLUGINS") if load is None else load)
+    found: set[str] = set()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist else ""
+        version = ep.dist.version if ep.dist else ""
         if wanted is not None and ep.name not in wanted and dist not in wanted:
             continue
+        found.update((ep.name, dist))
         if pm.get_plugin(ep.name) is not None:
             continue
         try:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
         except Exception as exc:  # a broken plugin must not take the host down
-            pm.bmo_failures.append(PluginFailure(ep.name, f"{type(exc).__name__}: {exc}"))
+            pm.bmo_failures.append(PluginFailure(ep.name, f"{type(exc).__name__}: {exc}", dist, version))
             continue
-        pm.bmo_dists[ep.name] = (dist, ep.dist.version if ep.dist else "")
+        pm.bmo_dists[ep.name] = (dist, version)
+    for name in sorted((wanted or set()) - found):
+        pm.bmo_failures.append(PluginFailure(
+            name, f"not installed: BMO_LOAD_PLUGINS names it, but no entry point in group '{ENTRY_POINT_GROUP}' "
+                  "or distribution has that name (see `bmo plugins`)"))
     return pm
 
 
@@ -74,5 +83,8 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
         dist, version = pm.bmo_dists.get(name, ("bmo", __version__))
         rows.append({"name": name, "distribution": dist, "version": version, "hooks": hooks})
     for failure in pm.bmo_failures:
-        rows.append({"name": failure.name, "error": failure.error, "hooks": []})
+        row = {"name": failure.name, "error": failure.error, "hooks": []}
+        if failure.distribution:
+            row.update(distribution=failure.distribution, version=failure.version)
+        rows.append(row)
     return rows

@@ -98,6 +98,7 @@ def test_a_plugin_that_fails_to_import_is_reported_by_name(run_bmo, broken_plugi
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert "a_module_that_does_not_exist_anywhere" in rows["broken"]["error"]
+    assert (rows["broken"]["distribution"], rows["broken"]["version"]) == ("bmo-broken-plugin", "0.0.1")
     assert "hello" in rows  # the others still load
     assert "broken  FAILED: ModuleNotFoundError" in run_bmo("plugins", env={"PYTHONPATH": str(broken_plugin_path)}).stdout
 
@@ -139,3 +140,10 @@ def test_a_plugin_whose_registration_hook_raises_is_reported_not_fatal():
         assert any(r.path == "/v1/bmo/plugins" for r in host.registry.routes)
     finally:
         pm.unregister(name="test-raises")
+
+
+def test_a_bmo_load_plugins_name_that_matches_nothing_is_reported(run_bmo):
+    result = run_bmo("plugins", "--json", env={"BMO_LOAD_PLUGINS": "hello,helo"})
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert "hello" in rows and "error" not in rows["hello"]
+    assert rows["helo"]["error"].startswith("not installed")
