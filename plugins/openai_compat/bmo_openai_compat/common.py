@@ -71,7 +71,7 @@ async def guarded(rt: CompatRequest, work, session_headers=lambda: "") -> web.St
         await rt.finish(outcomes.ERROR_500, api.status, error=str(api))
         response = api.response()
     except Exception as exc:  # noqa: BLE001 - the client gets an envelope, the log gets the traceback
-        rt.host.emit("bmo.http_error", "error", path=rt._path, method=rt._method, request_id=rt.request_id,
+        rt.host.emit("bmo.http_error", "error", path=rt.path, method=rt.method, request_id=rt.request_id,
                      error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
         await rt.finish(outcomes.ERROR_500, 500, error=f"{type(exc).__name__}: {exc}")
         response = ApiError(500, f"Internal error while handling request {rt.request_id}; the server log has "

@@ -14,8 +14,6 @@ from typing import Any
 
 import msgspec
 
-from bmo.store.database import StoreError
-
 # Statements kept for replay while the store refuses writes; the oldest go first past this.
 MAX_PENDING = 5000
 
@@ -57,7 +55,7 @@ class Ledger:
             try:
                 await self.db.run_write(lambda conn: _execute_all(conn, statements))
                 ok, error = True, ""
-            except (StoreError, Exception) as exc:  # noqa: BLE001 - any refusal degrades, none escapes
+            except Exception as exc:  # noqa: BLE001 - StoreError or anything else: degrade, never reach the request
                 ok, error = False, f"{type(exc).__name__}: {exc}"
             self._settle(ok, error, statements)
             for _, fut in batch:

@@ -55,8 +55,8 @@ class CompatRequest:
         self.started_at = now_iso()
         self._t0 = time.monotonic()
         self._seq = 0
-        self._method = request.method
-        self._path = request.path
+        self.method = request.method
+        self.path = request.path
         self.span = None
         self.persist_failed = False
         self.fired = False
@@ -94,15 +94,15 @@ class CompatRequest:
             f"openai_compat.{self.route}", kind=SpanKind.INTERNAL,
             attributes={
                 **{f"openai_compat.{k}": v for k, v in fields.items()},
-                "http.request.method": self._method,
-                "url.path": self._path,
+                "http.request.method": self.method,
+                "url.path": self.path,
                 "user_agent.original": self.client_ua,
             },
         )
         row = {**fields, "status": "running", "requester": self.requester, "started_at": self.started_at}
         ok = await self.ledger.write([
             Ledger.insert_run(row),
-            self._event_statement("received", {"path": self._path, "method": self._method}),
+            self._event_statement("received", {"path": self.path, "method": self.method}),
         ])
         self._note(ok)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import MODEL
+from compat_support import MODEL
 
 
 async def test_sync_non_streaming_answer_parses_strictly_and_lands_in_the_ledger(compat):

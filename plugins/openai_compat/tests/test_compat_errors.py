@@ -7,7 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from conftest import MODEL
+from compat_support import MODEL
 
 
 @pytest.mark.parametrize("extra, param", [

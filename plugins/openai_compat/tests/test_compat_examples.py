@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from conftest import MODEL, TOKEN
+from compat_support import MODEL, TOKEN
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

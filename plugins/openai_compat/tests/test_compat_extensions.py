@@ -6,7 +6,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bmo.hookspecs import hookimpl
-from conftest import MODEL
+from compat_support import MODEL
 
 
 class ClientPlugin:

@@ -6,7 +6,7 @@ import apsw
 import openai
 import pytest
 
-from conftest import MODEL
+from compat_support import MODEL
 
 BLOCK = "CREATE TRIGGER block_runs BEFORE INSERT ON openai_compat_runs BEGIN SELECT RAISE(ABORT, 'disk full'); END"
 

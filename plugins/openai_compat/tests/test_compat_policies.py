@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from bmo.testing.fake_upstream import reply, tool_call
-from conftest import MODEL, TOKEN, route_reply
+from compat_support import MODEL, TOKEN, route_reply
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",

@@ -10,7 +10,7 @@ import pytest
 from bmo.agent.tools.base import ToolContext
 from bmo_openai_compat.config import OpenAICompatOptions
 from bmo_openai_compat.posture import sidebar_label
-from conftest import MODEL, OTHER_MODEL
+from compat_support import MODEL, OTHER_MODEL
 
 
 @pytest.mark.parametrize("options, degraded, label", [

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from bmo.testing.fake_upstream import reply
-from conftest import MODEL, OTHER_MODEL, TOKEN
+from compat_support import MODEL, OTHER_MODEL, TOKEN
 
 
 def session_headers(session_id: str, **extra) -> dict:

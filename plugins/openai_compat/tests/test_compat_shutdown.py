@@ -9,7 +9,7 @@ import aiohttp
 import apsw
 
 from bmo.testing.fake_upstream import reply
-from conftest import MODEL, TOKEN
+from compat_support import MODEL, TOKEN
 
 
 async def test_shutdown_mid_stream_ends_the_request_and_its_ledger_row(compat):

@@ -18,7 +18,7 @@ import pytest
 
 from bmo.testing.fake_upstream import FakeUpstream, reply
 from bmo.testing.harness import free_port, spawn_serve
-from conftest import MODEL, TOKEN, ScriptedModel, compat_toml
+from compat_support import MODEL, TOKEN, ScriptedModel, compat_toml
 
 TRACING_DOC = Path(__file__).resolve().parents[3] / "docs" / "tracing.md"
 UA = "my-client/2.0"
