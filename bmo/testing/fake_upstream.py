@@ -108,7 +108,7 @@ def error(
     status: int,
     message: str = "",
     *,
-    retry_after: float | int | None = None,
+    retry_after: float | int | str | None = None,
     type: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
