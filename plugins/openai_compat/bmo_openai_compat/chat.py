@@ -76,9 +76,17 @@ class ChatHandler:
 
     # -- the three kinds of request ---------------------------------------------------
     async def _chat(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse:
-        rt, coordinator = self.rt, self.coordinator
         self._check_model(req.model)
         session, created = await self._session(req, session_id)
+        try:
+            return await self._converse(req, session, created)
+        finally:
+            if session.ephemeral:  # a throw-away conversation: nothing to come back to
+                await self._forget(session.id)
+
+    async def _converse(self, req: wire.ChatCompletionRequest, session, created: bool) -> web.StreamResponse:
+        """Session in hand: busy check, model binding, router, then the run, delivered."""
+        rt, coordinator = self.rt, self.coordinator
         if not session.ephemeral:
             busy = coordinator.active_run(session.id)
             if busy is not None:
@@ -123,15 +131,11 @@ class ChatHandler:
             else:
                 await rt.event("client_tools_ignored", count=len(req.tools), reason="tool_policy chat_only")
         run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs)
-        try:
-            return await RunDelivery(
-                self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
-                headers=self._headers(), keepalive_s=self.options.keepalive_interval_s, cancel_on_disconnect=True,
-                success_outcome=success,
-            ).respond()
-        finally:
-            if session.ephemeral:
-                await self._forget(session.id)
+        return await RunDelivery(
+            self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
+            headers=self._headers(), keepalive_s=self.options.keepalive_interval_s, cancel_on_disconnect=True,
+            success_outcome=success,
+        ).respond()
 
     async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
         rt = self.rt

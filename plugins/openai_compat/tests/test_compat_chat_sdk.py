@@ -17,7 +17,8 @@ async def test_sync_non_streaming_answer_parses_strictly_and_lands_in_the_ledger
     assert completion.usage.total_tokens > 0
     request_id = raw.headers["x-request-id"]
     assert completion.id == "chatcmpl-" + request_id.removeprefix("req_")
-    assert "x-bmo-session-id" not in raw.headers  # no session header: an ephemeral session
+    assert "x-bmo-session-id" not in raw.headers  # no session header: a throw-away session
+    assert await compat.host.coordinator.list_sessions(include_ephemeral=True) == []  # and it is gone
     action = await compat.assert_outcome(request_id, "final_answer", 200)
     assert action["kind"] == "chat" and action["model"] == MODEL and action["stream"] is False
 
