@@ -90,7 +90,7 @@ async def test_silent_stretches_carry_sse_keepalive_comments(bmo, upstream):
 
 
 async def test_an_upstream_failure_mid_stream_arrives_as_an_error_event(tmp_path, upstream, workspace):
-    server = await serve(tmp_path, upstream, workspace, upstream_timeout_s=0.5)
+    server = await serve(tmp_path, upstream, workspace, upstream_timeout_s=1.5)
     try:
         upstream.script(ROUTE_CLEAR, reply("half an ans", chunks=2, stall=True))
         async with aiohttp.ClientSession() as http:
