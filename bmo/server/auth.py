@@ -72,9 +72,12 @@ class TrustedProxies:
         if not peer or not self.networks:
             return False
         try:
-            ip = ipaddress.ip_address(peer)
+            ip = ipaddress.ip_address(peer.split("%", 1)[0])
         except ValueError:
             return False
+        # On a dual-stack socket an IPv4 peer shows up as ::ffff:a.b.c.d; judge it as IPv4.
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
         return any(ip in net for net in self.networks)
 
 

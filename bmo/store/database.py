@@ -70,7 +70,8 @@ class Database:
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self, migrations: Iterable[Migration] = ()) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Sessions and ledgers are private: a new data directory is readable by its owner only.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         ready: Future = Future()
         self._writer = threading.Thread(
             target=self._write_loop, args=(ready,), name="bmo-db-writer", daemon=True

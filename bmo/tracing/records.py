@@ -65,7 +65,7 @@ class RecordLog:
         hook=None,
     ):
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # records carry requesters and prompts
         self.path = self.directory / LOG_FILENAME
         self.max_bytes = max_bytes
         self.backups = backups

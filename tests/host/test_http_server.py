@@ -189,3 +189,13 @@ async def test_a_bad_trusted_proxy_entry_is_refused_with_an_example():
 
     with pytest.raises(ValueError, match="10.0.0.0/8"):
         TrustedProxies.parse(["not-an-ip"])
+
+
+def test_trusted_proxies_match_ips_cidrs_and_ipv4_mapped_peers():
+    from bmo.server.auth import TrustedProxies
+
+    proxies = TrustedProxies.parse(["10.0.0.0/8", "192.0.2.7", "fd00::/8"])
+    assert proxies.trusts("10.1.2.3") and proxies.trusts("192.0.2.7") and proxies.trusts("fd00::1")
+    assert proxies.trusts("::ffff:10.1.2.3")  # an IPv4 client seen through a dual-stack socket
+    assert not proxies.trusts("192.0.2.8") and not proxies.trusts("127.0.0.1") and not proxies.trusts(None)
+    assert not TrustedProxies.parse([]).trusts("127.0.0.1")  # nobody is trusted by default
