@@ -40,13 +40,17 @@ class Ledger:
         self._flusher: asyncio.Task | None = None
 
     # -- writes ----------------------------------------------------------------------
-    async def write(self, statements: list[Statement]) -> bool:
-        """Persist ``statements`` in order; False (never an exception) when the store refused."""
+    def submit(self, statements: list[Statement]) -> asyncio.Future:
+        """Queue ``statements`` behind every earlier write; the future says whether they landed (True/False)."""
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((statements, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.shield(fut)
+        return fut
+
+    async def write(self, statements: list[Statement]) -> bool:
+        """Persist ``statements`` in order; False (never an exception) when the store refused."""
+        return await asyncio.shield(self.submit(statements))
 
     async def _flush(self) -> None:
         while self._queue:

@@ -8,6 +8,7 @@ event, the row's outcome, the ``openai_compat.action`` record and the span's end
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ class CompatRequest:
         self.path = request.path
         self.span = None
         self.persist_failed = False
+        self._inflight: list = []  # timeline writes not yet confirmed
         self.fired = False
         self.outcome: str | None = None
         self.status: int | None = None
@@ -116,10 +118,10 @@ class CompatRequest:
             yield
 
     async def event(self, name: str, **detail: Any) -> None:
-        """Add a timeline event (never raises; a refused write marks the request persist_failed)."""
+        """Add a timeline event without waiting for the disk (checked at ``finish``; never raises)."""
         if not self.fired or self.outcome is not None:
             return
-        self._note(await self.ledger.write([self._event_statement(name, detail)]))
+        self._inflight.append(self.ledger.submit([self._event_statement(name, detail)]))
 
     def set(self, **fields: Any) -> None:
         """Fill in fields learned after entry; the row and the span get them at the end."""
@@ -132,6 +134,10 @@ class CompatRequest:
             return
         if not self.fired:
             await self.fire()
+        if self._inflight:
+            landed = await asyncio.gather(*(asyncio.shield(f) for f in self._inflight))
+            self._inflight = []
+            self._note(all(landed))
         served = outcome
         if self.persist_failed:
             outcome = outcomes.PERSIST_FAILED
