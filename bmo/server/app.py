@@ -149,6 +149,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     """
     host: Host = app[HOST_KEY]
     tracing = host.config.section("tracing")
+    # Owner-only: sessions, ledgers and records carry prompts and requester names.
+    host.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     host.records = RecordLog(
         host.log_dir, max_bytes=tracing.log_max_bytes, backups=tracing.log_backups,
         stderr=tracing.log_stderr, hook=host.pm.hook.bmo_trace_record,

@@ -104,3 +104,15 @@ def test_a_port_in_use_is_a_clear_error(run_bmo):
         result = run_bmo("serve", "--allow-no-auth", "--addr", f"127.0.0.1:{port}", env={"BMO_LOAD_PLUGINS": ""})
     assert result.returncode == 1
     assert f"cannot bind 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_without_a_data_dir_setting_data_goes_under_xdg_state_home(tmp_path):
+    env = clean_env(tmp_path, BMO_LOAD_PLUGINS="", BMO_DATA_DIR="")  # empty: not set
+    server = spawn_serve(["--allow-no-auth", "--addr", "127.0.0.1:0"], data_dir=tmp_path / "unused", env=env)
+    try:
+        expected = tmp_path / "xdg-state" / "bmo"
+        assert f"data: {expected})" in server.stderr(), server.stderr()
+    finally:
+        assert server.terminate() == 0
+    assert (expected / "bmo.sqlite3").is_file() and (expected / "logs" / "bmo.jsonl").is_file()
+    assert (expected.stat().st_mode & 0o777) == 0o700
