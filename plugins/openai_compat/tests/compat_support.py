@@ -51,7 +51,7 @@ class ScriptedModel:
         return self
 
 
-def compat_toml(up: FakeUpstream, workspace: Path, **options) -> str:
+def compat_toml(up: FakeUpstream, workspace: Path, extra_toml: str = "", **options) -> str:
     settings = {"enabled": True, "keepalive_interval_s": 0.2, **options}
     lines = ["[options.openai_compat]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
     return (
@@ -59,6 +59,7 @@ def compat_toml(up: FakeUpstream, workspace: Path, **options) -> str:
         f"[agent]\ndefault_model = \"{MODEL}\"\nworkspace = \"{workspace}\"\nmax_steps = 6\n"
         "permission_timeout_s = 2.0\n\n"
         + provider_toml(up, extra="timeout_s = 10.0\nmax_retries = 0\n")
+        + "\n" + extra_toml
     )
 
 

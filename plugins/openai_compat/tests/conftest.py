@@ -17,13 +17,13 @@ async def start_compat(tmp_path):
     """``await start_compat(**options)`` -> :class:`Compat`; everything stops after the test."""
     started: list = []
 
-    async def start(*, token: str | None = TOKEN, env: dict | None = None, **options) -> Compat:
+    async def start(*, token: str | None = TOKEN, env: dict | None = None, extra_toml: str = "", **options) -> Compat:
         model = ScriptedModel()
         up = await FakeUpstream(models=["fake-model", "other-model"], default=model).start()
         workspace = tmp_path / f"ws{len(started)}"
         workspace.mkdir()
         (workspace / "notes.txt").write_text("BMO notes: the answer is 42.\n")
-        server = await start_server(tmp_path / f"data{len(started)}", config_toml=compat_toml(up, workspace, **options),
+        server = await start_server(tmp_path / f"data{len(started)}", config_toml=compat_toml(up, workspace, extra_toml, **options),
                                     token=token, load_plugins="openai_compat", env=env)
         compat = Compat(server, up, model, workspace)
         started.append(compat)

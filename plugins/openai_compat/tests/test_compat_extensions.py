@@ -122,3 +122,36 @@ async def test_one_span_per_request_continues_traceparent_and_parents_model_span
     assert all(descends(s) for s in model_spans)
     assert all(s.attributes.get("gen_ai.usage.input_tokens") is not None for s in model_spans)
     await client.close()
+
+
+async def test_request_span_and_its_model_spans_reach_a_real_otlp_receiver(start_compat):
+    import asyncio
+
+    from oteltap import OtelTapHttpProtobufReceiver, OtelTapHttpProtobufReceiverSettings
+
+    from bmo.testing.harness import free_port
+
+    port = free_port()
+    async with OtelTapHttpProtobufReceiver(OtelTapHttpProtobufReceiverSettings(http_port=port)) as receiver:
+        compat = await start_compat(extra_toml=f'[tracing]\notlp_endpoint = "http://127.0.0.1:{port}"\n')
+        mine = asyncio.ensure_future(receiver.await_trace(lambda s: s.name == "openai_compat.chat_completions",
+                                                          timeout=60))
+        model = asyncio.ensure_future(receiver.await_trace(
+            lambda s: s.name.startswith("chat ") and any(a.key == "gen_ai.usage.output_tokens" for a in s.attributes)
+            and any(a.key == "bmo.run_id" for a in s.attributes), timeout=60))
+        await asyncio.sleep(0)
+        client = compat.aclient()
+        raw = await client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "export me"}])
+        await client.close()
+        await compat.server.stop()  # flushes the batch exporter
+        compat.server.stop = _noop
+        mine, model = await asyncio.gather(mine, model)
+    attrs = {a.key: a.value for a in mine.attributes}
+    assert attrs["openai_compat.request_id"].string_value == raw.headers["x-request-id"]
+    assert attrs["openai_compat.outcome"].string_value == "final_answer"
+    assert model.trace_id == mine.trace_id and model.parent_span_id == mine.span_id
+
+
+async def _noop() -> None:
+    return None
