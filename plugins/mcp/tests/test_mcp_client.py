@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import datetime
 
@@ -12,6 +13,7 @@ from bmo.agent import outcomes
 from bmo.agent.events import PermissionRequested
 from bmo.agent.run import RunPolicy
 from bmo.testing.fake_upstream import reply, tool_call
+from bmo.testing.harness import free_port, spawn_serve
 from mcp_peers import marked_processes, run_agent, time_server_toml, tool_messages
 
 
@@ -126,3 +128,16 @@ async def test_shutdown_closes_every_connection_and_leaves_no_child(bmo, fake_up
         assert "shutting down" in str(exc) or "closed" in str(exc)
     else:
         raise AssertionError("a closed connection answered a call")
+
+
+def test_bmo_serve_stopped_by_sigterm_leaves_no_mcp_child(tmp_path, mark):
+    config = tmp_path / "mcp.toml"
+    config.write_text(time_server_toml(mark=mark))
+    serve = spawn_serve(["--addr", f"127.0.0.1:{free_port()}", "--allow-no-auth", "--config", str(config)],
+                        data_dir=tmp_path / "data", env={"BMO_LOAD_PLUGINS": "mcp"}, timeout=60)
+    try:
+        assert serve.url, serve.stderr()
+        assert len(marked_processes(mark)) == 1
+    finally:
+        assert serve.terminate(signal.SIGTERM, timeout=30) == 0, serve.stderr()
+    assert marked_processes(mark) == []
