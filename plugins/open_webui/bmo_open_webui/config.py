@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import msgspec
 
@@ -19,7 +19,7 @@ class OpenWebUIOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     # with ENABLE_FORWARD_USER_INFO_HEADERS=true; a custom header template ({{CHAT_ID}}) can use another name.
     chat_id_headers: list[str] = msgspec.field(default_factory=lambda: ["X-OpenWebUI-Chat-Id"])
     # Prepended to the chat id to form the BMO session id, so chats never collide with other sessions.
-    session_prefix: str = "openwebui-"
+    session_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:@-]{0,64}$")] = "openwebui-"
     # Chat ids Open WebUI never saves: each request stays an ephemeral session.
     ephemeral_chat_prefixes: list[str] = msgspec.field(default_factory=lambda: ["temporary:", "local:", "channel:"])
     # Answer Open WebUI's "### Task:" requests (titles, tags, follow-ups, queries) with one direct model call.

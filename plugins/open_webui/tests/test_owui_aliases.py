@@ -73,3 +73,10 @@ async def test_posture_has_one_source(bmo):
     assert [name for name, _ in bmo.host.registry.posture.items() if "webui" in name.replace("_", "")] == []
     snapshot = await bmo.host.posture()
     assert snapshot and all("open_webui" not in section for section in snapshot)
+
+
+def test_an_unusable_session_prefix_is_a_config_error_naming_the_key(tmp_path):
+    (tmp_path / "bmo.toml").write_text(CONFIG.replace('session_prefix = "owui-"', 'session_prefix = "my chats/"'))
+    result = run_cli(tmp_path, "show-open-webui")
+    assert result.returncode == 2
+    assert "options.open_webui.session_prefix" in result.stderr and "Traceback" not in result.stderr
