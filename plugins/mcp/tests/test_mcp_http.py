@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from bmo.agent import outcomes
+from bmo.agent.events import ToolStarted
+from bmo.agent.messages import ChatMessage
+from bmo.agent.run import RunPolicy
 from bmo.testing.fake_upstream import reply, tool_call
 from mcp_peers import run_agent, tool_messages
 
@@ -40,3 +45,34 @@ async def test_an_http_server_that_is_not_there_is_reported_not_fatal(bmo, fake_
     row = (await server.host.posture())["mcp"]["servers"]["gone"]
     assert row["state"] == "failed" and row["last_error"]
     assert server.host.coordinator is not None
+
+
+async def test_a_call_past_timeout_s_is_an_error_for_the_model_and_the_connection_stays_usable(bmo, fake_upstream,
+                                                                                              everything_url):
+    server = await bmo(f'[mcp.everything]\nurl = "{everything_url}"\ntool_class = "read"\ntimeout_s = 0.5\n')
+    slow = tool_call("mcp__everything__trigger-long-running-operation", {"duration": 20, "steps": 2})
+    fake_upstream.script(reply(tool_calls=[slow]), reply(tool_calls=[tool_call("mcp__everything__echo", {"message": "still here"})]),
+                         reply("ok"))
+    result, _ = await run_agent(server.host, "slow then echo")
+    assert result.outcome == outcomes.FINAL_ANSWER
+    [late] = tool_messages(fake_upstream.chat_requests[1])
+    assert late["content"].startswith("Error: ") and "0.5" in late["content"]
+    assert "still here" in tool_messages(fake_upstream.chat_requests[2])[-1]["content"]
+
+
+async def test_cancelling_a_run_stops_its_mcp_call_at_once(bmo, fake_upstream, everything_url):
+    server = await bmo(f'[mcp.everything]\nurl = "{everything_url}"\ntool_class = "read"\n')
+    fake_upstream.script(reply(tool_calls=[tool_call("mcp__everything__trigger-long-running-operation",
+                                                     {"duration": 60, "steps": 2})]))
+    co = server.host.coordinator
+    session = await co.create_session(model=co.default_model())
+    run = await co.start_run(session, [ChatMessage(role="user", content="go")], policy=RunPolicy())
+    async with asyncio.timeout(20):  # far below the operation's 60 s: the call did not run to its end
+        async for event in run.events():
+            if isinstance(event, ToolStarted):
+                run.cancel("user stopped it")
+        finished = await run.wait()
+    assert finished.outcome == outcomes.CANCELLED
+    fake_upstream.script(reply(tool_calls=[tool_call("mcp__everything__echo", {"message": "after cancel"})]), reply("ok"))
+    await run_agent(server.host, "echo")
+    assert "after cancel" in tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
