@@ -151,19 +151,18 @@ class RunDelivery:
     # -- streamed -------------------------------------------------------------------
     async def _stream(self, pump: EventPump) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        silent_since = loop.time()
+        started = loop.time()
         try:
             while True:
                 event = await pump.next(self.tick_s)
                 if event is _TICK:
                     if client_gone(self.request):
                         return await self._client_left("streaming")
-                    if loop.time() - silent_since >= self.keepalive_s:
+                    last = self.sse.last_write if self.sse is not None else started
+                    if loop.time() - last >= self.keepalive_s:
                         await self._open()  # nothing decisive yet: commit to 200 so keep-alives can flow
                         await self.sse.keepalive()
-                        silent_since = loop.time()
                     continue
-                silent_since = loop.time()
                 fin = await self._observe(event)
                 if fin is None:
                     continue

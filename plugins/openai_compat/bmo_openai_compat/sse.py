@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 KEEPALIVE = b": keep-alive\n\n"
@@ -23,6 +25,7 @@ class SseStream:
             **headers,
         })
         self.open = False
+        self.last_write = 0.0  # loop time of the last write, for keep-alive pacing
 
     async def start(self) -> None:
         await self._guard(self.response.prepare(self.request))
@@ -39,6 +42,7 @@ class SseStream:
         await self._guard(self.response.write_eof())
 
     async def _guard(self, awaitable) -> None:
+        self.last_write = asyncio.get_running_loop().time()
         try:
             await awaitable
         except (ConnectionError, RuntimeError) as exc:  # aiohttp raises ClientConnectionResetError (a ConnectionError)

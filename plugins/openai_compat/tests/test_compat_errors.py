@@ -150,3 +150,19 @@ def test_user_agent_is_cut_at_64_bytes_without_splitting_a_character():
     cut = truncate_ua("é" * 40)  # two bytes each
     assert cut == "é" * 32 and len(cut.encode()) == 64
     assert truncate_ua("x" + "é" * 40).encode().__len__() == 63
+
+
+async def test_advertised_models_narrow_the_list_and_what_may_be_asked_for(start_compat):
+    from compat_support import OTHER_MODEL
+
+    compat = await start_compat(advertised_models=[OTHER_MODEL, "fake/not-served"])
+    client = compat.aclient()
+    models = await client.models.list()
+    assert [m.id for m in models.data] == [OTHER_MODEL]
+    assert models.data[0].owned_by == "fake" and models.data[0].object == "model"
+    with pytest.raises(openai.NotFoundError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert err.value.body["code"] == "model_not_found" and OTHER_MODEL in err.value.message
+    answer = await client.chat.completions.create(model=OTHER_MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert answer.model == OTHER_MODEL
+    await client.close()
