@@ -30,8 +30,9 @@ def _last_user_text(body: dict) -> str:
 
 def open_webui_like_upstream(body: dict) -> Reply:
     """The model's default behaviour in these tests: the router says "clear", a title task gets a
-    title, "read my notes" makes it call BMO's read_file and then answer from the result, a message
-    asking to hang streams a little and then never finishes, anything else is echoed."""
+    title, "read my notes" makes it call BMO's read_file and then answer from the result, "take your
+    time" pauses a second between pieces, a message asking to hang streams a little and then never
+    finishes, anything else is echoed."""
     if "bmo_route" in _tool_names(body):
         return reply(tool_calls=[tool_call("bmo_route", {"decision": "clear", "question": ""})])
     messages = body.get("messages") or []
@@ -42,6 +43,8 @@ def open_webui_like_upstream(body: dict) -> Reply:
         return reply(TITLE_JSON)
     if "read my notes" in text:
         return reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})])
+    if "take your time" in text:
+        return reply("slow but sure", chunks=3, chunk_delay_s=1.0)
     if "please hang" in text:
         return reply("thinking hard", chunks=2, stall=True)
     return echo_last_user(body)

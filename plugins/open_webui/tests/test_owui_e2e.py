@@ -95,7 +95,8 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
     async with FakeUpstream(default=open_webui_like_upstream) as up, aiohttp.ClientSession() as http:
         config = tmp_path / "bmo.toml"
         config.write_text(
-            "[options.openai_compat]\nenabled = true\ntool_policy = \"auto_approve\"\nambiguity_action = \"code\"\n\n"
+            "[options.openai_compat]\nenabled = true\ntool_policy = \"auto_approve\"\nambiguity_action = \"code\"\n"
+            "keepalive_interval_s = 0.2\n\n"
             f"[agent]\ndefault_model = \"{MODEL}\"\nworkspace = \"{workspace}\"\n\n"
             # A model that goes silent for 3 s counts as failed: the hung turn below ends in an error.
             + provider_toml(up, extra="timeout_s = 3.0\nmax_retries = 0\n"))
@@ -212,6 +213,9 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
             task_rows = [r for r in await _bmo_runs(http, bmo.url, session_id=session_id) if r["kind"] == "task"]
             assert len(task_rows) == 2 and {r["outcome"] for r in task_rows} == {"final_answer"}
             assert not [r for r in await _bmo_runs(http, bmo.url, outcome="queued")]
+            # Keep-alive comments during a slow answer do not disturb Open WebUI's stream parsing.
+            assert (await turn("take your time"))["content"] == "slow but sure"
+
             # A model that stops mid-answer: Open WebUI receives the error event and shows it on the message.
             message = await turn("please hang")
             assert "thinking" in (message.get("content") or "")
