@@ -67,8 +67,8 @@ async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
         site = web.TCPSite(runner, host.serve.host, host.serve.port, reuse_address=True)
         await site.start()
         if ready_line:
-            bound = site._server.sockets[0].getsockname() if site._server and site._server.sockets else None
-            port = bound[1] if bound else host.serve.port
+            # With port 0 the kernel chose one: report the real port, tests and scripts read it here.
+            port = runner.addresses[0][1] if runner.addresses else host.serve.port
             shown = f"[{host.serve.host}]" if ":" in host.serve.host else host.serve.host
             auth = "bearer token" if host.serve.auth_token else "none (loopback only)"
             print(f"BMO serving on http://{shown}:{port}/v1 (auth: {auth}; data: {host.data_dir})", file=sys.stderr, flush=True)
