@@ -199,3 +199,38 @@ def test_trusted_proxies_match_ips_cidrs_and_ipv4_mapped_peers():
     assert proxies.trusts("::ffff:10.1.2.3")  # an IPv4 client seen through a dual-stack socket
     assert not proxies.trusts("192.0.2.8") and not proxies.trusts("127.0.0.1") and not proxies.trusts(None)
     assert not TrustedProxies.parse([]).trusts("127.0.0.1")  # nobody is trusted by default
+
+
+class Surfaces:
+    """A posture section built asynchronously, a slash command with an alias."""
+
+    @hookimpl
+    def bmo_posture(self, register):
+        async def build(host):
+            return {"ready": True, "plugins": len(host.pm.list_name_plugin())}
+
+        register("test_surface", build)
+
+    @hookimpl
+    def bmo_slash_commands(self, register):
+        register("echo", lambda host, args: args.upper(), help="Echo loudly", aliases=("/shout",))
+
+
+async def test_posture_slash_and_sidebar_routes(tmp_path, client):
+    srv = await start_server(tmp_path / "data", token="t", load_plugins="hello", plugins=[Surfaces()])
+    try:
+        async with client.get(srv.api + "/bmo/posture", headers=srv.headers()) as resp:
+            section = (await resp.json())["test_surface"]
+            assert section["ready"] is True and section["plugins"] >= 4
+        async with client.get(srv.api + "/bmo/slash", headers=srv.headers()) as resp:
+            commands = {c["name"]: c for c in (await resp.json())["data"]}
+            assert commands["echo"]["aliases"] == ["shout"] and commands["hello"]["plugin"] == "hello"
+        async with client.post(srv.api + "/bmo/slash", json={"command": "/shout hi"}, headers=srv.headers()) as resp:
+            assert (await resp.json())["text"] == "HI"
+        async with client.post(srv.api + "/bmo/slash", json={"command": "/nope"}, headers=srv.headers()) as resp:
+            text = (await resp.json())["text"]
+            assert text.startswith("Unknown command /nope. Known: ") and "/echo" in text and "/hello" in text
+        async with client.post(srv.api + "/bmo/slash", json={"command": 3}, headers=srv.headers()) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["param"] == "command"
+    finally:
+        await srv.stop()
