@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from mcp.types import CONNECTION_CLOSED
 
 from bmo_mcp.config import McpServerOptions
 
@@ -150,8 +151,9 @@ class McpConnection:
                 self._fail(describe_error(exc) + self._stderr_tail())
         finally:
             if self.state == CONNECTED:
-                self.state = CLOSED if self._closing else FAILED
-                if self.state == FAILED and not self.last_error:
+                if self._closing:
+                    self.state = CLOSED
+                else:
                     self._fail("the connection ended")
             self._drain()
             self._ready.set()
@@ -210,6 +212,12 @@ class McpConnection:
                     f"{self.name} did not answer {call.tool} within {self.options.timeout_s:g} s ([mcp.{self.name}] timeout_s)"))
         except Exception as exc:
             self.last_error = f"{call.tool}: {describe_error(exc)}"
+            if getattr(exc, "code", None) == CONNECTION_CLOSED:  # the server went away (a stdio child exited)
+                if self.state == CONNECTED:
+                    self._fail(f"the server closed the connection during {call.tool}; restart BMO to reconnect")
+                exc = NotConnected(self._unavailable())
+                if self._scope is not None:
+                    self._scope.cancel()  # end the session so a stdio child is reaped and the state says failed
             if not call.future.done():
                 call.future.set_exception(exc)
         finally:
