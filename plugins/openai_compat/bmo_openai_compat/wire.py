@@ -165,6 +165,9 @@ def validate_chat_request(req: ChatCompletionRequest) -> None:
                 if part.text is None:
                     raise ApiError(400, f"messages[{i}].content[{j}] has no 'text'.",
                                    param=f"messages[{i}].content[{j}].text")
+        if msg.content is None and msg.role in ("system", "developer", "user"):
+            raise ApiError(400, f"messages[{i}] ({msg.role}) has no content; send a string or text parts.",
+                           param=f"messages[{i}].content")
         if msg.role == "tool" and not msg.tool_call_id:
             raise ApiError(400, f"messages[{i}] has role 'tool' but no 'tool_call_id'; name the call it answers.",
                            param=f"messages[{i}].tool_call_id")

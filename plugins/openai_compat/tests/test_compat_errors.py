@@ -133,6 +133,7 @@ async def test_body_over_the_size_limit_is_413_and_recorded(start_compat):
     ({}, {"stream_options": {"include_usage": True}}, "stream_options"),
     ({}, {"messages": [{"role": "tool", "content": "orphan"}]}, "messages[0].tool_call_id"),
     ({}, {"functions": [{"name": "f"}]}, "functions"),
+    ({}, {"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
 ])
 async def test_more_refusals_name_their_field(compat, headers, extra, param):
     client = compat.aclient()
