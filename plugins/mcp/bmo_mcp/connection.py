@@ -32,7 +32,7 @@ class NotConnected(Exception):
     """The server is not (or no longer) connected; the message says why."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: calls live in a set
 class _Call:
     tool: str
     arguments: dict
@@ -66,6 +66,7 @@ class McpConnection:
         self.failed_calls = 0
         self.connected_at: float | None = None
         self._queue: asyncio.Queue[_Call] = asyncio.Queue()
+        self._pending: set[_Call] = set()  # queued or running, until their caller has the answer
         self._ready = asyncio.Event()
         self._scope: anyio.CancelScope | None = None
         self._task: asyncio.Task | None = None
@@ -78,7 +79,7 @@ class McpConnection:
         # The serving task enforces the startup deadline itself; this bound is only a backstop.
         try:
             await asyncio.wait_for(self._ready.wait(), self.options.startup_timeout_s + CLOSE_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._fail(f"did not start within {self.options.startup_timeout_s:g} s")
             await self.close()
         return self.state == CONNECTED
@@ -103,6 +104,7 @@ class McpConnection:
         if self.state != CONNECTED:
             raise NotConnected(self._unavailable())
         call = _Call(tool, arguments, asyncio.get_running_loop().create_future())
+        self._pending.add(call)
         self._queue.put_nowait(call)
         self.calls += 1
         try:
@@ -115,8 +117,12 @@ class McpConnection:
         except BaseException:
             self.failed_calls += 1
             raise
+        finally:
+            self._pending.discard(call)
 
     def _unavailable(self) -> str:
+        if self.state == CLOSED:
+            return f"MCP server {self.name!r} is closed (BMO is shutting down)"
         if self._closing:
             return f"MCP server {self.name!r} is shutting down"
         if self.state == FAILED:
@@ -146,7 +152,7 @@ class McpConnection:
                             calls.start_soon(self._run_call, client, call)
             if self.state == CONNECTING and not self._closing:
                 self._fail(f"did not start within {self.options.startup_timeout_s:g} s{self._stderr_tail()}")
-        except Exception as exc:  # a server's failure is reported, never raised into the host
+        except Exception as exc:  # noqa: BLE001 - a server's failure is reported, never raised into the host
             if not self._closing:
                 self._fail(describe_error(exc) + self._stderr_tail())
         finally:
@@ -170,7 +176,9 @@ class McpConnection:
             params = StdioServerParameters(command=opts.command, args=list(opts.args), env=dict(opts.env) or None,
                                            cwd=opts.cwd or None)
             # Truncated at each start, so its tail is about this start.
-            errlog = stack.enter_context(open(self.stderr_path, "w", encoding="utf-8")) if self.stderr_path else None
+            errlog = None
+            if self.stderr_path is not None:
+                errlog = stack.enter_context(await asyncio.to_thread(open, self.stderr_path, "w", encoding="utf-8"))
             transport = stdio_client(params, errlog=errlog) if errlog else stdio_client(params)
         else:
             import httpx2
@@ -210,7 +218,7 @@ class McpConnection:
             if not call.future.done():
                 call.future.set_exception(TimeoutError(
                     f"{self.name} did not answer {call.tool} within {self.options.timeout_s:g} s ([mcp.{self.name}] timeout_s)"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it is goes to the caller, who reports it
             self.last_error = f"{call.tool}: {describe_error(exc)}"
             if getattr(exc, "code", None) == CONNECTION_CLOSED:  # the server went away (a stdio child exited)
                 if self.state == CONNECTED:
@@ -220,15 +228,13 @@ class McpConnection:
                     self._scope.cancel()  # end the session so a stdio child is reaped and the state says failed
             if not call.future.done():
                 call.future.set_exception(exc)
-        finally:
-            # Cancelled (the caller's scope or close()): whoever still waits gets an answer.
-            if not call.future.done():
-                call.future.set_exception(NotConnected(self._unavailable()))
+        # Cancelled with the whole connection: _drain answers the caller once the reason is known.
 
     def _drain(self) -> None:
-        """Fail the calls still queued when the connection ends."""
+        """Fail the calls still queued or running when the connection ends."""
         while not self._queue.empty():
-            call = self._queue.get_nowait()
+            self._queue.get_nowait()
+        for call in list(self._pending):
             if not call.future.done():
                 call.future.set_exception(NotConnected(self._unavailable()))
 

@@ -12,7 +12,7 @@ from bmo_mcp.tools import McpTool
 STATE_KEY = "mcp"
 
 
-def hub_of(host) -> "McpHub | None":
+def hub_of(host) -> McpHub | None:
     return host.state.get(STATE_KEY)
 
 
@@ -39,7 +39,7 @@ class McpHub:
                 self.not_started[name] = problem
                 self.host.emit("mcp.server.failed", "error", server=name, error=problem)
             elif not options.enabled:
-                self.not_started[name] = "disabled ([mcp.%s] enabled = false)" % name
+                self.not_started[name] = f"disabled ([mcp.{name}] enabled = false)"
             else:
                 self.connections[name] = McpConnection(
                     name, options, stderr_path=stderr_dir / f"{name}.stderr.log", client_version=__version__,

@@ -27,7 +27,7 @@ class PostureUnavailable(Exception):
 def base_url(url: str) -> str:
     """``http://host:port`` from a server URL given with or without a trailing ``/v1``."""
     url = url.rstrip("/")
-    return url[: -len("/v1")] if url.endswith("/v1") else url
+    return url.removesuffix("/v1")
 
 
 async def fetch_posture(url: str, token: str | None, timeout_s: float = 10.0) -> str:
@@ -35,10 +35,10 @@ async def fetch_posture(url: str, token: str | None, timeout_s: float = 10.0) ->
     target = base_url(url) + POSTURE_PATH
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
-            async with http.get(target, headers=headers) as response:
-                body = await response.text()
-                status = response.status
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http, \
+                http.get(target, headers=headers) as response:
+            body = await response.text()
+            status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise PostureUnavailable(
             f"the BMO server at {base_url(url)} is unreachable ({type(exc).__name__}: {exc}); start it with "

@@ -74,7 +74,7 @@ class McpTool(Tool):
             raise ToolFailed(str(exc)) from None
         except TimeoutError as exc:
             raise ToolFailed(str(exc) or f"{self.name} timed out") from None
-        except Exception as exc:  # a protocol error (unknown tool, bad arguments) goes back to the model
+        except Exception as exc:  # noqa: BLE001 - a protocol error (unknown tool, bad arguments) goes back to the model
             raise ToolFailed(f"MCP server {self.connection.name!r} refused {self.remote_name}: {describe_error(exc)}") from None
         text = result_text(result)
         if result.is_error:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import time
 import uuid
 
 import pytest
 import pytest_asyncio
+from mcp_peers import start_everything, stop_everything
 
 from bmo.testing.fixtures import fake_upstream, provider_toml  # noqa: F401
-from bmo.testing.harness import free_port, start_server
-from mcp_peers import EVERYTHING_PACKAGE
+from bmo.testing.harness import start_server
+
 
 @pytest.fixture
 def mark() -> str:
@@ -43,26 +39,8 @@ async def bmo(tmp_path, fake_upstream):  # noqa: F811
 @pytest.fixture(scope="module")
 def everything_url(tmp_path_factory):
     """``@modelcontextprotocol/server-everything`` (npm) serving streamable HTTP on a free port; its /mcp URL."""
-    npx = shutil.which("npx")
-    if npx is None:
-        pytest.skip("npx (Node.js) is not installed, so the npm MCP server cannot run")
-    port = free_port()
-    log = tmp_path_factory.mktemp("everything") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([npx, "-y", EVERYTHING_PACKAGE, "streamableHttp"], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, "PORT": str(port)},
-                                start_new_session=True)
+    proc, url = start_everything(tmp_path_factory.mktemp("everything") / "server.log")
     try:
-        deadline = time.monotonic() + 180  # a fresh machine downloads the package first
-        while not re.search(rf"listening on port {port}", log.read_text(errors="replace")):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server-everything did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield url
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(10)
+        stop_everything(proc)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import re
+import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +17,7 @@ import pytest
 from bmo.agent.events import PermissionRequested, RunFinished
 from bmo.agent.messages import ChatMessage
 from bmo.agent.run import RunPolicy
+from bmo.testing.harness import free_port
 
 EVERYTHING_PACKAGE = "@modelcontextprotocol/server-everything@2026.8.31"
 MARK_VAR = "BMO_MCP_TEST_MARK"
@@ -60,3 +66,33 @@ async def run_agent(host, text: str, *, policy: RunPolicy | None = None, decide:
 
 def tool_messages(request) -> list[dict]:
     return [m for m in request.messages if m.get("role") == "tool"]
+
+
+def start_everything(log: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``@modelcontextprotocol/server-everything`` (npm) on a free port: (process, its /mcp URL)."""
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("npx (Node.js) is not installed, so the npm MCP server cannot run")
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([npx, "-y", EVERYTHING_PACKAGE, "streamableHttp"], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env={**os.environ, "PORT": str(port)},
+                                start_new_session=True)
+    deadline = time.monotonic() + 180  # a fresh machine downloads the package first
+    while not re.search(rf"listening on port {port}", log.read_text(errors="replace")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_everything(proc)
+            pytest.fail(f"server-everything did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}/mcp"
+
+
+def stop_everything(proc: subprocess.Popen) -> None:
+    """Stop it and the node processes npx started (its own process group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait(10)

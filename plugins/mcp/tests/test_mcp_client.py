@@ -10,13 +10,15 @@ import sys
 from datetime import datetime
 
 import aiohttp
+import pytest
+from mcp_peers import marked_processes, run_agent, time_server_toml, tool_messages
 
 from bmo.agent import outcomes
 from bmo.agent.events import PermissionRequested
 from bmo.agent.run import RunPolicy
+from bmo.agent.tools.base import ToolFailed
 from bmo.testing.fake_upstream import reply, tool_call
 from bmo.testing.harness import free_port, spawn_serve
-from mcp_peers import marked_processes, run_agent, time_server_toml, tool_messages
 
 
 def offered_tools(request) -> dict[str, dict]:
@@ -64,7 +66,7 @@ async def test_a_network_class_mcp_tool_is_not_called_when_policy_denies_it(bmo,
     call = reply(tool_calls=[tool_call("mcp__time__get_current_time", {"timezone": "UTC"})])
 
     fake_upstream.script(call, reply("Not allowed."))
-    result, events = await run_agent(server.host, "time?")
+    await run_agent(server.host, "time?")
     [answer] = tool_messages(fake_upstream.chat_requests[1])
     assert answer["content"].startswith("Permission denied") and "denied (rule)" in answer["content"]
 
@@ -80,7 +82,7 @@ async def test_a_network_class_mcp_tool_asks_first_and_runs_once_allowed(bmo, fa
     server = await bmo(time_server_toml())
     fake_upstream.script(reply(tool_calls=[tool_call("mcp__time__get_current_time", {"timezone": "UTC"})]),
                          reply("Done."))
-    result, events = await run_agent(server.host, "time?", decide="allow_once")
+    _, events = await run_agent(server.host, "time?", decide="allow_once")
     [asked] = [e for e in events if isinstance(e, PermissionRequested)]
     assert (asked.tool, asked.tool_class) == ("mcp__time__get_current_time", "network")
     [answer] = tool_messages(fake_upstream.chat_requests[1])
@@ -95,9 +97,8 @@ async def test_servers_that_fail_to_start_are_reported_and_bmo_serves_anyway(bmo
             + f'startup_timeout_s = 0.5\nenv = {{ BMO_MCP_TEST_MARK = "{mark}" }}\n'
             + '[mcp.off]\ncommand = "mcp-server-time"\nenabled = false\n')
     server = await bmo(toml)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + "/healthz") as response:
-            assert response.status == 200
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/healthz") as response:
+        assert response.status == 200
 
     posture = (await server.host.posture())["mcp"]
     rows = posture["servers"]
@@ -125,12 +126,8 @@ async def test_shutdown_closes_every_connection_and_leaves_no_child(bmo, fake_up
     assert {r["server"] for r in records if r["msg"] == "mcp.server.closed"} == {"time", "clock"}
     # A call after shutdown fails cleanly instead of hanging.
     tool = server.host.registry.tools["mcp__clock__get_current_time"]
-    try:
+    with pytest.raises(ToolFailed, match="is closed"):
         await tool.run({"timezone": "UTC"}, None)
-    except Exception as exc:
-        assert "shutting down" in str(exc) or "closed" in str(exc)
-    else:
-        raise AssertionError("a closed connection answered a call")
 
 
 def test_bmo_serve_stopped_by_sigterm_leaves_no_mcp_child(tmp_path, mark):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from mcp_peers import run_agent, start_everything, stop_everything, tool_messages
+
 from bmo.agent import outcomes
 from bmo.agent.events import ToolStarted
 from bmo.agent.messages import ChatMessage
 from bmo.agent.run import RunPolicy
 from bmo.testing.fake_upstream import reply, tool_call
-from mcp_peers import run_agent, tool_messages
 
 
 async def test_tools_of_a_streamable_http_server_run_in_the_agent_loop(bmo, fake_upstream, everything_url):
@@ -76,3 +77,21 @@ async def test_cancelling_a_run_stops_its_mcp_call_at_once(bmo, fake_upstream, e
     fake_upstream.script(reply(tool_calls=[tool_call("mcp__everything__echo", {"message": "after cancel"})]), reply("ok"))
     await run_agent(server.host, "echo")
     assert "after cancel" in tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
+
+
+async def test_an_http_server_that_goes_away_fails_the_next_call_at_once_and_shows_as_failed(bmo, fake_upstream, tmp_path):
+    proc, url = await asyncio.to_thread(start_everything, tmp_path / "everything.log")
+    try:
+        server = await bmo(f'[mcp.doomed]\nurl = "{url}"\ntool_class = "read"\n')
+        assert (await server.host.posture())["mcp"]["servers"]["doomed"]["connected"]
+    finally:
+        await asyncio.to_thread(stop_everything, proc)
+    echo = reply(tool_calls=[tool_call("mcp__doomed__echo", {"message": "anyone?"})])
+    fake_upstream.script(echo, reply("It is gone."), echo, reply("Still gone."))
+    for _ in range(2):
+        result, _ = await run_agent(server.host, "echo")
+        assert result.outcome == outcomes.FINAL_ANSWER
+        answer = tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
+        assert answer.startswith("Error: MCP server 'doomed' is not connected: ")
+    row = (await server.host.posture())["mcp"]["servers"]["doomed"]
+    assert (row["state"], row["connected"]) == ("failed", False) and row["last_error"]

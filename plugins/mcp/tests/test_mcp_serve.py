@@ -7,20 +7,20 @@ import json
 import sys
 
 import aiohttp
+from bmo_mcp.serve import TOOL_NAME, build_server
 from mcp import Client, StdioServerParameters
 from openai import AsyncOpenAI
 
 from bmo.testing.harness import free_port
-from bmo_mcp.serve import TOOL_NAME, build_server
 
 COMPAT_ON = "[options.openai_compat]\nenabled = true\n"
 
 
 async def get_posture(server) -> dict:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + "/v1/openai-compat/posture", headers=server.headers()) as response:
-            assert response.status == 200
-            return await response.json()
+    async with aiohttp.ClientSession() as http, \
+            http.get(server.url + "/v1/openai-compat/posture", headers=server.headers()) as response:
+        assert response.status == 200
+        return await response.json()
 
 
 async def test_bmo_mcp_serve_over_stdio_returns_the_same_snapshot_as_the_posture_route(bmo, fake_upstream):
