@@ -10,7 +10,9 @@ import pytest
 
 from bmo.testing.harness import clean_env, spawn_serve
 
-HOST_DEFAULTS = {"bmo.defaults.core_config", "bmo.defaults.health", "bmo.agent.plugin"}
+from bmo.plugins import DEFAULT_PLUGINS
+
+HOST_DEFAULTS = set(DEFAULT_PLUGINS)
 HELLO_HOOKS = ["bmo_config_sections", "bmo_config_show", "bmo_migrations", "bmo_routes", "bmo_sidebar_indicators",
                "bmo_slash_commands"]
 
