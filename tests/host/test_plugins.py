@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bmo.testing.harness import clean_env, spawn_serve
-
 from bmo.plugins import DEFAULT_PLUGINS
+from bmo.testing.harness import clean_env, spawn_serve
 
 HOST_DEFAULTS = set(DEFAULT_PLUGINS)
 HELLO_HOOKS = ["bmo_config_sections", "bmo_config_show", "bmo_migrations", "bmo_routes", "bmo_sidebar_indicators",
