@@ -188,7 +188,8 @@ class McpConnection:
             http = await stack.enter_async_context(httpx2.AsyncClient(
                 headers=dict(opts.headers), timeout=httpx2.Timeout(30.0, read=max(300.0, opts.timeout_s))))
             transport = streamable_http_client(opts.url, http_client=http)
-        client = Client(transport, read_timeout_seconds=opts.timeout_s,
+        # Our own deadlines bound startup and each call; the SDK's read timeout is only a backstop behind them.
+        client = Client(transport, read_timeout_seconds=max(opts.timeout_s, opts.startup_timeout_s) + 5,
                         client_info=Implementation(name="bmo", version=self.client_version))
         return await stack.enter_async_context(client)
 

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from bmo_mcp.config import SECTION, McpServerOptions, check_name
 from bmo_mcp.connection import CONNECTED, McpConnection
 from bmo_mcp.tools import McpTool
 
 STATE_KEY = "mcp"
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without a ``user:password@`` part, for display."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def hub_of(host) -> McpHub | None:
@@ -80,7 +89,7 @@ class McpHub:
             connection = self.connections.get(name)
             row: dict[str, Any] = {
                 "transport": options.transport,
-                "target": options.url or options.command,
+                "target": _without_credentials(options.url) or options.command,
                 "enabled": options.enabled,
                 "tool_class": options.tool_class,
                 "connected": connection is not None and connection.state == CONNECTED,

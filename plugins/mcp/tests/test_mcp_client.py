@@ -97,10 +97,10 @@ async def test_servers_that_fail_to_start_are_reported_and_bmo_serves_anyway(bmo
             + f'startup_timeout_s = 0.5\nenv = {{ BMO_MCP_TEST_MARK = "{mark}" }}\n'
             + '[mcp.off]\ncommand = "mcp-server-time"\nenabled = false\n')
     server = await bmo(toml)
-    async with aiohttp.ClientSession() as http, http.get(server.url + "/healthz") as response:
+    async with aiohttp.ClientSession() as http, \
+            http.get(server.url + "/v1/bmo/posture", headers=server.headers()) as response:
         assert response.status == 200
-
-    posture = (await server.host.posture())["mcp"]
+        posture = (await response.json())["mcp"]
     rows = posture["servers"]
     assert (posture["configured"], posture["connected"]) == (4, 1)
     assert rows["time"]["connected"] and rows["time"]["tools"] == 2
