@@ -41,7 +41,8 @@ class McpHub:
         from bmo import __version__
 
         stderr_dir = self.host.log_dir / "mcp"
-        stderr_dir.mkdir(parents=True, exist_ok=True)
+        if any(o.enabled and o.command for o in self.servers.values()):
+            stderr_dir.mkdir(parents=True, exist_ok=True)
         for name, options in self.servers.items():
             problem = check_name(name)
             if problem:

@@ -71,7 +71,8 @@ def build_server(url: str, token: str | None, timeout_s: float = 10.0) -> Any:
 
     from bmo import __version__
 
-    server = MCPServer(name="bmo", version=__version__,
+    # WARNING: an expected tool error (server down, 401) need not be logged on every call.
+    server = MCPServer(name="bmo", version=__version__, log_level="WARNING",
                        instructions="Read-only view of a running BMO server's OpenAI-compatible API posture.")
 
     async def bmo_get_openai_compat_status() -> str:
