@@ -157,6 +157,7 @@ async def run_load(cmd: dict) -> dict:
     sent = 0
     warm = 0
     measuring = False
+    abandoned: set[int] = set()  # virtual users whose warm-up request was given up
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
@@ -164,7 +165,9 @@ async def run_load(cmd: dict) -> dict:
             nonlocal sent, warm
             headers = dict(base_headers)
             if prefix:
-                headers["X-BMO-Session-Id"] = f"{prefix}-{vu}"
+                # A user whose warm-up request was abandoned gets a fresh session: the abandoned run may
+                # still hold the old one, and a 409 queued answer would be the bench's doing, not BMO's.
+                headers["X-BMO-Session-Id"] = f"{prefix}-{vu}" + ("-b" if vu in abandoned else "")
             first_round = True
             while time.perf_counter() < deadline or first_round:
                 if budget is not None and sent >= budget:
@@ -183,8 +186,10 @@ async def run_load(cmd: dict) -> dict:
         warmup_s = float(cmd.get("warmup_s", 1.0))
         warm_tasks = [asyncio.ensure_future(user(vu, time.perf_counter() + warmup_s, None)) for vu in range(concurrency)]
         _, stuck = await asyncio.wait(warm_tasks, timeout=warmup_s + max(3.0, 2 * warmup_s))
-        for task in stuck:
-            task.cancel()
+        for vu, task in enumerate(warm_tasks):
+            if task in stuck:
+                abandoned.add(vu)
+                task.cancel()
         await asyncio.gather(*stuck, return_exceptions=True)
         measuring = True
         start = time.perf_counter()
@@ -198,7 +203,7 @@ async def run_load(cmd: dict) -> dict:
         elapsed = time.perf_counter() - start
     ok = len(out.latencies)
     return {
-        "ok": ok, "sent": sent, "warm": warm, "unfinished": unfinished, "errors": dict(out.errors), "error_samples": out.samples,
+        "ok": ok, "sent": sent, "warm": warm, "warmup_abandoned": len(abandoned), "unfinished": unfinished, "errors": dict(out.errors), "error_samples": out.samples,
         "elapsed_s": elapsed, "rps": ok / elapsed if elapsed > 0 else 0.0,
         "latency_ms": percentiles(out.latencies), "ttfc_ms": percentiles(out.ttfc),
     }

@@ -241,6 +241,8 @@ def markdown(result: dict) -> str:
         errs = ", ".join(f"{k}×{v}" for k, v in m["errors"].items()) or "0"
         if m.get("unfinished"):
             errs += f", {m['unfinished']} unfinished"
+        if m.get("warmup_abandoned"):
+            errs += f" ({m['warmup_abandoned']} warm-up requests abandoned)"
         lines.append(
             f"| {m['scenario']} | {m['target']} | {m['rps']:.1f} | {_f(_p(m, 'latency_ms', 'p50'))} | "
             f"{_f(_p(m, 'latency_ms', 'p99'))} | {_f(_p(m, 'ttfc_ms', 'p50'))} | {_f(_p(m, 'ttfc_ms', 'p99'))} | "
@@ -278,9 +280,22 @@ def markdown(result: dict) -> str:
             ev = m.get("ledger_event_rows")
             lines.append(f"| {m['scenario']} ({m['phase']}) | {m['target']} | {m['ledger_rows_per_s']:.1f} | "
                          f"{m['ledger_rows'] / n:.2f} | {_f(None if ev is None else ev / n)} |")
+    drift = [m for m in ms if m["phase"] == "drift"]
+    if drift:
+        lines += ["", "## Drift check", "",
+                  f"`{drift[0]['scenario']}` again after the whole matrix, against the same servers (BMO keeps state "
+                  "as it ages: sessions, ledger, finished runs):", "",
+                  "| target | req/s at first | req/s at the end | p50 ms first → end | CPU ms/req first → end |",
+                  "|---|---:|---:|---:|---:|"]
+        for d in drift:
+            f = _find(ms, d["target"], d["scenario"])
+            if f:
+                lines.append(f"| {d['target']} | {f['rps']:.1f} | {d['rps']:.1f} | {_f(_p(f, 'latency_ms', 'p50'))} → "
+                             f"{_f(_p(d, 'latency_ms', 'p50'))} | {f['server_cpu_ms_per_req']:.2f} → {d['server_cpu_ms_per_req']:.2f} |")
     led = ledger_summary(ms)
     if led:
-        lines += ["", f"Ledger on vs off ({led['scenario']}, {led['rounds']} round(s), alternating): on {led['on_rps']:.1f} req/s, "
+        lines += ["", f"Ledger on vs off ({led['scenario']}, {led['rounds']} round(s), alternating, run first while "
+                      f"both instances are fresh): on {led['on_rps']:.1f} req/s, "
                       f"off {led['off_rps']:.1f} req/s, ratio {_f(led['on_over_off'])}. "
                       + ("`BMO_TEST_NO_LEDGER=1` honoured (no rows written)." if led["switch_honoured"] else
                          f"`BMO_TEST_NO_LEDGER=1` is NOT honoured yet ({led['rows_written_with_switch']} rows written): "

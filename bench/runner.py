@@ -116,7 +116,7 @@ class Run:
             "concurrency": scenario.concurrency, "max_requests": scenario.max_requests,
             "duration_s": scenario.duration_s, "warmup_s": scenario.warmup_s,
             "session_prefix": f"bench-{target.name}-{uuid.uuid4().hex[:8]}" if scenario.sessions else None,
-            "expect_chars": len(profile.text()), "verify_every": verify_every, "timeout_s": 60, "grace_s": 20,
+            "expect_chars": len(profile.text()), "verify_every": verify_every, "timeout_s": 60, "grace_s": 10,
         }
 
     def measure(self, target: Target, scenario: Scenario, phase: str = "matrix") -> dict:
@@ -129,7 +129,7 @@ class Run:
         record = {
             "phase": phase, "target": target.name, "scenario": scenario.name, "stream": scenario.stream,
             "concurrency": scenario.concurrency, "sessions": scenario.sessions,
-            **{k: result[k] for k in ("ok", "sent", "warm", "unfinished", "errors", "error_samples", "elapsed_s", "rps",
+            **{k: result[k] for k in ("ok", "sent", "warm", "warmup_abandoned", "unfinished", "errors", "error_samples", "elapsed_s", "rps",
                                       "latency_ms", "ttfc_ms") if k in result},
             # CPU of the server process tree (the upstream's for direct) per request, warm-up included.
             "server_cpu_ms_per_req": 1000.0 * cpu_used / max(1, result["ok"] + result.get("warm", 0)),
@@ -144,12 +144,25 @@ class Run:
                 ev_b, ev_a = rows_before["openai_compat_run_events"], rows_after["openai_compat_run_events"]
                 record["ledger_event_rows"] = (ev_a - ev_b) if ev_a is not None and ev_b is not None else None
                 record["requests_incl_warmup"] = result["ok"] + result.get("warm", 0)
+        record["settle_s"] = self.settle(target)
         lat, ttfc = result.get("latency_ms") or {}, result.get("ttfc_ms") or {}
         errs = sum(result["errors"].values())
         say(f"{scenario.name:28s} {target.name:13s} {result['rps']:8.1f} req/s  p50 {lat.get('p50', 0):7.2f}  "
             f"p99 {lat.get('p99', 0):7.2f} ms  ttfc p50 {ttfc.get('p50', 0):6.2f}  errors {errs}")
         self.measurements.append(record)
         return record
+
+    @staticmethod
+    def settle(target: Target, limit_s: float = 20.0) -> float:
+        """Wait until the server just measured is idle again: a saturated server still working off
+        abandoned requests must not steal CPU from the next target's run."""
+        start = time.monotonic()
+        while time.monotonic() - start < limit_s:
+            before = target.proc.cpu()
+            time.sleep(0.5)
+            if target.proc.cpu() - before < 0.05:  # under 10% of a core
+                break
+        return time.monotonic() - start
 
     def matrix(self) -> None:
         names = [n for n in ("direct", "bmo", "bmo-otlp", "litellm") if n in self.targets]
@@ -158,6 +171,16 @@ class Run:
             k = i % len(names)
             for name in names[k:] + names[:k]:
                 self.measure(self.targets[name], scenario)
+
+    def drift_check(self) -> None:
+        """The first scenario again on direct and bmo: machine drift, and BMO slowing down as it ages."""
+        first = self.plan.scenarios[0] if self.plan.scenarios else None
+        if first is None:
+            return
+        again = next((s for s in self.plan.scenarios if not s.stream and not s.sessions and s.concurrency == 16), first)
+        for name in ("direct", "bmo"):
+            if name in self.targets:
+                self.measure(self.targets[name], again, phase="drift")
 
     def ledger_pair(self) -> list[dict]:
         if "bmo" not in self.targets or "bmo-noledger" not in self.targets:
@@ -278,8 +301,9 @@ def execute(plan: Plan, *, litellm: bool = True, bmo: bool = True, profile_secon
         run.start()
         out["targets"] = {n: {"kind": t.kind, **t.notes} for n, t in run.targets.items()}
         out["unavailable"] = run.unavailable
+        run.ledger_pair()  # first, while both BMO instances are fresh and alike
         run.matrix()
-        run.ledger_pair()
+        run.drift_check()
         out["memory_after_load"] = run.memory()
         if "otlp-sink" in out["memory_after_load"]:
             out["otlp_sink_stats"] = _sink_stats(run)
