@@ -191,8 +191,9 @@ class RunDelivery:
         else:
             error = ApiError(verdict.status, verdict.error or "", code=verdict.code)
             await self.sse.data(wire.encode(ErrorEnvelope(error=error.body)))
-        await self.sse.done()
+        # The books close before [DONE]: a client that has the whole answer finds it in the ledger.
         await self._finish(verdict, fin)
+        await self.sse.done()
         return self.sse.response
 
     # -- shared ---------------------------------------------------------------------
@@ -281,10 +282,9 @@ async def deliver_text(request: web.Request, rt: CompatRequest, text: str, usage
         await sse.data(answer.finish("stop"))
         if include_usage:
             await sse.data(answer.usage(usage))
+        await rt.finish(outcome, 200, **detail)  # before [DONE], as for runs
         await sse.done()
     except ClientGone:
         await rt.event("client_disconnected", during="streaming")
         await rt.finish(outcomes.CANCELLED, CLIENT_CLOSED, error="client disconnected while streaming", **detail)
-        return sse.response
-    await rt.finish(outcome, 200, **detail)
     return sse.response

@@ -102,6 +102,10 @@ async def make_traffic(url: str, data_dir: Path, model: ScriptedModel) -> dict[s
             while b"answer" not in seen:
                 seen += await response.content.readany()
         response.close()
+    async with asyncio.timeout(15):  # its books must close before the ledger is sabotaged below
+        while not (await client.get("/openai-compat/runs", cast_to=object,
+                                    options={"params": {"outcome": "cancelled"}}))["data"]:
+            await asyncio.sleep(0.05)
     # a ledger that refuses writes for one request, then recovers
     saboteur = apsw.Connection(str(data_dir / "bmo.sqlite3"))
     saboteur.setbusytimeout(5000)
