@@ -109,7 +109,8 @@ class ChatHandler:
                                     "user message (or tool results).", param="messages")
         policy_kwargs = {}
         sampling = wire.sampling_of(req)
-        if is_first_user_turn(history + appended):
+        # Under "code" every decision runs the full agent, so asking the router would only cost a model call.
+        if self.options.ambiguity_action != "code" and is_first_user_turn(history + appended):
             try:
                 decision = await route(coordinator, req.model, history + appended, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way

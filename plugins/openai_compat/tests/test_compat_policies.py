@@ -70,13 +70,14 @@ async def test_ambiguous_with_research_runs_with_read_only_tools(start_compat):
     await client.close()
 
 
-async def test_ambiguous_with_code_runs_the_full_agent(start_compat):
+async def test_code_runs_the_full_agent_without_asking_the_router(start_compat):
     compat = await start_compat(ambiguity_action="code")
-    compat.model.route(route_reply("ambiguous", "Which?"))
     client = compat.aclient()
     await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "change things"}])
     tools = offered_tools(agent_calls(compat)[0])
     assert {"read_file", "write_file"} <= tools
+    # Every router decision would run the full agent under "code", so no router call is made.
+    assert len(compat.up.chat_requests) == len(agent_calls(compat)) == 1
     await client.close()
 
 
