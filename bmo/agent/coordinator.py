@@ -54,7 +54,8 @@ class Coordinator:
         self.host = host
         self.options = host.config.section("agent")
         self.providers: dict[str, Any] = dict(providers or {})
-        self.tools: dict[str, Any] = dict(tools if tools is not None else host.registry.tools)
+        # The registry itself, not a copy: plugins that connect tools at startup (MCP) add them there.
+        self.tools: dict[str, Any] = tools if tools is not None else host.registry.tools
         self.store = AgentStore(host.db)
         self.workspace = Path(self.options.workspace).expanduser().resolve()
         self.permissions = PermissionBroker(self.store, self.options.permission_rules, self._record)

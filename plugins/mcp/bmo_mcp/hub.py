@@ -70,11 +70,7 @@ class McpHub:
                                reason=f"the name {tool.name} is already taken")
                 continue
             self.tools[tool.name] = tool
-            registry[tool.name] = tool
-            # The coordinator copies the registry when it is built; if it already exists, tell it too.
-            coordinator = self.host.coordinator
-            if coordinator is not None:
-                coordinator.tools[tool.name] = tool
+            registry[tool.name] = tool  # the coordinator reads this same dict
 
     async def close(self) -> None:
         """Close every connection (stdio children stop); bounded per connection."""

@@ -39,8 +39,8 @@ def bmo_posture(register, host):
     register("mcp", build)
 
 
-# tryfirst: the tools must be in host.registry.tools before the agent plugin's startup builds
-# the coordinator, which copies that registry (the hub also adds them to a coordinator that exists).
+# tryfirst: connect before the other plugins start, so MCP tools are in host.registry.tools
+# (which the coordinator reads) before anything can start a run.
 @hookimpl(tryfirst=True)
 async def bmo_startup(host):
     from bmo_mcp.hub import STATE_KEY, McpHub
