@@ -218,6 +218,7 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         result = await run.wait()
         _raise_for_error(result, headers)
         return web.json_response({"run": run.describe(), "result": msgspec.to_builtins(result)}, headers=headers)
+    resp: web.StreamResponse | None = None
     async with pumped(run) as queue:
         try:
             # The first event decides the status: an upstream failing before its first byte is an HTTP error.
@@ -228,10 +229,12 @@ async def post_message(request: web.Request) -> web.StreamResponse:
             await resp.write(event_frame(first, run))
             if not isinstance(first, RunFinished):
                 await relay(request, resp, run, queue)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except asyncio.CancelledError:
             run.cancel("client disconnected")
             raise
-    return resp
+        except ConnectionResetError:  # the client left: the run stops, and there is nobody to answer
+            run.cancel("client disconnected")
+    return resp if resp is not None else web.Response(status=499)
 
 
 def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
