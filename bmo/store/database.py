@@ -104,9 +104,23 @@ class Database:
         self._jobs.put((job, fut))
         return fut
 
+    def write_soon(self, job: Callable[[apsw.Connection], Any]) -> asyncio.Future:
+        """Queue ``job(conn)`` from the event loop; the returned future may be awaited or not.
+
+        The writer settles all of a batch's futures with one wake-up of the loop, so a job
+        costs no thread hop of its own.
+        """
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self.closed:
+            fut.set_exception(StoreError("the database is closed"))
+            return fut
+        self._jobs.put((job, (loop, fut)))
+        return fut
+
     async def run_write(self, job: Callable[[apsw.Connection], Any]) -> Any:
         try:
-            return await asyncio.wrap_future(self.submit_write(job))
+            return await self.write_soon(job)
         except apsw.Error as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
@@ -147,9 +161,7 @@ class Database:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
-            for _, fut in batch:
-                if not fut.cancelled():
-                    fut.set_exception(exc)
+            _settle([(waiter, None, exc) for _, waiter in batch])
             return
         for job, fut in batch:
             try:
@@ -174,13 +186,7 @@ class Database:
             except apsw.Error:
                 pass
             results = [(fut, None, err or exc) for fut, _, err in results]
-        for fut, value, err in results:
-            if fut.cancelled():  # the caller stopped waiting (its task was cancelled); the write still happened
-                continue
-            if err is not None:
-                fut.set_exception(err)
-            else:
-                fut.set_result(value)
+        _settle(results)
 
     # -- reads -----------------------------------------------------------------------
     def _reader(self) -> apsw.Connection:
@@ -219,6 +225,35 @@ class Database:
     async def fetchone(self, sql: str, params: tuple | dict = ()) -> dict | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
+
+
+def _settle(results: list[tuple[Any, Any, BaseException | None]]) -> None:
+    """Hand each job's outcome to its waiter: concurrent futures directly, asyncio ones per loop in one call."""
+    by_loop: dict[Any, list] = {}
+    for waiter, value, err in results:
+        if isinstance(waiter, tuple):
+            by_loop.setdefault(waiter[0], []).append((waiter[1], value, err))
+        else:
+            _resolve(waiter, value, err)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, items)
+        except RuntimeError:  # that loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve_all(items: list) -> None:
+    for fut, value, err in items:
+        _resolve(fut, value, err)
+
+
+def _resolve(fut: Any, value: Any, err: BaseException | None) -> None:
+    if fut.cancelled() or fut.done():  # the caller stopped waiting; the write still happened
+        return
+    if err is not None:
+        fut.set_exception(err)
+    else:
+        fut.set_result(value)
 
 
 def _apply_migrations(conn: apsw.Connection, migrations: list[Migration]) -> list[str]:
