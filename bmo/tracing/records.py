@@ -8,9 +8,9 @@ disk latency never reaches the event loop. Every record also goes through the
 from __future__ import annotations
 
 import os
-import queue
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ LOG_FILENAME = "bmo.jsonl"
 LEVELS = ("debug", "info", "warn", "error")
 # Spellings people and libraries use for the same severities.
 LEVEL_ALIASES = {"warning": "warn", "err": "error", "critical": "error", "fatal": "error"}
+BATCH_WINDOW_S = 0.02  # how long the writer lets records gather before it writes them
 _FLUSH = object()
 _STOP = object()
 _encoder = msgspec.json.Encoder()
@@ -71,7 +72,10 @@ class RecordLog:
         self.backups = backups
         self.stderr = stderr
         self._hook = hook
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Encoded lines and control items wait here; the writer takes them all at once.
+        self._pending: list = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bmo-records", daemon=True)
         self._thread.start()
         self._closed = False
@@ -104,21 +108,28 @@ class RecordLog:
         except (TypeError, msgspec.EncodeError):
             # A field msgspec cannot encode is written as its text rather than dropping the record.
             line = _encoder.encode({k: _plain(v) for k, v in record.items()})
-        self._queue.put(line + b"\n")
+        self._put(line + b"\n")
+
+    def _put(self, item: Any, urgent: bool = False) -> None:
+        with self._lock:
+            self._pending.append(item)
+        # Waking the writer costs a thread hand-off: once per batch, not once per record.
+        if urgent or not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
         """Block until everything emitted so far is on disk (call off the loop)."""
         if self._closed:
             return
         done = threading.Event()
-        self._queue.put((_FLUSH, done))
+        self._put((_FLUSH, done), urgent=True)
         done.wait(10)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._put(_STOP, urgent=True)
         self._thread.join(10)
 
     def _loop(self) -> None:
@@ -126,13 +137,15 @@ class RecordLog:
         size = fh.tell()
         try:
             while True:
-                item = self._queue.get()
-                items = [item]
-                while True:
-                    try:
-                        items.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
+                self._wake.wait()
+                # Let a burst gather, unless someone waits for a flush or the stop.
+                with self._lock:
+                    waiting = any(not isinstance(i, bytes) for i in self._pending)
+                if not waiting:
+                    time.sleep(BATCH_WINDOW_S)
+                with self._lock:
+                    items, self._pending = self._pending, []
+                    self._wake.clear()
                 stop = False
                 for item in items:
                     if item is _STOP:
