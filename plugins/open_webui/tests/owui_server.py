@@ -13,8 +13,6 @@ from bmo.testing.harness import start_server
 MODEL = "fake/fake-model"
 TOKEN = "owui-test-token"
 TITLE_JSON = '{ "title": "Weather Talk" }'
-# The ambiguity router's answer for a clear request (it asks the model once on a session's first turn).
-ROUTE_CLEAR = reply(tool_calls=[tool_call("bmo_route", {"decision": "clear", "question": ""})])
 
 
 def _tool_names(body: dict) -> set[str]:

@@ -6,7 +6,7 @@ import aiohttp
 import openai
 
 from bmo.testing.fake_upstream import reply, tool_call
-from owui_server import MODEL, ROUTE_CLEAR, TOKEN, serve, sse_events
+from owui_server import MODEL, TOKEN, serve, sse_events
 
 CHAT = {"X-OpenWebUI-Chat-Id": "stream-chat"}
 WEATHER_TOOL = {
@@ -17,7 +17,7 @@ WEATHER_TOOL = {
 
 
 async def test_bmo_tool_activity_streams_as_reasoning_never_as_tool_calls(bmo, upstream):
-    upstream.script(ROUTE_CLEAR, reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})]),
+    upstream.script(reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})]),
                     reply("The notes say 42.", chunks=3))
     sdk = openai.AsyncOpenAI(base_url=bmo.api, api_key=TOKEN, max_retries=0)
     stream = await sdk.chat.completions.create(
@@ -39,7 +39,7 @@ async def test_bmo_tool_activity_streams_as_reasoning_never_as_tool_calls(bmo, u
 
 
 async def test_client_tools_round_trip_under_auto_approve(bmo, upstream):
-    upstream.script(ROUTE_CLEAR, reply(tool_calls=[tool_call("get_weather", {"city": "Oslo"}, id="call_w1")]))
+    upstream.script(reply(tool_calls=[tool_call("get_weather", {"city": "Oslo"}, id="call_w1")]))
     sdk = openai.AsyncOpenAI(base_url=bmo.api, api_key=TOKEN, max_retries=0)
     question = {"role": "user", "content": "weather in Oslo?"}
     stream = await sdk.chat.completions.create(
@@ -74,7 +74,7 @@ async def test_client_tools_round_trip_under_auto_approve(bmo, upstream):
 
 async def test_silent_stretches_carry_sse_keepalive_comments(bmo, upstream):
     # keepalive_interval_s is 0.05 in these tests; the model pauses 0.6 s between pieces.
-    upstream.script(ROUTE_CLEAR, reply("slow but sure", chunks=3, chunk_delay_s=0.6))
+    upstream.script(reply("slow but sure", chunks=3, chunk_delay_s=0.6))
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{bmo.api}/chat/completions", headers=bmo.headers(**CHAT), json={
                 "model": MODEL, "stream": True, "messages": [{"role": "user", "content": "take your time"}]}) as resp:
@@ -92,7 +92,7 @@ async def test_silent_stretches_carry_sse_keepalive_comments(bmo, upstream):
 async def test_an_upstream_failure_mid_stream_arrives_as_an_error_event(tmp_path, upstream, workspace):
     server = await serve(tmp_path, upstream, workspace, upstream_timeout_s=1.5)
     try:
-        upstream.script(ROUTE_CLEAR, reply("half an ans", chunks=2, stall=True))
+        upstream.script(reply("half an ans", chunks=2, stall=True))
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{server.api}/chat/completions", headers=server.headers(**CHAT), json={
                     "model": MODEL, "stream": True, "messages": [{"role": "user", "content": "go"}]}) as resp:
