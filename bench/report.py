@@ -78,6 +78,10 @@ def machine_notes() -> dict:
         "bmo": bmo_versions,
         "litellm": _versions(str(litellm_python), ["litellm", "uvicorn", "uvloop", "fastapi"]) if litellm_python.exists() else None,
         "git_commit": _run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        # What was measured is the working tree: uncommitted edits to BMO's code are named here.
+        "git_uncommitted": [parts[1] for parts in (line.split(maxsplit=1) for line in _run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "bmo", "plugins"]).splitlines())
+            if len(parts) == 2 and parts[0] in ("M", "A", "MM", "AM")],
         "note": NOISE_NOTE,
     }
 
@@ -223,7 +227,9 @@ def markdown(result: dict) -> str:
         f"Machine: {notes.get('nproc')} CPUs ({notes.get('cpu_model')}), {notes.get('memory')}, Linux {notes.get('kernel')}, "
         f"load average at start {' '.join(notes.get('loadavg_at_start') or [])}.",
         f"BMO {bmo.get('bmo')} (openai_compat {bmo.get('bmo-openai-compat')}, Python {bmo.get('python')}, "
-        f"aiohttp {bmo.get('aiohttp')}), git {notes.get('git_commit')}; LiteLLM {ll.get('litellm')} "
+        f"aiohttp {bmo.get('aiohttp')}), git {notes.get('git_commit')}"
+        + (f" plus uncommitted edits to {', '.join(notes['git_uncommitted'])}" if notes.get("git_uncommitted") else "")
+        + f"; LiteLLM {ll.get('litellm')} "
         f"(uvicorn {ll.get('uvicorn')}, Python {ll.get('python')}); bench tools Python {notes.get('bench_python')}, "
         f"aiohttp {notes.get('bench_tools', {}).get('aiohttp')}, uvloop {notes.get('bench_tools', {}).get('uvloop')}.",
         f"Run took {result.get('duration_s', 0):.0f} s.",
