@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from bmo.agent.tools.base import ToolContext, ToolFailed
 __all__ = ["Completion", "Coordinator", "Run", "RunPolicy", "Session"]
 
 FINISHED_RUN_TTL_S = 600.0  # get_run still finds a run this long after it ended
+MAX_FINISHED_RUNS = 10_000  # and at most this many finished runs are kept, however busy the server
 
 
 class Completion(msgspec.Struct, kw_only=True):
@@ -60,7 +62,11 @@ class Coordinator:
         self.workspace = Path(self.options.workspace).expanduser().resolve()
         self.permissions = PermissionBroker(self.store, self.options.permission_rules, self._record)
         self._runs: dict[str, Run] = {}
+        # Finished runs in the order they ended, so pruning only ever looks at the oldest.
+        self._finished: deque[tuple[float, Run]] = deque()
         self._active: dict[str, Run] = {}
+        self.finished_run_ttl_s = FINISHED_RUN_TTL_S
+        self.max_finished_runs = MAX_FINISHED_RUNS
         self._run_started = asyncio.Event()  # replaced at every run start; follow() waits on it
         self._closed = False
 
@@ -156,7 +162,7 @@ class Coordinator:
         return run if run is not None and not run.done else None
 
     def get_run(self, run_id: str) -> Run | None:
-        """A running run, or one that finished within the last 10 minutes."""
+        """A running run, or one that finished within the last 10 minutes (the newest 10,000 at most)."""
         self._prune()
         return self._runs.get(run_id)
 
@@ -165,10 +171,13 @@ class Coordinator:
         return list(self._runs.values())
 
     def _prune(self) -> None:
-        horizon = time.time() - FINISHED_RUN_TTL_S
-        for run_id, run in list(self._runs.items()):
-            if run.done and (run.finished_at or 0) < horizon:
-                del self._runs[run_id]
+        """Forget finished runs past the TTL or the cap; O(1) amortised, it runs on every request."""
+        finished = self._finished
+        horizon = time.monotonic() - self.finished_run_ttl_s
+        while finished and (finished[0][0] <= horizon or len(finished) > self.max_finished_runs):
+            _, run = finished.popleft()
+            if self._runs.get(run.id) is run:  # a later run may have reused the id
+                del self._runs[run.id]
 
     def tools_for(self, policy: RunPolicy) -> dict[str, Any]:
         """The BMO tools a run with ``policy`` is offered."""
@@ -195,6 +204,7 @@ class Coordinator:
             raise SessionBusy(session.id, busy.id)
         self._prune()
         run = Run(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
+        run.on_finished = self._retire
         # Claimed before the first await, so two concurrent starts cannot both pass the busy check.
         self._active[session.id] = run
         self._runs[run.id] = run
@@ -225,6 +235,10 @@ class Coordinator:
             # Cancelled before the loop ever ran: still end the stream for every subscriber.
             run.emit(RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop",
                                  error=f"run cancelled: {run.cancel_reason or 'cancelled'}"))
+
+    def _retire(self, run: Run) -> None:
+        """Called as a run emits its RunFinished: from now on it only waits to be pruned."""
+        self._finished.append((time.monotonic(), run))
 
     async def next_run_started(self) -> None:
         """Wait until some run starts (for following a session's events)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 
-from bmo.agent.events import AnyEvent, RunFinished
+from bmo.agent.events import AnyEvent, ReasoningDelta, RunFinished, TextDelta
 
 
 class RunPolicy(msgspec.Struct, kw_only=True):
@@ -42,6 +42,7 @@ class Run:
         self._finished = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.spawned = 0  # spawn_agent calls made by this run
+        self.on_finished: Callable[[Run], None] | None = None  # the coordinator's bookkeeping of finished runs
 
     @property
     def done(self) -> bool:
@@ -55,7 +56,11 @@ class Run:
         if isinstance(event, RunFinished):
             self.result = event
             self.finished_at = time.time()
+            # A new list, not an edit: subscribers still replaying hold the full one until they end.
+            self._events = compact(self._events, event)
             self._finished.set()
+            if self.on_finished is not None:
+                self.on_finished(self)
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
@@ -65,17 +70,23 @@ class Run:
         return list(self._events)
 
     async def events(self) -> AsyncIterator[AnyEvent]:
-        """The full sequence from the first event, then live ones, ending with RunFinished."""
+        """The full sequence from the first event, then live ones, ending with RunFinished.
+
+        A subscriber that comes after the run finished gets the compacted sequence: the same
+        events and the same text, with each stretch of deltas as one delta.
+        """
+        # Bound once: a finished run swaps in its compacted list, and this replay goes on reading the list it started on.
+        events = self._events
         i = 0
         while True:
-            while i < len(self._events):
-                event = self._events[i]
+            while i < len(events):
+                event = events[i]
                 i += 1
                 yield event
                 if isinstance(event, RunFinished):
                     return
             waiter = self._wake
-            if i < len(self._events):
+            if i < len(events):
                 continue
             await waiter.wait()
 
@@ -103,3 +114,36 @@ class Run:
             out.update(outcome=self.result.outcome, finish_reason=self.result.finish_reason,
                        finished_at=self.finished_at, error=self.result.error)
         return out
+
+
+def compact(events: list[AnyEvent], finished: RunFinished) -> list[AnyEvent]:
+    """The events of a finished run with each stretch of consecutive deltas of one kind merged.
+
+    A streamed answer is one TextDelta per upstream chunk; kept for ten minutes per run, those
+    objects dominate memory. Merging keeps the order and the text (a replay after the run ended
+    still delivers the whole answer), at one object per stretch.
+    """
+    out: list[AnyEvent] = []
+    pending: list[str] = []
+    kind: type | None = None
+
+    def flush() -> None:
+        if kind is None:
+            return
+        text = "".join(pending)
+        if kind is TextDelta and text == finished.text:
+            text = finished.text  # the usual one-stretch answer shares RunFinished's string
+        out.append(kind(text=text))
+
+    for event in events:
+        if type(event) in (TextDelta, ReasoningDelta):
+            if type(event) is not kind:
+                flush()
+                kind, pending = type(event), []
+            pending.append(event.text)
+            continue
+        flush()
+        kind, pending = None, []
+        out.append(event)
+    flush()
+    return out
