@@ -75,6 +75,7 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_retries: int = 2  # connect errors, 429 and 5xx before the first byte
     retry_backoff_s: float = 0.5
     max_retry_wait_s: float = 30.0  # cap on honouring Retry-After
+    max_connections: int = 0  # upstream connections open at once; 0: no limit
 
 
 SECTIONS = {

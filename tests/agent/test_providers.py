@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -144,3 +146,65 @@ async def test_reasoning_content_streams_as_reasoning_not_answer(agent, fake_ups
     events = await bmo.run(session["id"], "answer?")
     assert "".join(e["text"] for e in of_type(events, "reasoning.delta")) == "let me think"
     assert events[-1]["text"] == "42"
+
+
+async def test_more_than_a_hundred_model_calls_are_open_at_once_by_default(fake_upstream):
+    # aiohttp's default connector would hold the 101st call back until one of the first 100 ended.
+    from bmo.agent.config import ProviderOptions
+    from bmo.agent.providers.openai import OpenAIProvider
+
+    calls = 110
+    provider = OpenAIProvider("fake", ProviderOptions(base_url=fake_upstream.base_url, models=["fake-model"]))
+    fake_upstream.script(*[reply("waiting", stall=True) for _ in range(calls)])
+
+    async def first_delta() -> None:
+        async for _ in provider.stream("fake-model", USER):
+            await asyncio.Event().wait()  # hold the stream open until cancelled
+
+    tasks = [asyncio.create_task(first_delta()) for _ in range(calls)]
+    try:
+        assert len(await fake_upstream.wait_requests(calls, timeout=30)) == calls
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await provider.close()
+
+
+async def test_max_connections_sets_the_connection_limit_and_refuses_a_negative(fake_upstream):
+    from bmo.agent.config import ProviderOptions
+    from bmo.agent.providers.openai import OpenAIProvider
+
+    provider = OpenAIProvider("capped", ProviderOptions(base_url=fake_upstream.base_url, max_connections=8))
+    try:
+        connector = provider._http().connector
+        assert (connector.limit, connector.limit_per_host) == (8, 0)
+    finally:
+        await provider.close()
+    with pytest.raises(ValueError, match=r"\[providers.bad\] max_connections"):
+        OpenAIProvider("bad", ProviderOptions(base_url=fake_upstream.base_url, max_connections=-1))
+
+
+async def test_tool_call_fragments_usage_and_reasoning_are_assembled_from_the_chunks(fake_upstream):
+    from bmo.agent.config import ProviderOptions
+    from bmo.agent.events import ReasoningDelta, TextDelta
+    from bmo.agent.providers.base import ModelTurn
+    from bmo.agent.providers.openai import OpenAIProvider
+
+    provider = OpenAIProvider("fake", ProviderOptions(base_url=fake_upstream.base_url, models=["fake-model"]))
+    fake_upstream.script(reply("Reading both. ", reasoning="two files", chunks=2,
+                               tool_calls=[tool_call("read_file", {"path": "a.txt"}, id="c1"),
+                                           tool_call("read_file", {"path": "b.txt"}, id="c2")],
+                               usage={"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}))
+    try:
+        items = [item async for item in provider.stream("fake-model", USER)]
+    finally:
+        await provider.close()
+    turn = items[-1]
+    assert isinstance(turn, ModelTurn)
+    assert "".join(i.text for i in items if isinstance(i, TextDelta)) == turn.text == "Reading both. "
+    assert "".join(i.text for i in items if isinstance(i, ReasoningDelta)) == turn.reasoning == "two files"
+    assert [(c.id, c.function.name, c.function.arguments) for c in turn.tool_calls] == [
+        ("c1", "read_file", '{"path": "a.txt"}'), ("c2", "read_file", '{"path": "b.txt"}')]
+    assert turn.finish_reason == "tool_calls"
+    assert (turn.usage.prompt_tokens, turn.usage.completion_tokens, turn.usage.total_tokens) == (7, 3, 10)

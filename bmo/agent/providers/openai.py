@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +26,41 @@ from bmo.agent.providers.base import ModelTurn, StreamItem
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+# The shape of one streamed chunk, decoded in one pass (unknown fields are skipped, not built).
+# Fields the old dict code type-checked itself stay ``Any``; usage and errors arrive once per stream.
+class _FunctionDelta(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class _ToolCallDelta(msgspec.Struct):
+    index: int | None = None
+    id: str | None = None
+    function: _FunctionDelta | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: Any = None
+    reasoning: Any = None
+    tool_calls: list[_ToolCallDelta] | None = None
+
+
+class _Choice(msgspec.Struct):
+    delta: _Delta | None = None
+    finish_reason: str | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_Choice] | None = None
+    usage: Any = None
+    error: Any = None
+
+
+_CHUNK = msgspec.json.Decoder(_Chunk)
+_ENCODE = msgspec.json.Encoder().encode
+
+
 class OpenAIProvider:
     """One ``[providers.NAME]`` table of kind ``openai``."""
 
@@ -37,13 +71,18 @@ class OpenAIProvider:
         self.options = options
         self.host = host
         self.base_url = options.base_url.rstrip("/")
+        if options.max_connections < 0:
+            raise ValueError(f"[providers.{name}] max_connections must be 0 (no limit) or more, "
+                             f"got {options.max_connections}")
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            # aiohttp's default caps a session at 100 connections: the 101st concurrent model call would queue.
+            connector = aiohttp.TCPConnector(limit=self.options.max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     def _headers(self) -> dict[str, str]:
@@ -84,7 +123,7 @@ class OpenAIProvider:
     def request_body(self, model: str, messages: list[ChatMessage], tools, tool_choice, sampling) -> dict:
         body: dict[str, Any] = {
             "model": model,
-            "messages": [msgspec.to_builtins(m) for m in messages],
+            "messages": messages,  # msgspec encodes the structs directly
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -113,7 +152,7 @@ class OpenAIProvider:
 
     async def _open(self, body: dict) -> aiohttp.ClientResponse:
         url = f"{self.base_url}/chat/completions"
-        payload = json.dumps(body).encode()
+        payload = _ENCODE(body)
         attempt = 0
         while True:
             wait = self.options.retry_backoff_s * (2 ** attempt)
@@ -167,26 +206,30 @@ class OpenAIProvider:
                     done = True
                     break
                 try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    continue
-                if isinstance(chunk.get("error"), dict):
-                    raise UpstreamError(502, f"Provider '{self.name}' failed mid-answer: {chunk['error'].get('message', chunk['error'])}")
-                if isinstance(chunk.get("usage"), dict):
-                    usage = _usage(chunk["usage"])
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    piece = delta.get("content")
-                    if piece:
-                        text.append(piece)
-                        yield TextDelta(text=piece)
-                    thought = delta.get("reasoning_content") or delta.get("reasoning")
-                    if isinstance(thought, str) and thought:
-                        reasoning.append(thought)
-                        yield ReasoningDelta(text=thought)
-                    for tc in delta.get("tool_calls") or []:
-                        _merge_tool_delta(calls, tc)
-                    finish = choice.get("finish_reason") or finish
+                    chunk = _CHUNK.decode(data)
+                except msgspec.ValidationError as exc:
+                    raise UpstreamError(502, f"Provider '{self.name}' sent a chunk that is not a chat completion "
+                                             f"chunk ({exc}): {data[:200].decode(errors='replace')}") from None
+                except msgspec.DecodeError:
+                    continue  # not JSON at all: skipped, as before
+                if isinstance(chunk.error, dict):
+                    raise UpstreamError(502, f"Provider '{self.name}' failed mid-answer: {chunk.error.get('message', chunk.error)}")
+                if isinstance(chunk.usage, dict):
+                    usage = _usage(chunk.usage)
+                for choice in chunk.choices or ():
+                    delta = choice.delta
+                    if delta is not None:
+                        piece = delta.content
+                        if piece:
+                            text.append(piece)
+                            yield TextDelta(text=piece)
+                        thought = delta.reasoning_content or delta.reasoning
+                        if isinstance(thought, str) and thought:
+                            reasoning.append(thought)
+                            yield ReasoningDelta(text=thought)
+                        for tc in delta.tool_calls or ():
+                            _merge_tool_delta(calls, tc)
+                    finish = choice.finish_reason or finish
         except asyncio.TimeoutError as exc:
             raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s mid-answer.") from exc
         except aiohttp.ClientError as exc:
@@ -206,16 +249,16 @@ class OpenAIProvider:
         )
 
 
-def _merge_tool_delta(calls: dict[int, dict], tc: dict) -> None:
-    index = tc.get("index", len(calls))
+def _merge_tool_delta(calls: dict[int, dict], tc: _ToolCallDelta) -> None:
+    index = tc.index if tc.index is not None else len(calls)
     entry = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-    if tc.get("id"):
-        entry["id"] = tc["id"]
-    fn = tc.get("function") or {}
-    if fn.get("name"):
-        entry["name"] += fn["name"]
-    if fn.get("arguments"):
-        entry["arguments"] += fn["arguments"]
+    if tc.id:
+        entry["id"] = tc.id
+    fn = tc.function
+    if fn is not None and fn.name:
+        entry["name"] += fn.name
+    if fn is not None and fn.arguments:
+        entry["arguments"] += fn.arguments
 
 
 def _usage(raw: dict) -> Usage:
@@ -245,8 +288,8 @@ async def _error_text(resp: aiohttp.ClientResponse) -> str:
     except aiohttp.ClientError:
         return resp.reason or ""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
         return raw.decode(errors="replace")[:500] or (resp.reason or "")
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict) and err.get("message"):
