@@ -4,6 +4,7 @@ The HTTP status is decided on the run's first event that says something (an upst
 fails before its first byte becomes a plain error response); after that the stream is open and
 a failure travels as a ``data: {"error": ...}`` event. Silence longer than the keep-alive
 interval gets a ``: keep-alive`` comment. A client that goes away cancels the run it started.
+Events that are already waiting when the stream takes one go out together, in one write.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ DISCONNECT_POLL_S = 0.5
 # After cancelling, how long we wait for the run to confirm it stopped before closing the books.
 CANCEL_WAIT_S = 10.0
 CLIENT_CLOSED = 499  # nginx's status for "client closed the request"; only ever in the ledger
+# At most this many already-queued events are turned into one write (bounds one write's size).
+BURST_MAX = 512
 
 
 @dataclass
@@ -81,10 +84,20 @@ class EventPump:
             self.queue.put_nowait(_END)
 
     async def next(self, timeout: float):
+        """The next event, or ``_TICK`` after ``timeout`` seconds without one."""
+        if not self.queue.empty():  # no task and no timer when the event is already here
+            return self.queue.get_nowait()
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
             return _TICK
+
+    def ready(self, limit: int) -> list:
+        """Up to ``limit`` events already queued, in order, taken without waiting."""
+        taken = []
+        while len(taken) < limit and not self.queue.empty():
+            taken.append(self.queue.get_nowait())
+        return taken
 
     def close(self) -> None:
         self.task.cancel()
@@ -111,6 +124,7 @@ class RunDelivery:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.sse: SseStream | None = None
+        self.frames: list[bytes] = []  # SSE payloads waiting for the next write
 
     async def respond(self) -> web.StreamResponse:
         pump = EventPump(self.run)
@@ -161,20 +175,29 @@ class RunDelivery:
                     last = self.sse.last_write if self.sse is not None else started
                     if loop.time() - last >= self.keepalive_s:
                         await self._open()  # nothing decisive yet: commit to 200 so keep-alives can flow
+                        await self._flush()
                         await self.sse.keepalive()
                     continue
-                fin = await self._observe(event)
-                if fin is None:
-                    continue
-                return await self._stream_end(fin)
+                # A burst of upstream chunks costs one write, not one per chunk.
+                for event in (event, *pump.ready(BURST_MAX)):
+                    fin = await self._observe(event)
+                    if fin is not None:
+                        return await self._stream_end(fin)
+                await self._flush()
         except ClientGone:
             return await self._client_left("streaming")
 
     async def _open(self) -> None:
+        """Commit to a 200 stream (headers sent); its first chunk, the role, waits for the next write."""
         if self.sse is None:
             self.sse = SseStream(self.request, self.headers)
             await self.sse.start()
-            await self.sse.data(self.answer.role())
+            self.frames.append(self.answer.role())
+
+    async def _flush(self) -> None:
+        if self.frames:
+            frames, self.frames = self.frames, []
+            await self.sse.data(*frames)
 
     async def _stream_end(self, fin: ev.RunFinished) -> web.StreamResponse:
         verdict = judge(fin, self.success_outcome)
@@ -184,13 +207,14 @@ class RunDelivery:
         await self._open()
         if verdict.ok:
             if fin.tool_calls:
-                await self.sse.data(self.answer.tool_calls(fin.tool_calls))
-            await self.sse.data(self.answer.finish(fin.finish_reason))
+                self.frames.append(self.answer.tool_calls(fin.tool_calls))
+            self.frames.append(self.answer.finish(fin.finish_reason))
             if self.include_usage:
-                await self.sse.data(self.answer.usage(fin.usage))
+                self.frames.append(self.answer.usage(fin.usage))
         else:
             error = ApiError(verdict.status, verdict.error or "", code=verdict.code)
-            await self.sse.data(wire.encode(ErrorEnvelope(error=error.body)))
+            self.frames.append(wire.encode(ErrorEnvelope(error=error.body)))
+        await self._flush()
         # The books close before [DONE]: a client that has the whole answer finds it in the ledger.
         await self._finish(verdict, fin)
         await self.sse.done()
@@ -198,7 +222,7 @@ class RunDelivery:
 
     # -- shared ---------------------------------------------------------------------
     async def _observe(self, event) -> ev.RunFinished | None:
-        """Record and forward one event; returns the RunFinished that ends the run."""
+        """Record one event and queue its SSE chunk (see ``_flush``); returns the RunFinished that ends the run."""
         if event is _END or isinstance(event, Exception):
             error = f"{type(event).__name__}: {event}" if isinstance(event, Exception) else "run ended without a result"
             return ev.RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error=error, error_status=500)
@@ -208,12 +232,12 @@ class RunDelivery:
             self.text.append(event.text)
             if self.stream:
                 await self._open()
-                await self.sse.data(self.answer.content(event.text))
+                self.frames.append(self.answer.content(event.text))
         elif isinstance(event, ev.ReasoningDelta):
             self.reasoning.append(event.text)
             if self.stream:
                 await self._open()
-                await self.sse.data(self.answer.reasoning(event.text))
+                self.frames.append(self.answer.reasoning(event.text))
         elif isinstance(event, ev.StepStarted):
             await self.rt.event("step_started", step=event.step, model=event.model)
         elif isinstance(event, ev.ToolStarted):
@@ -225,7 +249,7 @@ class RunDelivery:
                                 permission_id=event.permission_id, timeout_s=event.timeout_s)
             if self.stream:
                 await self._open()
-                await self.sse.data(self.answer.reasoning(
+                self.frames.append(self.answer.reasoning(
                     f"waiting up to {event.timeout_s:g}s for permission to run {event.tool} "
                     f"(answer it in a BMO native surface such as the TUI)…\n"))
         elif isinstance(event, ev.PermissionDecided):
@@ -276,12 +300,10 @@ async def deliver_text(request: web.Request, rt: CompatRequest, text: str, usage
     sse = SseStream(request, headers)
     try:
         await sse.start()
-        await sse.data(answer.role())
-        if text:
-            await sse.data(answer.content(text))
-        await sse.data(answer.finish("stop"))
+        frames = [answer.role(), *([answer.content(text)] if text else []), answer.finish("stop")]
         if include_usage:
-            await sse.data(answer.usage(usage))
+            frames.append(answer.usage(usage))
+        await sse.data(*frames)
         await rt.finish(outcome, 200, **detail)  # before [DONE], as for runs
         await sse.done()
     except ClientGone:

@@ -31,8 +31,9 @@ class SseStream:
         await self._guard(self.response.prepare(self.request))
         self.open = True
 
-    async def data(self, payload: bytes) -> None:
-        await self._guard(self.response.write(b"data: " + payload + b"\n\n"))
+    async def data(self, *payloads: bytes) -> None:
+        """One ``data:`` event per payload, all in a single write."""
+        await self._guard(self.response.write(b"".join(b"data: " + p + b"\n\n" for p in payloads)))
 
     async def keepalive(self) -> None:
         await self._guard(self.response.write(KEEPALIVE))

@@ -1,0 +1,100 @@
+"""Delivery of a run's events: queued events are taken without waiting, and a burst goes out in one write."""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bmo.agent import events as ev
+from bmo.agent.run import Run
+from bmo_openai_compat import outcomes, sse
+from bmo_openai_compat.delivery import EventPump, RunDelivery
+from bmo_openai_compat.request_trace import CompatRequest
+from compat_support import MODEL, TOKEN
+
+
+class CountingQueue(asyncio.Queue):
+    """A queue that counts the waiting ``get`` calls (the slow path: a task and a timer each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    async def get(self):
+        self.waits += 1
+        return await super().get()
+
+
+async def test_event_pump_takes_queued_events_without_waiting():
+    run = Run("run_pump", "sess_pump", MODEL)
+    for i in range(5):
+        run.emit(ev.TextDelta(text=f"t{i}"))
+    pump = EventPump(run)
+    pump.queue = queue = CountingQueue()  # before the pump task's first step, so every event lands here
+    try:
+        first = await pump.next(5.0)  # nothing queued yet: the one wait
+        assert queue.waits == 1 and first == ev.TextDelta(text="t0")
+        assert [await pump.next(5.0) for _ in range(2)] == [ev.TextDelta(text="t1"), ev.TextDelta(text="t2")]
+        assert queue.waits == 1  # already queued: no wait
+        assert pump.ready(1) == [ev.TextDelta(text="t3")]
+        assert pump.ready(10) == [ev.TextDelta(text="t4")]
+        assert pump.ready(10) == []
+        run.emit(ev.RunFinished(outcome="final_answer", finish_reason="stop", text="t0t1t2t3t4"))
+        assert isinstance(await pump.next(5.0), ev.RunFinished)
+        assert queue.waits == 2
+    finally:
+        pump.close()
+
+
+async def test_a_burst_of_queued_chunks_goes_out_in_one_write(compat, monkeypatch):
+    writes: list[int] = []  # data events per write
+    original = sse.SseStream.data
+
+    async def counting(self, *payloads):
+        writes.append(len(payloads))
+        await original(self, *payloads)
+
+    monkeypatch.setattr(sse.SseStream, "data", counting)
+    run = Run("run_burst", "sess_burst", MODEL)
+    pieces = [f"w{i} " for i in range(50)]
+    for piece in pieces:  # all waiting before delivery starts, as after a burst from upstream
+        run.emit(ev.TextDelta(text=piece))
+    state = compat.host.state["openai_compat"]
+    request_ids: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        rt = CompatRequest(compat.host, state.ledger, state.options, request, outcomes.CHAT_COMPLETIONS)
+        rt.set(model=MODEL, stream=True)
+        await rt.fire()
+        request_ids.append(rt.request_id)
+        delivery = RunDelivery(request, rt, run, stream=True, include_usage=True, model=MODEL,
+                               headers={"X-Request-Id": rt.request_id}, keepalive_s=30.0,
+                               cancel_on_disconnect=True, success_outcome=outcomes.FINAL_ANSWER)
+        return await delivery.respond()
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=TOKEN, max_retries=0, timeout=20)
+    try:
+        stream = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                                      stream=True, stream_options={"include_usage": True})
+        chunks = []
+        async for chunk in stream:
+            if not chunks:  # the burst has arrived; now the run ends
+                run.emit(ev.RunFinished(outcome="final_answer", finish_reason="stop", text="".join(pieces)))
+            chunks.append(chunk)
+    finally:
+        await client.close()
+        await server.close()
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert deltas[0].role == "assistant"
+    assert [d.content for d in deltas[1:51]] == pieces
+    assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-1].usage is not None
+    # The role and the 50 waiting chunks in one write; finish and usage in another.
+    assert writes == [51, 2]
+    await compat.assert_outcome(request_ids[0], outcomes.FINAL_ANSWER, 200)
