@@ -4,6 +4,9 @@ Writes are grouped: every write waiting while one is in flight goes into the nex
 database job. A write that fails (disk full, locked, a trigger refusing it) never reaches the
 request: the statements are kept, in order, and replayed in front of the next write, the
 sticky ``degraded`` flag is set, and the first write that lands again clears it.
+
+``BMO_TEST_NO_LEDGER=1`` (read at startup, for measuring what the ledger costs) turns every
+write into a no-op that reports success; reads still answer, from tables that stay empty.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import msgspec
 
 # Statements kept for replay while the store refuses writes; the oldest go first past this.
 MAX_PENDING = 5000
+# Benchmark switch: "1" turns ledger writes off (records, spans and answers are unchanged).
+NO_LEDGER_ENV = "BMO_TEST_NO_LEDGER"
 
 Statement = tuple[str, tuple]
 
@@ -28,9 +33,10 @@ RUN_COLUMNS = (
 class Ledger:
     """Writes and reads of ``openai_compat_runs`` / ``openai_compat_run_events``."""
 
-    def __init__(self, db, emit: Callable[..., Any]):
+    def __init__(self, db, emit: Callable[..., Any], *, writes: bool = True):
         self.db = db
         self._emit = emit
+        self.writes = writes  # False only under BMO_TEST_NO_LEDGER=1
         self.degraded = False
         self.failures = 0  # writes refused since the server started
         self.last_error = ""
@@ -43,6 +49,9 @@ class Ledger:
     def submit(self, statements: list[Statement]) -> asyncio.Future:
         """Queue ``statements`` behind every earlier write; the future says whether they landed (True/False)."""
         fut = asyncio.get_running_loop().create_future()
+        if not self.writes:
+            fut.set_result(True)
+            return fut
         self._queue.append((statements, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -86,7 +95,8 @@ class Ledger:
 
     def keep_for_replay(self, statements: list[Statement]) -> None:
         """Queue statements behind the ones already waiting, without trying the store now."""
-        self._pending.extend(statements)
+        if self.writes:
+            self._pending.extend(statements)
 
     async def drain(self) -> None:
         """Wait for writes in flight (used at shutdown and by tests)."""

@@ -108,11 +108,18 @@ def bmo_posture(register, host):
 
 @hookimpl
 def bmo_startup(host):
-    from bmo_openai_compat.ledger import Ledger
+    import os
+
+    from bmo_openai_compat.ledger import NO_LEDGER_ENV, Ledger
     from bmo_openai_compat.state import state_of
 
     ensure_hookspecs(host.pm)
-    state_of(host).ledger = Ledger(host.db, host.emit)
+    env = os.environ if host.env is None else host.env
+    writes = env.get(NO_LEDGER_ENV, "") != "1"
+    state_of(host).ledger = Ledger(host.db, host.emit, writes=writes)
+    if not writes:
+        host.emit("openai_compat.ledger_disabled", "warn", env=NO_LEDGER_ENV,
+                  detail="the run ledger writes nothing (a benchmark switch); records and answers are unchanged")
 
 
 @hookimpl

@@ -1,9 +1,11 @@
 """One compat request, observed: its ledger row and timeline, its two records, its span.
 
-``fire()`` writes the ``openai_compat.fired`` record, the ledger row and the first timeline
-event, and opens the request's OpenTelemetry span: a child of the host's HTTP span, which
-itself continues the caller's W3C ``traceparent`` when one is sent. ``finish()`` runs exactly once: the terminal timeline
-event, the row's outcome, the ``openai_compat.action`` record and the span's end.
+``fire()`` writes the ``openai_compat.fired`` record, opens the request's OpenTelemetry span (a
+child of the host's HTTP span, which itself continues the caller's W3C ``traceparent`` when one
+is sent) and queues the ledger row (``status = running``) with the first timeline event, without
+waiting for the disk. Timeline events collect in memory. ``finish()`` runs exactly once: it
+writes the collected events, the terminal event and the row's outcome in one ledger write (the
+only one a request waits for), then the ``openai_compat.action`` record and the span's end.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from bmo_openai_compat.ledger import Ledger
 UA_LIMIT_BYTES = 64
 FIRED = "openai_compat.fired"
 ACTION = "openai_compat.action"
+# Events after which the request may wait a long time on something other than the model (a person,
+# a tool): the timeline so far is sent to the ledger then, so an operator sees why it is waiting.
+WAITING_EVENTS = frozenset({"permission_requested", "tool_started"})
 
 
 def new_request_id() -> str:
@@ -60,7 +65,8 @@ class CompatRequest:
         self.path = request.path
         self.span = None
         self.persist_failed = False
-        self._inflight: list = []  # timeline writes not yet confirmed
+        self._inflight: list = []  # ledger writes queued without waiting; checked at finish
+        self._timeline: list = []  # event statements not yet handed to the ledger
         self.fired = False
         self.outcome: str | None = None
         self.status: int | None = None
@@ -102,11 +108,11 @@ class CompatRequest:
             },
         )
         row = {**fields, "status": "running", "requester": self.requester, "started_at": self.started_at}
-        ok = await self.ledger.write([
+        # Not awaited: the in-flight row is for operators (and survives a crash); finish checks it landed.
+        self._inflight.append(self.ledger.submit([
             Ledger.insert_run(row),
             self._event_statement("received", {"path": self.path, "method": self.method}),
-        ])
-        self._note(ok)
+        ]))
 
     @contextmanager
     def active(self):
@@ -118,10 +124,16 @@ class CompatRequest:
             yield
 
     async def event(self, name: str, **detail: Any) -> None:
-        """Add a timeline event without waiting for the disk (checked at ``finish``; never raises)."""
+        """Add a timeline event; it reaches the ledger with ``finish`` (or sooner, see WAITING_EVENTS).
+
+        Never waits for the disk and never raises.
+        """
         if not self.fired or self.outcome is not None:
             return
-        self._inflight.append(self.ledger.submit([self._event_statement(name, detail)]))
+        self._timeline.append(self._event_statement(name, detail))
+        if name in WAITING_EVENTS:
+            self._inflight.append(self.ledger.submit(self._timeline))
+            self._timeline = []
 
     def set(self, **fields: Any) -> None:
         """Fill in fields learned after entry; the row and the span get them at the end."""
@@ -135,9 +147,12 @@ class CompatRequest:
         if not self.fired:
             await self.fire()
         if self._inflight:
-            landed = await asyncio.gather(*(asyncio.shield(f) for f in self._inflight))
+            # Usually landed long ago; the terminal event must know whether they did.
+            pending = [f for f in self._inflight if not f.done()]
+            if pending:
+                await asyncio.gather(*(asyncio.shield(f) for f in pending))
+            self._note(all(f.result() for f in self._inflight))
             self._inflight = []
-            self._note(all(landed))
         served = outcome
         if self.persist_failed:
             outcome = outcomes.PERSIST_FAILED
@@ -149,7 +164,9 @@ class CompatRequest:
         if served != outcome:
             detail["served_outcome"] = served
         final = self._final_fields(outcome, status, elapsed, error)
+        timeline, self._timeline = self._timeline, []
         ok = await self.ledger.write([
+            *timeline,
             self._event_statement("terminal", detail, terminal=True, outcome=outcome, elapsed=elapsed),
             Ledger.update_run(self.request_id, final),
         ])

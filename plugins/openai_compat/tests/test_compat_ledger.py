@@ -6,6 +6,7 @@ import apsw
 import openai
 import pytest
 
+from bmo.testing.fake_upstream import reply, tool_call
 from compat_support import MODEL
 
 BLOCK = "CREATE TRIGGER block_runs BEFORE INSERT ON openai_compat_runs BEGIN SELECT RAISE(ABORT, 'disk full'); END"
@@ -113,4 +114,92 @@ async def test_unwritable_ledger_still_serves_flips_sidebar_and_recovers(compat)
     terminal = (await compat.timeline(failed_id))[-1]
     assert terminal["detail"]["served_outcome"] == "final_answer"
     assert await compat.records("openai_compat.ledger_recovered")
+    await client.close()
+
+
+class CountingStore:
+    """The host's database as the ledger sees it, counting the write jobs the ledger hands it."""
+
+    def __init__(self, db):
+        self.db = db
+        self.jobs = 0
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+    async def run_write(self, job):
+        self.jobs += 1
+        return await self.db.run_write(job)
+
+
+async def test_a_request_costs_two_ledger_writes_and_waits_for_one(compat):
+    client = compat.aclient()
+    store = compat.ledger.db = CountingStore(compat.ledger.db)
+    raw = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "count"}])
+    await compat.ledger.drain()
+    # The in-flight row at entry (not awaited), then the timeline, terminal event and outcome together.
+    assert store.jobs == 2
+    request_id = raw.headers["x-request-id"]
+    await compat.assert_outcome(request_id, "final_answer", 200)
+    names = [e["event"] for e in await compat.timeline(request_id)]
+    assert names[0] == "received" and {"session", "router", "run_started"} <= set(names)
+    await client.close()
+
+
+async def test_the_row_says_running_and_shows_the_wait_while_a_permission_is_pending(start_compat):
+    compat = await start_compat(permission_timeout_s=30.0)
+    compat.model.answer(reply(tool_calls=[tool_call("write_file", {"path": "out.txt", "content": "x"})]),
+                        reply("Not written."))
+    client = compat.aclient()
+    stream = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "write"}],
+                                                  stream=True)
+    request_id = stream.response.headers["x-request-id"]
+    chunks = []
+    async for chunk in stream:
+        chunks.append(chunk)
+        if "permission to run write_file" in (getattr(chunk.choices[0].delta, "reasoning_content", None) or ""):
+            break
+    # While the run waits on a person, the ledger already tells an operator so.
+    row = await compat.row(request_id)
+    assert row["status"] == "running" and row["outcome"] is None
+    events = await compat.timeline(request_id)
+    assert events[-1]["event"] == "permission_requested" and not any(e["terminal"] for e in events)
+    assert await compat.host.coordinator.decide_permission(events[-1]["detail"]["permission_id"], "deny")
+    chunks += [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Not written."
+    await compat.assert_outcome(request_id, "final_answer", 200)
+    names = [e["event"] for e in await compat.timeline(request_id)]
+    assert names.index("permission_requested") < names.index("permission_decided")
+    await client.close()
+
+
+async def test_no_ledger_switch_writes_no_rows_but_keeps_records(start_compat):
+    compat = await start_compat(env={"BMO_TEST_NO_LEDGER": "1"})
+    warned = await compat.records("openai_compat.ledger_disabled")
+    assert len(warned) == 1 and warned[0]["level"] == "warn" and warned[0]["env"] == "BMO_TEST_NO_LEDGER"
+    store = compat.ledger.db = CountingStore(compat.ledger.db)
+    client = compat.aclient()
+    raw = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "unledgered"}])
+    assert raw.parse().choices[0].message.content == "echo: unledgered"
+    request_id = raw.headers["x-request-id"]
+    await client.models.list()
+    await compat.ledger.drain()
+    assert store.jobs == 0
+    assert (await compat.host.db.fetchone("SELECT COUNT(*) AS n FROM openai_compat_runs"))["n"] == 0
+    assert (await compat.host.db.fetchone("SELECT COUNT(*) AS n FROM openai_compat_run_events"))["n"] == 0
+    action = (await compat.records("openai_compat.action", request_id=request_id))[0]
+    assert action["outcome"] == "final_answer" and action["status"] == 200
+    assert len(await compat.records("openai_compat.fired", request_id=request_id)) == 1
+    assert dict(await compat.host.sidebar())["OpenAI compat"] == "enabled (chat_only)"
+    await client.close()
+
+
+async def test_ledger_writes_stay_on_without_the_switch(start_compat):
+    compat = await start_compat(env={"BMO_TEST_NO_LEDGER": "0"})
+    assert await compat.records("openai_compat.ledger_disabled") == []
+    client = compat.aclient()
+    raw = await client.models.with_raw_response.list()
+    await compat.assert_outcome(raw.headers["x-request-id"], "final_answer", 200)
     await client.close()
