@@ -268,6 +268,10 @@ def follow_lines(
         except FileNotFoundError:
             rotated = False  # between the rename and the new file: keep reading the old one
         if rotated:
+            # Lines may have landed in the old file between our last read and the rename.
+            pending += fh.read()
+            *complete, pending = pending.split(b"\n")
+            yield from complete
             if pending:  # the old file ended without a newline: still a whole record
                 yield pending
             pending = b""
