@@ -65,6 +65,7 @@ class Coordinator:
         # Finished runs in the order they ended, so pruning only ever looks at the oldest.
         self._finished: deque[tuple[float, Run]] = deque()
         self._active: dict[str, Run] = {}
+        self._ephemeral: dict[str, Session] = {}  # ephemeral sessions live here only, never in the database
         self.finished_run_ttl_s = FINISHED_RUN_TTL_S
         self.max_finished_runs = MAX_FINISHED_RUNS
         self._run_started = asyncio.Event()  # replaced at every run start; follow() waits on it
@@ -119,7 +120,12 @@ class Coordinator:
     # -- sessions ------------------------------------------------------------------
     async def create_session(self, *, session_id: str | None = None, model: str, requester: str = "",
                              ephemeral: bool = False, origin: str = "native", parent_run_id: str | None = None) -> Session:
-        """A new persisted session bound to ``model``; an existing ``session_id`` is returned as it is."""
+        """A new session bound to ``model``; an existing ``session_id`` is returned as it is.
+
+        An ephemeral session lives in this process's memory only: no row, no history and no
+        audit of its creation or deletion in the database (its runs, tool executions and
+        permission decisions are still recorded). Delete it when done.
+        """
         if session_id:
             existing = await self.get_session(session_id)
             if existing is not None:
@@ -127,7 +133,10 @@ class Coordinator:
         now = time.time()
         session = Session(id=session_id or new_id("sess"), model=model, created_by=requester, created_at=now,
                           updated_at=now, ephemeral=ephemeral, origin=origin, parent_run_id=parent_run_id,
-                          _store=self.store)
+                          _store=self.store, _memory=[] if ephemeral else None)
+        if ephemeral:
+            self._ephemeral[session.id] = session
+            return session
         await self.store.insert_session({"id": session.id, "model": model, "created_by": requester, "origin": origin,
                                          "ephemeral": int(ephemeral), "parent_run_id": parent_run_id,
                                          "created_at": now, "updated_at": now})
@@ -136,20 +145,36 @@ class Coordinator:
         return session
 
     async def get_session(self, session_id: str) -> Session | None:
+        session = self._ephemeral.get(session_id)
+        if session is not None:
+            return session
         row = await self.store.session_row(session_id)
         return Session.from_row(row, self.store) if row else None
 
     async def list_sessions(self, *, limit: int = 20, after: str | None = None,
                             include_ephemeral: bool = False) -> list[Session]:
-        rows = await self.store.session_rows(limit=limit, after=after, include_ephemeral=include_ephemeral)
-        return [Session.from_row(r, self.store) for r in rows]
+        """Newest first, ``limit`` at most, those older than session ``after``; in-memory ones only if asked."""
+        before = None
+        if after:
+            anchor = await self.get_session(after)
+            if anchor is None:
+                return []
+            before = (anchor.created_at, anchor.id)
+        rows = await self.store.session_rows(limit=limit, before=before, include_ephemeral=include_ephemeral)
+        sessions = [Session.from_row(r, self.store) for r in rows]
+        if include_ephemeral and self._ephemeral:
+            sessions += [s for s in self._ephemeral.values() if before is None or (s.created_at, s.id) < before]
+            sessions.sort(key=lambda s: (s.created_at, s.id), reverse=True)
+        return sessions[:limit]
 
     async def delete_session(self, session_id: str, requester: str = "") -> bool:
-        """Delete a session and its history (cancelling its run); the audit keeps the fact."""
+        """Delete a session and its history (cancelling its run); the audit keeps the fact of a durable one."""
         run = self._active.get(session_id)
         if run is not None:
             run.cancel("session deleted")
             await asyncio.wait_for(asyncio.shield(run.wait()), 10)
+        if self._ephemeral.pop(session_id, None) is not None:
+            return True  # it only ever lived in memory: nothing to delete or audit in the database
         deleted = await self.store.delete_session(session_id)
         if deleted:
             await self.store.audit("session.deleted", actor=requester, session_id=session_id)
@@ -204,23 +229,28 @@ class Coordinator:
             raise SessionBusy(session.id, busy.id)
         self._prune()
         run = Run(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
-        run.on_finished = self._retire
+        run.on_finish(self._retire)
         # Claimed before the first await, so two concurrent starts cannot both pass the busy check.
         self._active[session.id] = run
         self._runs[run.id] = run
-        try:
-            await self.store.insert_run({"id": run.id, "session_id": session.id, "model": run.model,
-                                         "origin": policy.origin, "requester": requester,
-                                         "permission_mode": policy.permission_mode, "started_at": run.started_at})
-            await self.store.append_messages(session.id, list(new_messages), run.id)
-        except BaseException:
-            self._active.pop(session.id, None)
-            self._runs.pop(run.id, None)
-            raise
+        row = {"id": run.id, "session_id": session.id, "model": run.model, "origin": policy.origin,
+               "requester": requester, "permission_mode": policy.permission_mode, "started_at": run.started_at,
+               "parent_run_id": forward_to.id if forward_to is not None else None}
+        if session.in_memory:
+            # Nothing to wait for: the history is in memory, and the run's row is written once, when it ends.
+            await session.append(list(new_messages), run.id)
+        else:
+            try:
+                await self.store.begin_run(row, list(new_messages))
+            except BaseException:
+                self._active.pop(session.id, None)
+                self._runs.pop(run.id, None)
+                raise
+            row = None
         self._record("agent.run.started", run_id=run.id, session_id=session.id, model=run.model, origin=policy.origin,
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
         loop = AgentLoop(self, run, session, client_tools=client_tools, sampling=sampling, depth=depth,
-                         forward_to=forward_to)
+                         forward_to=forward_to, unwritten_run_row=row)
         task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
         run.attach(task)
         task.add_done_callback(lambda t, run=run: self._run_done(run, t))
@@ -292,6 +322,8 @@ class Coordinator:
         policy = msgspec.structs.replace(parent.policy, max_steps=opts.max_steps, origin="spawn")
         child = await self.start_run(session, [ChatMessage(role="user", content=task)], policy=policy,
                                      requester=parent.requester, depth=ctx.depth + 1, forward_to=parent)
+        # The sub-agent's conversation lives in memory only, until its run ends; its run row names the parent run.
+        child.on_finish(lambda _: self._ephemeral.pop(session.id, None))
         try:
             result = await child.wait()
         except asyncio.CancelledError:

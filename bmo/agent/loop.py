@@ -92,7 +92,7 @@ class AgentLoop:
 
     def __init__(
         self, coordinator: "Coordinator", run: "Run", session: "Session", *, client_tools: list[dict] | None,
-        sampling: dict | None, depth: int = 0, forward_to: "Run | None" = None,
+        sampling: dict | None, depth: int = 0, forward_to: "Run | None" = None, unwritten_run_row: dict | None = None,
     ):
         self.co = coordinator
         self.host = coordinator.host
@@ -101,6 +101,7 @@ class AgentLoop:
         self.sampling = dict(sampling or {})
         self.depth = depth
         self.forward_to = forward_to
+        self.unwritten_run_row = unwritten_run_row  # a run on an in-memory session is written once, at its end
         self.client_tools = [t for t in (client_tools or []) if _tool_name(t)]
         self.client_names = {_tool_name(t) for t in self.client_tools}
         # Every BMO tool can be looked up (to explain a refusal); only the policy's classes are offered.
@@ -158,13 +159,17 @@ class AgentLoop:
 
     async def _finish(self, result: RunFinished, elapsed: float) -> None:
         store = self.co.store
+        end = {
+            "finished_at": time.time(), "outcome": result.outcome, "finish_reason": result.finish_reason,
+            "steps": self.steps, "prompt_tokens": result.usage.prompt_tokens,
+            "completion_tokens": result.usage.completion_tokens, "error": result.error,
+            "error_status": result.error_status, "cancel_reason": self.run.cancel_reason,
+        }
         try:
-            await store.finish_run(self.run.id, {
-                "finished_at": time.time(), "outcome": result.outcome, "finish_reason": result.finish_reason,
-                "steps": self.steps, "prompt_tokens": result.usage.prompt_tokens,
-                "completion_tokens": result.usage.completion_tokens, "error": result.error,
-                "error_status": result.error_status, "cancel_reason": self.run.cancel_reason,
-            })
+            if self.unwritten_run_row is not None:
+                await store.record_finished_run({**self.unwritten_run_row, **end})
+            else:
+                await store.finish_run(self.run.id, end)
             if result.outcome == outcomes.CANCELLED:
                 await store.audit("run.cancelled", actor=self.run.requester, session_id=self.session.id,
                                   run_id=self.run.id, reason=self.run.cancel_reason or "cancelled")
@@ -185,7 +190,7 @@ class AgentLoop:
         self.emit(result)
 
     async def _persist(self, messages: list[ChatMessage]) -> None:
-        await self.co.store.append_messages(self.session.id, messages, self.run.id)
+        await self.session.append(messages, self.run.id)
         self.history.extend(messages)
 
     async def _close_dangling_calls(self) -> None:
@@ -292,8 +297,7 @@ class AgentLoop:
         provider, upstream_model = self.co.resolve_model(self.run.model)
         self.steps += 1
         step = self.steps
-        await self.co.store.insert_step({"run_id": self.run.id, "step": step, "kind": kind, "model": self.run.model,
-                                         "started_at": time.time()})
+        started_at = time.time()
         turn: ModelTurn | None = None
         started_event = False
         error: str | None = None
@@ -324,12 +328,24 @@ class AgentLoop:
         finally:
             usage = turn.usage if turn is not None else Usage()
             self.usage = self.usage + usage
-            await asyncio.shield(self.co.store.finish_step(self.run.id, step, {
+            # One row per step, written when it ends and not waited for: no store hop before or after the model call.
+            self._write_soon(self.co.store.record_step_soon({
+                "run_id": self.run.id, "step": step, "kind": kind, "model": self.run.model, "started_at": started_at,
                 "finished_at": time.time(), "finish_reason": turn.finish_reason if turn else None,
                 "tool_calls": len(turn.tool_calls) if turn else 0, "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens, "error": error,
-            }))
+            }), "run_step")
         return turn
+
+    def _write_soon(self, future: asyncio.Future, what: str) -> None:
+        """Let a write nobody waits for report its failure as a trace record."""
+        def reported(fut: asyncio.Future) -> None:
+            if not fut.cancelled() and fut.exception() is not None:
+                exc = fut.exception()
+                self.host.emit("agent.persist_failed", "error", run_id=self.run.id, write=what,
+                               error=f"{type(exc).__name__}: {exc}")
+
+        future.add_done_callback(reported)
 
     # -- tools ---------------------------------------------------------------------
     async def _execute(self, calls: list[ToolCall]) -> list[ChatMessage]:

@@ -42,7 +42,7 @@ class Run:
         self._finished = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.spawned = 0  # spawn_agent calls made by this run
-        self.on_finished: Callable[[Run], None] | None = None  # the coordinator's bookkeeping of finished runs
+        self._on_finish: list[Callable[[Run], None]] = []
 
     @property
     def done(self) -> bool:
@@ -59,8 +59,8 @@ class Run:
             # A new list, not an edit: subscribers still replaying hold the full one until they end.
             self._events = compact(self._events, event)
             self._finished.set()
-            if self.on_finished is not None:
-                self.on_finished(self)
+            for callback in self._on_finish:
+                callback(self)
         wake, self._wake = self._wake, asyncio.Event()
         wake.set()
 
@@ -89,6 +89,13 @@ class Run:
             if i < len(events):
                 continue
             await waiter.wait()
+
+    def on_finish(self, callback: Callable[[Run], None]) -> None:
+        """Call ``callback(run)`` as the run emits its RunFinished (at once if it already has)."""
+        if self.done:
+            callback(self)
+        else:
+            self._on_finish.append(callback)
 
     async def wait(self) -> RunFinished:
         await self._finished.wait()

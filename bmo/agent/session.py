@@ -1,7 +1,8 @@
-"""A session: a durable conversation with a bound model."""
+"""A session: a conversation with a bound model, durable in the store or held in memory only."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,13 @@ from bmo.agent.messages import ChatMessage
 
 @dataclass
 class Session:
+    """A conversation. An ephemeral one created by this process lives in memory only.
+
+    ``_memory`` holds the history of such a session (None for a session kept in the store);
+    it is lost with the process, which is the point: a throw-away conversation costs no
+    database work.
+    """
+
     id: str
     model: str
     created_by: str
@@ -19,10 +27,26 @@ class Session:
     origin: str = "native"
     parent_run_id: str | None = None
     _store: Any = field(default=None, repr=False, compare=False)
+    _memory: list[ChatMessage] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def in_memory(self) -> bool:
+        """True when the session has no row in the store (an ephemeral session of this process)."""
+        return self._memory is not None
 
     async def messages(self) -> list[ChatMessage]:
-        """The full persisted history, BMO's own tool calls and results included."""
+        """The full history, BMO's own tool calls and results included."""
+        if self._memory is not None:
+            return list(self._memory)
         return await self._store.messages(self.id)
+
+    async def append(self, messages: list[ChatMessage], run_id: str | None) -> None:
+        """Add messages to the history (persisted, unless the session lives in memory)."""
+        if self._memory is not None:
+            self._memory.extend(messages)
+            self.updated_at = time.time()
+            return
+        await self._store.append_messages(self.id, messages, run_id)
 
     def describe(self) -> dict:
         return {"id": self.id, "object": "bmo.session", "model": self.model, "created_by": self.created_by,
@@ -30,7 +54,7 @@ class Session:
                 "origin": self.origin, "parent_run_id": self.parent_run_id}
 
     @classmethod
-    def from_row(cls, row: dict, store: Any) -> "Session":
+    def from_row(cls, row: dict, store: Any) -> Session:
         return cls(id=row["id"], model=row["model"], created_by=row["created_by"], created_at=row["created_at"],
                    updated_at=row["updated_at"], ephemeral=bool(row["ephemeral"]), origin=row["origin"],
                    parent_run_id=row.get("parent_run_id"), _store=store)

@@ -1,11 +1,14 @@
 """The agent core's tables and every read and write of them, through ``host.db``.
 
-Sessions, their message history (BMO's own tool calls and results included), runs and
-their steps, permission decisions, and an operation audit of who did what.
+Durable sessions and their message history (BMO's own tool calls and results included),
+runs and their steps, permission decisions, and an operation audit of who did what.
+Ephemeral sessions never come here (see ``Coordinator.create_session``); their runs,
+decisions and audit entries do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -96,7 +99,24 @@ CREATE TABLE operation_audit (
 );
 CREATE INDEX operation_audit_session ON operation_audit(session_id, time);
 """),
+    # A sub-agent's session lives in memory only: its run row keeps the link to the parent run.
+    (2, "ALTER TABLE runs ADD COLUMN parent_run_id TEXT;"),
 ]
+
+RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
+RUN_END_COLUMNS = ("finished_at", "outcome", "finish_reason", "steps", "prompt_tokens", "completion_tokens", "error",
+                   "error_status", "cancel_reason")
+STEP_COLUMNS = ("run_id", "step", "kind", "model", "started_at", "finished_at", "finish_reason", "tool_calls",
+                "prompt_tokens", "completion_tokens", "error")
+
+
+def _insert(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+
+
+INSERT_RUN = _insert("runs", RUN_COLUMNS)
+INSERT_FINISHED_RUN = _insert("runs", RUN_COLUMNS + RUN_END_COLUMNS)
+INSERT_STEP = _insert("run_steps", STEP_COLUMNS)
 
 
 class AgentStore:
@@ -116,12 +136,13 @@ class AgentStore:
     async def session_row(self, session_id: str) -> dict | None:
         return await self.db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
 
-    async def session_rows(self, *, limit: int, after: str | None, include_ephemeral: bool) -> list[dict]:
+    async def session_rows(self, *, limit: int, before: tuple[float, str] | None, include_ephemeral: bool) -> list[dict]:
+        """Newest first; ``before`` is the (created_at, id) of the last session of the previous page."""
         where = ["1=1"] if include_ephemeral else ["ephemeral = 0"]
         params: list[Any] = []
-        if after:
-            where.append("(created_at, id) < (SELECT created_at, id FROM sessions WHERE id = ?)")
-            params.append(after)
+        if before is not None:
+            where.append("(created_at, id) < (?, ?)")
+            params.extend(before)
         params.append(limit)
         return await self.db.fetchall(
             f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?", tuple(params)
@@ -141,21 +162,7 @@ class AgentStore:
     async def append_messages(self, session_id: str, messages: list[ChatMessage], run_id: str | None) -> None:
         if not messages:
             return
-        now = time.time()
-        encoded = [(m.role, msgspec.json.encode(m).decode()) for m in messages]
-
-        def job(conn) -> None:
-            seq = conn.execute(
-                "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", (session_id,)
-            ).fetchall()[0][0]
-            for role, body in encoded:
-                seq += 1
-                conn.execute(
-                    "INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (session_id, seq, role, body, run_id, now),
-                )
-            conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
-
+        job = _append_job(session_id, messages, run_id)
         await self.db.run_write(job)
 
     async def messages(self, session_id: str) -> list[ChatMessage]:
@@ -169,12 +176,20 @@ class AgentStore:
         return int(row["n"]) if row else 0
 
     # -- runs and steps ------------------------------------------------------------
-    async def insert_run(self, row: dict) -> None:
-        await self.db.write(
-            "INSERT INTO runs (id, session_id, model, origin, requester, permission_mode, started_at)"
-            " VALUES (:id, :session_id, :model, :origin, :requester, :permission_mode, :started_at)",
-            row,
-        )
+    async def begin_run(self, row: dict, messages: list[ChatMessage]) -> None:
+        """The run's row and the messages it starts with, in one write."""
+        append = _append_job(row["session_id"], messages, row["id"]) if messages else None
+
+        def job(conn) -> None:
+            conn.execute(INSERT_RUN, row)
+            if append is not None:
+                append(conn)
+
+        await self.db.run_write(job)
+
+    async def record_finished_run(self, row: dict) -> None:
+        """The whole row of a run that was not written when it started (a run on an in-memory session)."""
+        await self.db.write(INSERT_FINISHED_RUN, row)
 
     async def finish_run(self, run_id: str, fields: dict) -> None:
         await self.db.write(
@@ -192,19 +207,13 @@ class AgentStore:
     async def run_row(self, run_id: str) -> dict | None:
         return await self.db.fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
 
-    async def insert_step(self, row: dict) -> None:
-        await self.db.write(
-            "INSERT INTO run_steps (run_id, step, kind, model, started_at) VALUES (:run_id, :step, :kind, :model, :started_at)",
-            row,
-        )
+    def record_step_soon(self, row: dict) -> asyncio.Future:
+        """Queue a finished step's row; nobody needs to wait for it (the future reports a failure)."""
 
-    async def finish_step(self, run_id: str, step: int, fields: dict) -> None:
-        await self.db.write(
-            "UPDATE run_steps SET finished_at = :finished_at, finish_reason = :finish_reason, tool_calls = :tool_calls,"
-            " prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens, error = :error"
-            " WHERE run_id = :run_id AND step = :step",
-            {"run_id": run_id, "step": step, **fields},
-        )
+        def job(conn) -> None:
+            conn.execute(INSERT_STEP, row)
+
+        return self.db.write_soon(job)
 
     async def step_rows(self, run_id: str) -> list[dict]:
         return await self.db.fetchall("SELECT * FROM run_steps WHERE run_id = ? ORDER BY step", (run_id,))
@@ -250,3 +259,23 @@ class AgentStore:
         for row in rows:
             row["detail"] = json.loads(row["detail"])
         return rows
+
+
+def _append_job(session_id: str, messages: list[ChatMessage], run_id: str | None):
+    """A writer job appending ``messages`` after the session's last one (encoded now, on the loop)."""
+    now = time.time()
+    encoded = [(m.role, msgspec.json.encode(m).decode()) for m in messages]
+
+    def job(conn) -> None:
+        seq = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", (session_id,)
+        ).fetchall()[0][0]
+        for role, body in encoded:
+            seq += 1
+            conn.execute(
+                "INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, seq, role, body, run_id, now),
+            )
+        conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
+
+    return job

@@ -37,7 +37,7 @@ def test_compact_merges_each_stretch_of_deltas_and_keeps_the_order():
 
 
 def test_a_one_stretch_answer_shares_the_string_of_run_finished():
-    fin = RunFinished(outcome=outcomes.FINAL_ANSWER, finish_reason="stop", text="".join(["a", "b", "c"]))
+    fin = RunFinished(outcome=outcomes.FINAL_ANSWER, finish_reason="stop", text="abc")
     kept = compact([TextDelta(text="a"), TextDelta(text="b"), TextDelta(text="c"), fin], fin)
     assert kept == [TextDelta(text="abc"), fin] and kept[0].text is fin.text
 
