@@ -22,6 +22,7 @@ from bmo.host import ServeSettings
 def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     """Serve the BMO HTTP API (OpenAI-compatible routes come from plugins)."""
     from bmo.server.app import build_host
+    from bmo.server.event_loop import loop_factory
     from bmo.server.serve import ServeRefused, check_boundary, serve_forever
 
     pm = plugin_manager()
@@ -32,6 +33,7 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     try:
         warning = check_boundary(settings)
         host = build_host(config, pm, settings)
+        factory = loop_factory(config.section("options.http_server").event_loop)
     except (ServeRefused, ValueError) as exc:
         click.echo(f"bmo serve: {exc}", err=True)
         sys.exit(2)
@@ -40,7 +42,8 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     if warning:
         click.echo(warning, err=True)
     try:
-        asyncio.run(serve_forever(host))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve_forever(host))
     except OSError as exc:
         click.echo(f"bmo serve: cannot bind {settings.addr}: {exc.strerror or exc}", err=True)
         sys.exit(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from bmo.hookspecs import hookimpl
@@ -12,6 +14,8 @@ class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     max_body_bytes: int = 4 * 1024 * 1024
     requester_trusted_proxies: list[str] = []
     shutdown_grace_s: float = 10.0
+    # "auto": uvloop when installed (it is a dependency off Windows), else asyncio's own loop.
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

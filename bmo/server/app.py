@@ -13,6 +13,7 @@ from bmo.config import Config
 from bmo.host import Host, ServeSettings, resolve_data_dir
 from bmo.registry import collect_registry, maybe_await
 from bmo.server.auth import PUBLIC_ROUTES, TrustedProxies, requester_of, token_matches
+from bmo.server.event_loop import loop_name
 from bmo.server.errors import ApiError, envelope_for_http_exception
 from bmo.server.request_trace import make_request_trace_middleware
 from bmo.store import Database, collect_migrations
@@ -169,7 +170,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await _run_shutdown_hooks(host)
         await _close_resources(host)
         raise
-    host.emit("bmo.started", addr=host.serve.addr, auth=host.serve.auth_token is not None, data_dir=str(host.data_dir))
+    host.emit("bmo.started", addr=host.serve.addr, auth=host.serve.auth_token is not None, data_dir=str(host.data_dir),
+              event_loop=loop_name(asyncio.get_running_loop()))
     if not host.serve.loopback:
         host.emit("bmo.unsafe_bind", "warn", addr=host.serve.addr)
     try:

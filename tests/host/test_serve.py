@@ -116,3 +116,27 @@ def test_without_a_data_dir_setting_data_goes_under_xdg_state_home(tmp_path):
         assert server.terminate() == 0
     assert (expected / "bmo.sqlite3").is_file() and (expected / "logs" / "bmo.jsonl").is_file()
     assert (expected.stat().st_mode & 0o777) == 0o700
+
+
+def _started_record(data_dir) -> dict:
+    lines = (data_dir / "logs" / "bmo.jsonl").read_text().splitlines()
+    return next(json.loads(line) for line in lines if '"msg":"bmo.started"' in line)
+
+
+def test_serve_runs_on_uvloop_by_default_and_on_asyncio_when_configured(tmp_path):
+    for choice, expected in (("auto", "uvloop"), ("asyncio", "asyncio")):
+        data_dir = tmp_path / choice
+        server = spawn_serve(["--allow-no-auth", "--addr", "127.0.0.1:0"], data_dir=data_dir,
+                             env=clean_env(tmp_path, BMO_LOAD_PLUGINS="", BMO_OPTIONS__HTTP_SERVER__EVENT_LOOP=choice))
+        try:
+            assert get(server.url + "/v1/bmo/plugins", "") == 200, server.stderr()
+        finally:
+            assert server.terminate() == 0, server.stderr()
+        assert _started_record(data_dir)["event_loop"] == expected
+
+
+def test_an_unknown_event_loop_is_a_config_error_naming_the_key(run_bmo):
+    result = run_bmo("serve", "--allow-no-auth", "--addr", f"127.0.0.1:{free_port()}",
+                     env={"BMO_OPTIONS__HTTP_SERVER__EVENT_LOOP": "trio", "BMO_LOAD_PLUGINS": ""})
+    assert result.returncode == 2
+    assert "options.http_server.event_loop" in result.stderr and "trio" in result.stderr
