@@ -67,7 +67,7 @@ def quick_plan() -> Plan:
             Scenario(True, 16, True, d, w, n),
         ],
         ledger_pair=Scenario(False, 64, False, d, w, n),
-        ledger_rounds=1,
+        ledger_rounds=2,  # on, off, off, on: one round alone mostly measures which instance ran first
         hold_streams=1000,
         hold_seconds=12.0,
         hold_ramp_s=3.0,
