@@ -112,6 +112,12 @@ class Run:
 
     def attach(self, task: asyncio.Task) -> None:
         self._task = task
+        # A kept finished run must not pin its task (and through it the context and span): GC cost.
+        task.add_done_callback(self._release_task)
+
+    def _release_task(self, task: asyncio.Task) -> None:
+        if self._task is task:
+            self._task = None
 
     def describe(self) -> dict:
         """A JSON-able summary for the native API."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 
@@ -66,6 +67,9 @@ async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
     try:
         site = web.TCPSite(runner, host.serve.host, host.serve.port, reuse_address=True)
         await site.start()
+        # Everything alive now lives as long as the server: keep it out of every future GC pass.
+        gc.collect()
+        gc.freeze()
         if ready_line:
             # With port 0 the kernel chose one: report the real port, tests and scripts read it here.
             port = runner.addresses[0][1] if runner.addresses else host.serve.port
