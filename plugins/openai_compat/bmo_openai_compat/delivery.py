@@ -179,8 +179,8 @@ class RunDelivery:
                         await self.sse.keepalive()
                     continue
                 # A burst of upstream chunks costs one write, not one per chunk.
-                for event in (event, *pump.ready(BURST_MAX)):
-                    fin = await self._observe(event)
+                for queued in (event, *pump.ready(BURST_MAX)):
+                    fin = await self._observe(queued)
                     if fin is not None:
                         return await self._stream_end(fin)
                 await self._flush()
