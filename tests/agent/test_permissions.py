@@ -132,6 +132,27 @@ async def test_decisions_are_audited_with_the_requester(agent, workspace, fake_u
                                                           ("tool.executed", "alice")}
 
 
+async def test_only_the_sessions_owner_or_the_operator_may_answer_its_challenges(agent, workspace, fake_upstream):
+    bmo = await agent(env={"BMO_REQUESTER_TRUSTED_PROXIES": "127.0.0.1"})
+    bmo.http.headers.update({"X-Auth-Request-User": "alice"})
+    session = await bmo.create_session()
+    fake_upstream.script(write("a.txt", "1"), reply("ok"))
+    events = []
+    async with asyncio.timeout(30):
+        async for event in bmo.events(session["id"], content="write"):
+            events.append(event)
+            if event["type"] != "permission.requested":
+                continue
+            url = bmo.url(f"/sessions/{session['id']}/permissions/{event['permission_id']}")
+            as_bob = {**bmo.server.headers(), "X-Auth-Request-User": "bob"}
+            async with bmo.http.post(url, json={"decision": "allow_once"}, headers=as_bob) as resp:
+                refused = (resp.status, (await resp.json())["error"]["code"])
+            await bmo.decide(session["id"], event["permission_id"], "allow_once")  # alice herself
+    assert refused == (403, "not_session_owner")
+    assert (workspace / "a.txt").read_text() == "1"
+    assert of_type(events, "permission.decided")[0]["decided_by"] == "user:alice"
+
+
 async def test_answering_an_unknown_permission_is_a_404(agent):
     bmo = await agent()
     session = await bmo.create_session()

@@ -295,8 +295,14 @@ async def decide_permission(request: web.Request) -> web.Response:
     body = await decode(request, DecisionBody)
     if body.decision not in DECISIONS:
         raise ApiError(400, f"Field 'decision' must be one of {', '.join(DECISIONS)}.", param="decision")
+    requester = _requester(request)
+    # Forwarded identities are people: one may not approve tools in another's session.
+    if requester and session.created_by and requester != session.created_by:
+        raise ApiError(403, f"Session '{session.id}' belongs to '{session.created_by}'; only its owner (or a caller "
+                            "without a forwarded identity, i.e. the operator holding the token) may answer its "
+                            "permission challenges.", param="permission_id", code="not_session_owner")
     pending = {p["id"] for p in co.pending_permissions(session.id)}
-    if permission_id not in pending or not await co.decide_permission(permission_id, body.decision, _requester(request)):
+    if permission_id not in pending or not await co.decide_permission(permission_id, body.decision, requester):
         raise ApiError(404, f"No pending permission request '{permission_id}' in session '{session.id}' "
                             "(it may have been decided or timed out already).", param="permission_id",
                        code="permission_not_found")
