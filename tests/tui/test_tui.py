@@ -53,10 +53,11 @@ async def test_a_message_streams_the_answer_into_the_chat(server, fake_upstream)
     assert fake_upstream.chat_requests[-1].messages[-1] == {"role": "user", "content": "hi there"}
 
 
-async def test_a_permission_challenge_is_answered_in_place(server, fake_upstream):
+async def answer_write_challenge(server, fake_upstream, path: str, content: str, button: str, answer: str) -> BmoApp:
+    """Script one write_file call, wait for the dialog, press ``button``, and let the run finish."""
     fake_upstream.script(
-        reply(tool_calls=[tool_call("write_file", {"path": "out.txt", "content": "42"}, id="c1")]),
-        reply("Written."),
+        reply(tool_calls=[tool_call("write_file", {"path": path, "content": content}, id="c1")]),
+        reply(answer),
     )
     app = BmoApp(server.url, server.token)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -64,8 +65,13 @@ async def test_a_permission_challenge_is_answered_in_place(server, fake_upstream
         await type_line(pilot, "write it")
         await until(pilot, lambda: isinstance(app.screen, PermissionScreen), "the permission dialog")
         assert app.screen.event["tool"] == "write_file"
-        await pilot.click("#allow_once")
+        await pilot.click(button)
         await until(pilot, lambda: app.run_status == "final_answer", "the run to finish")
+    return app
+
+
+async def test_a_permission_challenge_is_answered_in_place(server, fake_upstream):
+    app = await answer_write_challenge(server, fake_upstream, "out.txt", "42", "#allow_once", "Written.")
     assert (server.workspace / "out.txt").read_text() == "42"
     roles_texts = app.transcript()
     assert any(role == "tool" and text.startswith("✓ write_file") for role, text in roles_texts)
@@ -73,17 +79,7 @@ async def test_a_permission_challenge_is_answered_in_place(server, fake_upstream
 
 
 async def test_denying_in_the_dialog_leaves_the_file_untouched(server, fake_upstream):
-    fake_upstream.script(
-        reply(tool_calls=[tool_call("write_file", {"path": "no.txt", "content": "x"}, id="c1")]),
-        reply("Understood."),
-    )
-    app = BmoApp(server.url, server.token)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: app.session_id is not None, "a session")
-        await type_line(pilot, "write it")
-        await until(pilot, lambda: isinstance(app.screen, PermissionScreen), "the permission dialog")
-        await pilot.click("#deny")
-        await until(pilot, lambda: app.run_status == "final_answer", "the run to finish")
+    await answer_write_challenge(server, fake_upstream, "no.txt", "x", "#deny", "Understood.")
     assert not (server.workspace / "no.txt").exists()
     assert "denied" in fake_upstream.chat_requests[-1].messages[-1]["content"].lower()
 
