@@ -51,6 +51,18 @@ class ScriptedModel:
         return self
 
 
+async def open_stream_until(compat, http, marker: bytes):
+    """POST a streaming chat whose scripted answer stalls; return (response, request_id) once ``marker`` arrived."""
+    response = await http.post(
+        compat.api + "/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "hang"}], "stream": True})
+    seen = b""
+    async with asyncio.timeout(10):
+        while marker not in seen:
+            seen += await response.content.readany()
+    return response, response.headers["X-Request-Id"]
+
+
 def compat_toml(up: FakeUpstream, workspace: Path, extra_toml: str = "", **options) -> str:
     settings = {"enabled": True, "keepalive_interval_s": 0.2, **options}
     lines = ["[options.openai_compat]"] + [f"{k} = {json.dumps(v)}" for k, v in settings.items()]

@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from bmo.testing.fake_upstream import reply
-from compat_support import MODEL, OTHER_MODEL, TOKEN
+from compat_support import MODEL, OTHER_MODEL, open_stream_until
 
 
 def session_headers(session_id: str, **extra) -> dict:
@@ -83,14 +83,7 @@ async def test_resume_of_an_unknown_request_is_not_found(compat):
 async def test_client_disconnect_mid_stream_cancels_the_run(compat):
     compat.model.answer(reply("part one, part two", chunks=2, stall=True))
     async with aiohttp.ClientSession() as http:
-        response = await http.post(
-            compat.api + "/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
-            json={"model": MODEL, "messages": [{"role": "user", "content": "hang"}], "stream": True})
-        request_id = response.headers["X-Request-Id"]
-        seen = b""
-        async with asyncio.timeout(10):
-            while b"part two" not in seen:
-                seen += await response.content.readany()
+        response, request_id = await open_stream_until(compat, http, b"part two")
         response.close()  # the client walks away mid-stream
     await compat.up.wait_disconnect(timeout=10)
     async with asyncio.timeout(10):

@@ -9,20 +9,13 @@ import aiohttp
 import apsw
 
 from bmo.testing.fake_upstream import reply
-from compat_support import MODEL, TOKEN
+from compat_support import open_stream_until
 
 
 async def test_shutdown_mid_stream_ends_the_request_and_its_ledger_row(compat):
     compat.model.answer(reply("never finishing", chunks=2, stall=True))
     async with aiohttp.ClientSession() as http:
-        response = await http.post(
-            compat.api + "/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
-            json={"model": MODEL, "messages": [{"role": "user", "content": "hang"}], "stream": True})
-        request_id = response.headers["X-Request-Id"]
-        seen = b""
-        async with asyncio.timeout(10):
-            while b"nishing" not in seen:
-                seen += await response.content.readany()
+        response, request_id = await open_stream_until(compat, http, b"nishing")
         stopping = asyncio.create_task(compat.server.stop())
         async with asyncio.timeout(20):
             rest = await response.content.read()
