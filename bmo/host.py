@@ -10,7 +10,7 @@ from typing import Any
 
 from bmo.config import Config
 from bmo.registry import Registry, maybe_await
-from bmo.server.auth import TrustedProxies, is_loopback_host, split_addr
+from bmo.net import TrustedProxies, is_loopback_host, split_addr
 from bmo.store import DB_FILENAME, Database
 from bmo.tracing.records import RecordLog
 

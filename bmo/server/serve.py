@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bmo.host import Host, ServeSettings
 from bmo.server.app import create_app
-from bmo.server.auth import split_addr
+from bmo.net import split_addr
 
 NON_LOOPBACK_WARNING = (
     "warning: BMO is bound to a non-loopback address ({addr}). The bearer token is the only "
