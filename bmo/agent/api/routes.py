@@ -20,6 +20,7 @@ from bmo.agent.messages import ChatMessage
 from bmo.agent.permissions import DECISIONS
 from bmo.agent.run import PERMISSION_MODES, RunPolicy
 from bmo.agent.tools.base import TOOL_CLASSES
+from bmo.field_errors import field_error
 from bmo.server.auth import requester_label
 from bmo.server.errors import ApiError
 
@@ -64,9 +65,6 @@ def _requester(request: web.Request) -> str:
     return requester_label(request.get("requester"))
 
 
-_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-
-
 async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
     """The JSON body as ``kind``; a 400 naming the field otherwise."""
     raw = await request.read()
@@ -77,14 +75,9 @@ async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
-        message = str(exc)
-        match = _AT.search(message)
-        param = match.group("path") if match else None
-        unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
-        if unknown:
-            field = ".".join(p for p in (param, unknown.group(1)) if p)
-            raise ApiError(400, f"Unknown field '{field}'; remove it (see docs/agent.md for the fields).", param=field) from None
-        text = message[: match.start()] if match else message
+        param, text, problem = field_error(exc)
+        if problem == "unknown":
+            raise ApiError(400, f"Unknown field '{param}'; remove it (see docs/agent.md for the fields).", param=param) from None
         raise ApiError(400, f"Invalid field '{param or 'body'}': {text}.", param=param) from None
     except msgspec.DecodeError:
         raise ApiError(400, "The request body is not valid JSON; send a JSON object.") from None
