@@ -102,7 +102,7 @@ async def bmo_startup(host):
 
 @hookimpl
 async def bmo_shutdown(host):
-    coordinator = host.coordinator
+    coordinator = getattr(host, "coordinator", None)  # unset when startup failed before this plugin's ran
     if coordinator is None:
         return
     try:

@@ -32,7 +32,7 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     )
     try:
         warning = check_boundary(settings)
-        host = build_host(config, pm, settings)
+        plan = build_host(config, pm, settings)
         factory = loop_factory(config.section("options.http_server").event_loop)
     except (ServeRefused, ValueError) as exc:
         click.echo(f"bmo serve: {exc}", err=True)
@@ -43,7 +43,7 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
         click.echo(warning, err=True)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve_forever(host))
+            runner.run(serve_forever(plan))
     except OSError as exc:
         click.echo(f"bmo serve: cannot bind {settings.addr}: {exc.strerror or exc}", err=True)
         sys.exit(1)
