@@ -22,6 +22,11 @@ def test_insert_with_columns_takes_exactly_those():
         "INSERT INTO items (id, name) VALUES (?, ?)", (3, "a"))
 
 
+def test_insert_values_takes_a_whole_row_in_column_order():
+    assert ITEMS.insert_values((1, "a", 0, None)) == Statement(
+        "INSERT INTO items (id, name, done, note) VALUES (?, ?, ?, ?)", (1, "a", 0, None))
+
+
 def test_update_sets_the_given_fields_and_never_the_key():
     statement = ITEMS.update(7, {"id": 9, "done": False, "note": "x"})
     assert statement == Statement("UPDATE items SET done = ?, note = ? WHERE id = ?", (0, "x", 7))

@@ -120,10 +120,8 @@ class Ledger:
         request_id: str, seq: int, event: str, at: str, elapsed_ms: int, detail: dict[str, Any],
         *, terminal: bool = False, outcome: str | None = None,
     ) -> Statement:
-        return EVENTS.insert({
-            "request_id": request_id, "seq": seq, "event": event, "at": at, "elapsed_ms": elapsed_ms,
-            "terminal": terminal, "outcome": outcome, "detail": msgspec.json.encode(detail).decode(),
-        }, EVENT_COLUMNS)
+        return EVENTS.insert_values((request_id, seq, event, at, elapsed_ms, int(terminal), outcome,
+                                     msgspec.json.encode(detail).decode()))
 
     # -- reads -----------------------------------------------------------------------
     async def list_runs(
