@@ -259,9 +259,8 @@ def _append_job(session_id: str, messages: list[ChatMessage], run_id: str | None
         seq = conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", (session_id,)
         ).fetchall()[0][0]
-        rows = [{"session_id": session_id, "seq": seq + i, "role": role, "message": body, "run_id": run_id,
-                 "created_at": now} for i, (role, body) in enumerate(encoded, 1)]
-        Batch(MESSAGES.insert(row, MESSAGE_COLUMNS) for row in rows)(conn)
+        Batch(MESSAGES.insert_values((session_id, seq + i, role, body, run_id, now))
+              for i, (role, body) in enumerate(encoded, 1))(conn)
         conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
 
     return job
