@@ -175,7 +175,7 @@ class AgentLoop:
         options = self.services.options
         self.history = await self.session.messages()
         max_steps = self.run.policy.max_steps or options.max_steps
-        offered = self.tool_calls.offered + self.tool_calls.client_tools
+        offered = self.tool_calls.model_tools()
         tools_ran = False
         recovery_used = False
         nudge: list[ChatMessage] = []  # the recovery prompt: sent once, never persisted

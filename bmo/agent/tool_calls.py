@@ -66,6 +66,10 @@ class ToolCallRunner:
         self.tools = {n: t for n, t in services.tools.items() if n not in self.client_names}
         self.offered = [t.schema() for n, t in services.offered.items() if n not in self.client_names]
 
+    def model_tools(self) -> list[dict]:
+        """The ``tools`` the model is offered: BMO's under the run's policy, then the client's."""
+        return self.offered + self.client_tools
+
     def is_client_call(self, call: ToolCall) -> bool:
         """True for a call of a tool the client offered: the client runs it, not BMO."""
         return call.function.name in self.client_names
@@ -100,7 +104,7 @@ class ToolCallRunner:
         with tool_span(services.tracer, name=name, call_id=call.id, tool_class=getattr(tool, "tool_class", "unknown"),
                        run_id=run.id) as span:
             if tool is None:
-                offered = sorted(t["function"]["name"] for t in self.offered + self.client_tools)
+                offered = sorted(t["function"]["name"] for t in self.model_tools())
                 content = f"Error: there is no tool named {name!r}. Available tools: {', '.join(offered) or 'none'}."
             else:
                 try:
