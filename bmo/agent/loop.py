@@ -4,14 +4,14 @@ The loop also keeps the run honest: it stops repeated identical tool calls (loop
 detection), continues answers cut off by ``finish_reason: "length"`` (length recovery),
 asks once more when the model goes quiet after tools (post-tool recovery), and leaves the
 session history valid for the next request whatever happens (every tool call answered).
-A step's tool calls run in :mod:`bmo.agent.tool_calls`; whatever else the loop needs comes
-from the run's :class:`~bmo.agent.services.RunServices`, never from the coordinator.
+A step's model call runs in :mod:`bmo.agent.model_step`, its tool calls in
+:mod:`bmo.agent.tool_calls`; whatever else the loop needs comes from the run's
+:class:`~bmo.agent.services.RunServices`, never from the coordinator.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import traceback
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from bmo.agent import outcomes
 from bmo.agent.errors import AgentError
-from bmo.agent.events import RunFinished, StepStarted, TextDelta
-from bmo.agent.messages import ChatMessage, ToolCall, Usage
+from bmo.agent.events import RunFinished, TextDelta
+from bmo.agent.messages import ChatMessage, ToolCall
+from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
-from bmo.agent.telemetry import chat_span, record_usage
 from bmo.agent.tool_calls import ToolCallRunner, short_arguments
 
 if TYPE_CHECKING:
@@ -74,14 +74,12 @@ class AgentLoop:
         self.services = services
         self.run = run
         self.session = session
-        self.sampling = dict(sampling or {})
         self.depth = depth
         self.unwritten_run_row = unwritten_run_row  # a run on an in-memory session is written once, at its end
-        self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.history: list[ChatMessage] = []
         self.text: list[str] = []
-        self.usage = Usage()
-        self.steps = 0  # model calls made
+        self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append)
+        self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
 
     def emit(self, event: Any) -> None:
@@ -101,7 +99,7 @@ class AgentLoop:
         except asyncio.CancelledError:
             reason = self.run.cancel_reason or "cancelled"
             result = RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop", text="".join(self.text),
-                                 usage=self.usage, error=f"run cancelled: {reason}")
+                                 usage=self.model.usage, error=f"run cancelled: {reason}")
             await asyncio.shield(self._close_dangling_calls())
         except AgentError as exc:
             result = self._error(str(exc), exc.status)
@@ -113,19 +111,19 @@ class AgentLoop:
         return result
 
     def _error(self, message: str, status: int) -> RunFinished:
-        return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text), usage=self.usage,
-                           error=message, error_status=status)
+        return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text),
+                           usage=self.model.usage, error=message, error_status=status)
 
     def _done(self, outcome: str, finish_reason: str = "stop", *, error: str | None = None,
               tool_calls: list[ToolCall] | None = None) -> RunFinished:
         return RunFinished(outcome=outcome, finish_reason=finish_reason, text="".join(self.text),
-                           tool_calls=list(tool_calls or []), usage=self.usage, error=error)
+                           tool_calls=list(tool_calls or []), usage=self.model.usage, error=error)
 
     async def _finish(self, result: RunFinished, elapsed: float) -> None:
         store = self.services.store
         end = {
             "finished_at": time.time(), "outcome": result.outcome, "finish_reason": result.finish_reason,
-            "steps": self.steps, "prompt_tokens": result.usage.prompt_tokens,
+            "steps": self.model.steps, "prompt_tokens": result.usage.prompt_tokens,
             "completion_tokens": result.usage.completion_tokens, "error": result.error,
             "error_status": result.error_status, "cancel_reason": self.run.cancel_reason,
         }
@@ -138,7 +136,8 @@ class AgentLoop:
                 await store.audit("run.cancelled", actor=self.run.requester, session_id=self.session.id,
                                   run_id=self.run.id, reason=self.run.cancel_reason or "cancelled")
         except Exception as exc:  # a store failure must not keep the run from ending
-            self.services.record("agent.persist_failed", "error", run_id=self.run.id, error=f"{type(exc).__name__}: {exc}")
+            self.services.record("agent.persist_failed", "error", run_id=self.run.id,
+                                 error=f"{type(exc).__name__}: {exc}")
         level = "error" if result.outcome == outcomes.ERROR else ("warn" if result.outcome != outcomes.FINAL_ANSWER and
                                                                    result.outcome != outcomes.CLIENT_TOOL_CALLS else "info")
         if result.outcome == outcomes.CANCELLED:
@@ -147,7 +146,8 @@ class AgentLoop:
         self.services.record(
             "agent.run.finished", level, run_id=self.run.id, session_id=self.session.id, model=self.run.model,
             origin=self.run.policy.origin, outcome=result.outcome, finish_reason=result.finish_reason,
-            steps=self.steps, prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
+            steps=self.model.steps, prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
             elapsed_ms=round(elapsed * 1000, 1), error=result.error, error_status=result.error_status,
             requester=self.run.requester, depth=self.depth,
         )
@@ -169,7 +169,8 @@ class AgentLoop:
             if missing:
                 await self._persist(missing)
         except Exception as exc:
-            self.services.record("agent.persist_failed", "error", run_id=self.run.id, error=f"{type(exc).__name__}: {exc}")
+            self.services.record("agent.persist_failed", "error", run_id=self.run.id,
+                                 error=f"{type(exc).__name__}: {exc}")
 
     async def _loop(self) -> RunFinished:
         options = self.services.options
@@ -201,7 +202,8 @@ class AgentLoop:
                 if not recovery_used:
                     recovery_used = True
                     nudge = [ChatMessage(role="user", content=options.recovery_prompt)]
-                    self.services.record("agent.recovery.prompted", "warn", run_id=self.run.id, session_id=self.session.id)
+                    self.services.record("agent.recovery.prompted", "warn", run_id=self.run.id,
+                                         session_id=self.session.id)
                     continue
                 message = ("The model gave no answer after running tools, even when asked again. "
                            "Try rephrasing the request or another model.")
@@ -238,7 +240,7 @@ class AgentLoop:
     # -- model calls ---------------------------------------------------------------
     async def _model_turn(self, messages: list[ChatMessage], tools: list[dict]) -> ModelTurn:
         """One model answer; a ``length`` stop is continued and stitched into one text."""
-        turn = await self._call_model(messages, tools, "model")
+        turn = await self.model.call(messages, tools, "model")
         opts = self.services.length_recovery
         if turn.finish_reason != "length" or turn.tool_calls or not opts.enabled:
             return turn
@@ -249,64 +251,10 @@ class AgentLoop:
             continuations += 1
             follow = messages + [ChatMessage(role="assistant", content="".join(texts)),
                                  ChatMessage(role="user", content=opts.continue_prompt)]
-            turn = await self._call_model(follow, tools, "length_recovery")
+            turn = await self.model.call(follow, tools, "length_recovery")
             texts.append(turn.text)
             usage = usage + turn.usage
         self.services.record("agent.length_recovery", "info", run_id=self.run.id, continuations=continuations,
                              finish_reason=turn.finish_reason)
         return ModelTurn(text="".join(texts), reasoning=turn.reasoning, tool_calls=turn.tool_calls,
                          finish_reason=turn.finish_reason, usage=usage)
-
-    async def _call_model(self, messages: list[ChatMessage], tools: list[dict], kind: str) -> ModelTurn:
-        provider, upstream_model = self.services.resolve_model(self.run.model)
-        self.steps += 1
-        step = self.steps
-        started_at = time.time()
-        turn: ModelTurn | None = None
-        started_event = False
-        error: str | None = None
-        try:
-            with chat_span(self.services.tracer, provider=provider.name, model=upstream_model, run_id=self.run.id,
-                           session_id=self.session.id) as span:
-                stream = provider.stream(upstream_model, messages, tools=tools or None, sampling=self.sampling)
-                # aclosing: a cancel closes the upstream connection now, not whenever the generator is collected.
-                async with contextlib.aclosing(stream) as items:
-                    async for item in items:
-                        if not started_event:
-                            # Only now: an upstream that fails before its first byte leaves RunFinished first.
-                            self.emit(StepStarted(step=step, model=self.run.model))
-                            started_event = True
-                        if isinstance(item, ModelTurn):
-                            turn = item
-                        elif isinstance(item, TextDelta):
-                            self.text.append(item.text)
-                            self.emit(item)
-                        else:
-                            self.emit(item)
-                assert turn is not None
-                record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
-                             finish_reason=turn.finish_reason)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            usage = turn.usage if turn is not None else Usage()
-            self.usage = self.usage + usage
-            # One row per step, written when it ends and not waited for: no store hop before or after the model call.
-            self._write_soon(self.services.store.record_step_soon({
-                "run_id": self.run.id, "step": step, "kind": kind, "model": self.run.model, "started_at": started_at,
-                "finished_at": time.time(), "finish_reason": turn.finish_reason if turn else None,
-                "tool_calls": len(turn.tool_calls) if turn else 0, "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens, "error": error,
-            }), "run_step")
-        return turn
-
-    def _write_soon(self, future: asyncio.Future, what: str) -> None:
-        """Let a write nobody waits for report its failure as a trace record."""
-        def reported(fut: asyncio.Future) -> None:
-            if not fut.cancelled() and fut.exception() is not None:
-                exc = fut.exception()
-                self.services.record("agent.persist_failed", "error", run_id=self.run.id, write=what,
-                                     error=f"{type(exc).__name__}: {exc}")
-
-        future.add_done_callback(reported)

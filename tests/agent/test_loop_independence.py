@@ -1,4 +1,4 @@
-"""The loop and its tool calls stand on the run's services alone: no import of the coordinator, at any time."""
+"""The loop, its model steps and its tool calls stand on the run's services alone: no import of the coordinator."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from bmo.agent.tools.base import ToolContext, ToolFailed
 from bmo.agent.tools.spawn import SpawnAgent
 from bmo.testing.fake_upstream import reply, tool_call
 
-LOWER_MODULES = ("bmo.agent.loop", "bmo.agent.tool_calls")
+LOWER_MODULES = ("bmo.agent.loop", "bmo.agent.model_step", "bmo.agent.tool_calls")
 COORDINATOR = "bmo.agent.coordinator"
 
 
