@@ -101,7 +101,8 @@ async def test_a_loop_on_hand_built_services_acts_and_reports_only_through_them(
         offered=co.tools_for(policy), workspace=workspace, options=host.config.section("agent"),
         loop_detection=host.config.section("agent.loop_detection"),
         length_recovery=host.config.section("agent.length_recovery"), emit=events.append,
-        record=lambda msg, level="info", **fields: records.append(msg), tracer=None, spawn=spawn, tool_host=host,
+        record=lambda msg, level="info", **fields: records.append(msg), tracer=None, spawn=spawn,
+        tool_host=None,  # nothing to read: the loop must not need a host (read_file falls back to its defaults)
     )
     fake_upstream.script(reply(tool_calls=[tool_call("read_file", {"path": "a.txt"}, id="c1"),
                                            tool_call("spawn_agent", {"task": "find the answer"}, id="c2")]),
