@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -33,3 +35,10 @@ async def test_a_stopped_server_still_names_its_coordinator_and_it_is_closed(age
     host = bmo.server.host
     await bmo.stop()
     assert coordinator_of(host).closed
+
+
+def test_importing_the_accessor_loads_neither_the_coordinator_nor_aiohttp():
+    code = ("import sys\nfrom bmo.agent import coordinator_of\n"
+            "print(sorted(m for m in ('bmo.agent.coordinator', 'aiohttp') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]", result.stderr
