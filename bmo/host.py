@@ -60,8 +60,6 @@ class Host:
     records: RecordLog | None = None
     tracer: Any = None
     tracer_provider: Any = None
-    # The agent coordinator, set by the agent plugin at startup.
-    coordinator: Any = None
     # Per-plugin runtime state, keyed by plugin name.
     state: dict[str, Any] = field(default_factory=dict)
     # The environment the host reads OTEL_* and BMO_* from; None means os.environ.

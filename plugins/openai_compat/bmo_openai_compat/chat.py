@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
 from bmo.server.app import get_host
 from bmo.server.auth import requester_label
@@ -42,9 +43,10 @@ class ChatHandler:
 
     @property
     def coordinator(self):
-        if self.host.coordinator is None:
+        coordinator = maybe_coordinator(self.host)
+        if coordinator is None:
             raise compat_error(503, "The agent core is not running on this server; no model can answer.")
-        return self.host.coordinator
+        return coordinator
 
     async def handle(self) -> web.StreamResponse:
         request, rt, pm = self.request, self.rt, self.host.pm
