@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bmo_openai_compat.config import OpenAICompatOptions, options_of
-from bmo_openai_compat.ledger import Ledger
+from bmo_openai_compat.observe.ledger import Ledger
 
 STATE_KEY = "openai_compat"
 

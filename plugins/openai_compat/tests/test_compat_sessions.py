@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 import openai
 import pytest
+from compat_support import MODEL, OTHER_MODEL, open_stream_until
 
 from bmo.testing.fake_upstream import reply
-from compat_support import MODEL, OTHER_MODEL, open_stream_until
 
 
 def session_headers(session_id: str, **extra) -> dict:
