@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bmo.agent import maybe_coordinator
 from bmo_openai_compat.config import OpenAICompatOptions, options_of
-from bmo_openai_compat.ledger import Ledger
+from bmo_openai_compat.observe.ledger import Ledger
 
 STATE_KEY = "openai_compat"
 

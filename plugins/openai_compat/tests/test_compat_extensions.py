@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from compat_support import MODEL
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bmo.agent import coordinator_of
 from bmo.hookspecs import hookimpl
-from compat_support import MODEL
 
 
 class ClientPlugin:

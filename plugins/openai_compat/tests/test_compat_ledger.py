@@ -5,10 +5,10 @@ from __future__ import annotations
 import apsw
 import openai
 import pytest
+from compat_support import MODEL
 
 from bmo.agent import coordinator_of
 from bmo.testing.fake_upstream import reply, tool_call
-from compat_support import MODEL
 
 BLOCK = "CREATE TRIGGER block_runs BEFORE INSERT ON openai_compat_runs BEGIN SELECT RAISE(ABORT, 'disk full'); END"
 

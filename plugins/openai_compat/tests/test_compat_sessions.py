@@ -7,10 +7,10 @@ import asyncio
 import aiohttp
 import openai
 import pytest
+from compat_support import MODEL, OTHER_MODEL, open_stream_until
 
 from bmo.agent import coordinator_of
 from bmo.testing.fake_upstream import reply
-from compat_support import MODEL, OTHER_MODEL, open_stream_until
 
 
 def session_headers(session_id: str, **extra) -> dict:
