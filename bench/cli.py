@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from bench import report, runner
 from bench.procs import BenchError
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-bmo", action="store_true", help="skip every BMO target (bench the bench)")
     parser.add_argument("--profile", type=float, default=None, metavar="SECONDS",
                         help="py-spy BMO under the worst scenario for SECONDS (full: 10, quick: off; 0 = off)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="BMO",
+                        help="also measure this other build's bmo executable as target bmo-base, interleaved with bmo")
     parser.add_argument("--out", default=None, help="report file stem under bench/results/ (default: latest / quick)")
     args = parser.parse_args(argv)
     plan = quick_plan() if args.quick else full_plan()
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     notes = report.machine_notes()
     try:
         result = runner.execute(plan, litellm=not args.no_litellm, bmo=not args.no_bmo,
-                                profile_seconds=args.profile, results=results)
+                                profile_seconds=args.profile, results=results, baseline=args.baseline)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -131,6 +131,22 @@ def ratios(measurements: list[dict]) -> list[dict]:
     return out
 
 
+def baseline_rows(measurements: list[dict]) -> list[dict]:
+    """Per matrix scenario: this build (``bmo``) against ``bmo-base``, when the run had a baseline."""
+    out = []
+    for m in measurements:
+        if m["phase"] != "matrix" or m["target"] != "bmo":
+            continue
+        b = _find(measurements, "bmo-base", m["scenario"])
+        if b is None:
+            continue
+        out.append({"scenario": m["scenario"], "rps": m["rps"], "base_rps": b["rps"],
+                    "ratio": m["rps"] / b["rps"] if b["rps"] else None,
+                    "cpu": m["server_cpu_ms_per_req"], "base_cpu": b["server_cpu_ms_per_req"],
+                    "p50": _p(m, "latency_ms", "p50"), "base_p50": _p(b, "latency_ms", "p50")})
+    return out
+
+
 def ledger_summary(measurements: list[dict]) -> dict | None:
     on = [m for m in measurements if m["phase"] == "ledger" and m["target"] == "bmo"]
     off = [m for m in measurements if m["phase"] == "ledger" and m["target"] == "bmo-noledger"]
@@ -274,6 +290,16 @@ def markdown(result: dict) -> str:
             f"{_f(r.get('otlp_over_bmo_rps'))} | {_f(r.get('added_latency_p50_ms'))} | {_f(r.get('added_latency_p99_ms'))} | "
             f"{_f(r.get('added_ttfc_p50_ms'))} | {_f(r.get('bmo_cpu_ms_per_req'))} · "
             f"{_f(r.get('bmo_otlp_cpu_ms_per_req'))} · {_f(r.get('litellm_cpu_ms_per_req'))} |")
+    base = baseline_rows(ms)
+    if base:
+        lines += ["", "## This build against the baseline build", "",
+                  f"`bmo` is this checkout, `bmo-base` is `{result.get('targets', {}).get('bmo-base', {}).get('binary')}`; "
+                  "both ran in this run, interleaved per scenario.", "",
+                  "| scenario | req/s base | req/s this | this/base | CPU ms/req base | CPU ms/req this | p50 ms base | p50 ms this |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in base:
+            lines.append(f"| {r['scenario']} | {r['base_rps']:.1f} | {r['rps']:.1f} | {_f(r['ratio'])} | "
+                         f"{r['base_cpu']:.2f} | {r['cpu']:.2f} | {_f(r['base_p50'])} | {_f(r['p50'])} |")
     lines += ["", "## Memory", "", "Peak RSS (VmHWM, summed over the process tree) after the load matrix:", "",
               "| server | peak RSS MB | RSS now MB |", "|---|---:|---:|"]
     for name, mem in (result.get("memory_after_load") or {}).items():

@@ -27,7 +27,9 @@ def say(msg: str) -> None:
 class Run:
     """State of one bench run: the processes, the targets, and everything measured."""
 
-    def __init__(self, plan: Plan, *, litellm: bool, bmo: bool, profile_seconds: float, work: Path, results: Path):
+    def __init__(self, plan: Plan, *, litellm: bool, bmo: bool, profile_seconds: float, work: Path, results: Path,
+                 baseline: Path | None = None):
+        self.baseline = baseline
         self.plan = plan
         self.want_litellm = litellm
         self.want_bmo = bmo
@@ -67,7 +69,10 @@ class Run:
             except BenchError as exc:
                 self.unavailable["litellm"] = str(exc)
         if self.want_bmo:
-            for name, kwargs in (("bmo", {}), ("bmo-otlp", {"otlp_port": self.sink_port}), ("bmo-noledger", {"no_ledger": True})):
+            starts = [("bmo", {}), ("bmo-otlp", {"otlp_port": self.sink_port}), ("bmo-noledger", {"no_ledger": True})]
+            if self.baseline is not None:
+                starts.insert(1, ("bmo-base", {"binary": self.baseline}))
+            for name, kwargs in starts:
                 try:
                     target = start_bmo(name, self.work, self.upstream_port, self.models, **kwargs)
                     self.procs.append(target.proc)
@@ -165,7 +170,7 @@ class Run:
         return time.monotonic() - start
 
     def matrix(self) -> None:
-        names = [n for n in ("direct", "bmo", "bmo-otlp", "litellm") if n in self.targets]
+        names = [n for n in ("direct", "bmo", "bmo-base", "bmo-otlp", "litellm") if n in self.targets]
         for i, scenario in enumerate(self.plan.scenarios):
             # Round-robin, rotated per scenario: drift and ordering effects hit every target alike.
             k = i % len(names)
@@ -178,7 +183,7 @@ class Run:
         if first is None:
             return
         again = next((s for s in self.plan.scenarios if not s.stream and not s.sessions and s.concurrency == 16), first)
-        for name in ("direct", "bmo"):
+        for name in ("direct", "bmo", "bmo-base"):
             if name in self.targets:
                 self.measure(self.targets[name], again, phase="drift")
 
@@ -289,12 +294,12 @@ class Run:
 
 
 def execute(plan: Plan, *, litellm: bool = True, bmo: bool = True, profile_seconds: float | None = None,
-            results: Path | None = None) -> dict:
+            results: Path | None = None, baseline: Path | None = None) -> dict:
     """Run ``plan`` end to end and return everything measured (the report is written by the caller)."""
     results = results or BENCH / "results"
     results.mkdir(parents=True, exist_ok=True)
     run = Run(plan, litellm=litellm, bmo=bmo, work=BENCH / ".work" / "run", results=results,
-              profile_seconds=plan.profile_seconds if profile_seconds is None else profile_seconds)
+              profile_seconds=plan.profile_seconds if profile_seconds is None else profile_seconds, baseline=baseline)
     started = time.time()
     out: dict = {"plan": plan.name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
     try:
@@ -309,7 +314,7 @@ def execute(plan: Plan, *, litellm: bool = True, bmo: bool = True, profile_secon
             out["otlp_sink_stats"] = _sink_stats(run)
         worst = run.worst_scenario()
         out["profile"] = run.profile(worst)
-        for name in ("bmo-otlp", "bmo-noledger", "litellm"):
+        for name in ("bmo-otlp", "bmo-noledger", "bmo-base", "litellm"):
             if name in run.targets:
                 run.targets[name].proc.stop()
         out["hold"] = run.hold()

@@ -5,6 +5,7 @@
 - ``bmo-otlp``: the same with OTLP export to the bench's sink.
 - ``bmo-noledger``: the same as ``bmo`` with ``BMO_TEST_NO_LEDGER=1`` (ledger on/off pair).
 - ``litellm``: LiteLLM proxy from ``bench/.venv-litellm``, no database, no callbacks.
+- ``bmo-base``: ``bmo`` from another build (``--baseline PATH``), for a before/after in one run.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def bmo_config(upstream_port: int, models: list[str], otlp_port: int | None, wor
 
 
 def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
-              otlp_port: int | None = None, no_ledger: bool = False) -> Target:
+              otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None) -> Target:
     """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``."""
     home = work / name
     if home.exists():
@@ -125,12 +126,12 @@ def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
                      "BENCH_UPSTREAM_KEY": UPSTREAM_KEY})
     if no_ledger:
         env["BMO_TEST_NO_LEDGER"] = "1"
-    argv = [str(find_bmo()), "serve", "--addr", f"127.0.0.1:{port}", "--auth-token", BMO_TOKEN,
+    argv = [str(binary or find_bmo()), "serve", "--addr", f"127.0.0.1:{port}", "--auth-token", BMO_TOKEN,
             "--config", str(config), "--data-dir", str(data)]
     proc = Proc(name, argv, log=home / "serve.log", env=env, cwd=home)
     proc.wait_log(r"BMO serving on (http://\S+)/v1", timeout=60)
     target = Target(name, "bmo", f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {BMO_TOKEN}"}, "up/", proc, data)
-    target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger}
+    target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger, "binary": str(binary or find_bmo())}
     return target
 
 

@@ -82,3 +82,14 @@ def test_upstream_and_loadgen_processes_talk(tmp_path):
     finally:
         up.terminate()
         up.wait(10)
+
+
+def test_baseline_rows_pair_this_build_with_the_baseline_per_scenario():
+    from bench.report import baseline_rows
+
+    def m(target, scenario, rps, cpu):
+        return {"phase": "matrix", "target": target, "scenario": scenario, "rps": rps,
+                "server_cpu_ms_per_req": cpu, "latency_ms": {"p50": 1.0}}
+
+    rows = baseline_rows([m("bmo", "a", 200.0, 1.0), m("bmo-base", "a", 100.0, 2.0), m("bmo", "b", 50.0, 1.0)])
+    assert [(r["scenario"], r["ratio"], r["base_cpu"]) for r in rows] == [("a", 2.0, 2.0)]

@@ -16,7 +16,7 @@ ENTRY_POINT_GROUP = "bmo"
 # The host's own pieces, registered exactly like third-party plugins.
 DEFAULT_PLUGINS = (
     "bmo.defaults.core_config",
-    "bmo.defaults.health",
+    "bmo.defaults.host_routes",
     "bmo.agent.plugin",
 )
 

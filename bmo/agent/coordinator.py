@@ -1,14 +1,16 @@
 """The coordinator: sessions, runs, providers and permissions for one host.
 
-This is the contract the HTTP surfaces build on (``host.coordinator``): create or find a
-session, start a run on it and follow its events, answer permission challenges, make one
-direct model call, cancel everything at shutdown.
+This is the contract the HTTP surfaces build on (``bmo.agent.coordinator_of(host)``): create
+or find a session, start a run on it and follow its events, answer permission challenges,
+make one direct model call, cancel everything at shutdown. Each run's loop gets a
+:class:`RunServices` from here and never sees the coordinator itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import time
 from collections import deque
@@ -25,10 +27,11 @@ from bmo.agent.messages import ChatMessage, ToolCall, Usage
 from bmo.agent.permissions import PermissionBroker
 from bmo.agent.providers.base import ModelTurn
 from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
+from bmo.agent.services import RunServices, run_events
 from bmo.agent.session import Session
 from bmo.agent.store import AgentStore
 from bmo.agent.telemetry import chat_span, record_usage
-from bmo.agent.tools.base import ToolContext, ToolFailed
+from bmo.agent.tools.base import ToolFailed
 
 __all__ = ["Completion", "Coordinator", "Run", "RunPolicy", "Session"]
 
@@ -55,6 +58,8 @@ class Coordinator:
     def __init__(self, host: Any, providers: dict[str, Any] | None = None, tools: dict[str, Any] | None = None):
         self.host = host
         self.options = host.config.section("agent")
+        self.loop_detection = host.config.section("agent.loop_detection")
+        self.length_recovery = host.config.section("agent.length_recovery")
         self.providers: dict[str, Any] = dict(providers or {})
         # The registry itself, not a copy: plugins that connect tools at startup (MCP) add them there.
         self.tools: dict[str, Any] = tools if tools is not None else host.registry.tools
@@ -249,14 +254,24 @@ class Coordinator:
             row = None
         self._record("agent.run.started", run_id=run.id, session_id=session.id, model=run.model, origin=policy.origin,
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
-        loop = AgentLoop(self, run, session, client_tools=client_tools, sampling=sampling, depth=depth,
-                         forward_to=forward_to, unwritten_run_row=row)
+        loop = AgentLoop(self._services(run, depth, forward_to), run, session, client_tools=client_tools,
+                         sampling=sampling, depth=depth, unwritten_run_row=row)
         task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
         run.attach(task)
         task.add_done_callback(lambda t, run=run: self._run_done(run, t))
         started, self._run_started = self._run_started, asyncio.Event()
         started.set()
         return run
+
+    def _services(self, run: Run, depth: int, parent: Run | None) -> RunServices:
+        """What ``run``'s loop may use: this coordinator's parts, bound to the run."""
+        return RunServices(
+            resolve_model=self.resolve_model, store=self.store, permissions=self.permissions, tools=self.tools,
+            offered=self.tools_for(run.policy), workspace=self.workspace, options=self.options,
+            loop_detection=self.loop_detection, length_recovery=self.length_recovery, emit=run_events(run, parent),
+            record=self.host.emit, tracer=self.host.tracer, spawn=functools.partial(self.spawn, run, depth),
+            tool_host=self.host,
+        )
 
     def _run_done(self, run: Run, task: asyncio.Task) -> None:
         if self._active.get(run.session_id) is run:
@@ -293,7 +308,7 @@ class Coordinator:
         """One model call, no loop, no tool executed, no session."""
         provider, upstream = self.resolve_model(model)
         turn: ModelTurn | None = None
-        with chat_span(self.host, provider=provider.name, model=upstream) as span:
+        with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
             stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling)
             async with contextlib.aclosing(stream) as items:
                 async for item in items:
@@ -305,13 +320,12 @@ class Coordinator:
         return Completion(text=turn.text, tool_calls=turn.tool_calls, finish_reason=turn.finish_reason, usage=turn.usage)
 
     # -- spawning ------------------------------------------------------------------
-    async def spawn(self, ctx: ToolContext, task: str) -> str:
-        """Run ``task`` as a sub-run under [agent.spawning] limits; its final text is the tool result."""
+    async def spawn(self, parent: Run, depth: int, task: str) -> str:
+        """Run ``task`` as a sub-run of ``parent`` (at ``depth``) under [agent.spawning] limits; its final text."""
         opts = self.host.config.section("agent.spawning")
-        parent: Run = ctx.extra["run"]
         if not opts.enabled:
             raise ToolFailed("spawning is disabled ([agent.spawning] enabled = false); do the task yourself")
-        if ctx.depth + 1 > opts.max_depth:
+        if depth + 1 > opts.max_depth:
             raise ToolFailed(f"sub-agents may nest only {opts.max_depth} deep ([agent.spawning] max_depth); do the task yourself")
         if parent.spawned >= opts.max_per_run:
             raise ToolFailed(f"this run already spawned {parent.spawned} sub-agents, the limit "
@@ -321,7 +335,7 @@ class Coordinator:
                                             origin="spawn", parent_run_id=parent.id)
         policy = msgspec.structs.replace(parent.policy, max_steps=opts.max_steps, origin="spawn")
         child = await self.start_run(session, [ChatMessage(role="user", content=task)], policy=policy,
-                                     requester=parent.requester, depth=ctx.depth + 1, forward_to=parent)
+                                     requester=parent.requester, depth=depth + 1, forward_to=parent)
         # The sub-agent's conversation lives in memory only, until its run ends; its run row names the parent run.
         child.on_finish(lambda _: self._ephemeral.pop(session.id, None))
         try:

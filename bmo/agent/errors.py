@@ -53,3 +53,13 @@ class SessionBusy(AgentError):
         self.session_id = session_id
         self.run_id = run_id
         super().__init__(f"Session {session_id} is busy with run {run_id}.")
+
+
+class AgentNotStarted(AgentError):
+    """The agent core is not running on this host (its plugin has not started, or it failed to)."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("The agent core is not running on this server: the bmo.agent.plugin startup has not run "
+                         "or failed (see the bmo.plugin_failed and agent.* records).")

@@ -4,12 +4,14 @@ The loop also keeps the run honest: it stops repeated identical tool calls (loop
 detection), continues answers cut off by ``finish_reason: "length"`` (length recovery),
 asks once more when the model goes quiet after tools (post-tool recovery), and leaves the
 session history valid for the next request whatever happens (every tool call answered).
+A step's model call runs in :mod:`bmo.agent.model_step`, its tool calls in
+:mod:`bmo.agent.tool_calls`; whatever else the loop needs comes from the run's
+:class:`~bmo.agent.services.RunServices`, never from the coordinator.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import traceback
@@ -18,19 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from bmo.agent import outcomes
 from bmo.agent.errors import AgentError
-from bmo.agent.events import (
-    PermissionDecided, PermissionRequested, ReasoningDelta, RunFinished, StepStarted, TextDelta, ToolFinished,
-    ToolStarted,
-)
-from bmo.agent.messages import ChatMessage, ToolCall, Usage
-from bmo.agent.permissions import DENY, digest
+from bmo.agent.events import RunFinished, TextDelta
+from bmo.agent.messages import ChatMessage, ToolCall
+from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
-from bmo.agent.telemetry import chat_span, record_usage, tool_span
-from bmo.agent.tools.base import READ, ToolContext, ToolFailed
+from bmo.agent.tool_calls import ToolCallRunner, short_arguments
 
 if TYPE_CHECKING:
-    from bmo.agent.coordinator import Coordinator
     from bmo.agent.run import Run
+    from bmo.agent.services import RunServices
     from bmo.agent.session import Session
 
 INTERRUPTED_RESULT = "No result: this tool call was interrupted before it finished."
@@ -66,62 +64,26 @@ def call_signature(call: ToolCall) -> tuple[str, str]:
     return call.function.name, args
 
 
-def short_arguments(arguments: str, limit: int = 60) -> str:
-    """``notes.txt`` for ``{"path": "notes.txt"}``: what a person wants to see in a progress line."""
-    try:
-        parsed = json.loads(arguments or "{}")
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict) and parsed:
-        text = ", ".join(str(v) if len(parsed) == 1 else f"{k}={v}" for k, v in parsed.items())
-    else:
-        text = arguments or ""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def bound_output(text: str, limit: int) -> str:
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", errors="ignore") + f"\n[output truncated: {len(data) - limit} more bytes]"
-
-
 class AgentLoop:
     """Drives one run to its RunFinished."""
 
     def __init__(
-        self, coordinator: "Coordinator", run: "Run", session: "Session", *, client_tools: list[dict] | None,
-        sampling: dict | None, depth: int = 0, forward_to: "Run | None" = None, unwritten_run_row: dict | None = None,
+        self, services: RunServices, run: Run, session: Session, *, client_tools: list[dict] | None,
+        sampling: dict | None, depth: int = 0, unwritten_run_row: dict | None = None,
     ):
-        self.co = coordinator
-        self.host = coordinator.host
+        self.services = services
         self.run = run
         self.session = session
-        self.sampling = dict(sampling or {})
         self.depth = depth
-        self.forward_to = forward_to
         self.unwritten_run_row = unwritten_run_row  # a run on an in-memory session is written once, at its end
-        self.client_tools = [t for t in (client_tools or []) if _tool_name(t)]
-        self.client_names = {_tool_name(t) for t in self.client_tools}
-        # Every BMO tool can be looked up (to explain a refusal); only the policy's classes are offered.
-        self.tools = {n: t for n, t in coordinator.tools.items() if n not in self.client_names}
-        self.offered = [t.schema() for n, t in coordinator.tools_for(run.policy).items() if n not in self.client_names]
         self.history: list[ChatMessage] = []
         self.text: list[str] = []
-        self.usage = Usage()
-        self.steps = 0  # model calls made
+        self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append)
+        self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
 
-    # -- events --------------------------------------------------------------------
     def emit(self, event: Any) -> None:
-        self.run.emit(event)
-        if self.forward_to is not None and not self.forward_to.done:
-            # A sub-run's challenges must reach whoever watches the parent run.
-            if isinstance(event, (PermissionRequested, PermissionDecided)):
-                self.forward_to.emit(event)
-            elif isinstance(event, ReasoningDelta) and event.text.startswith("running "):
-                self.forward_to.emit(ReasoningDelta(text="sub-agent " + event.text))
+        self.services.emit(event)
 
     def say(self, text: str) -> None:
         """Answer text BMO itself adds (explanations), streamed like model text."""
@@ -137,31 +99,31 @@ class AgentLoop:
         except asyncio.CancelledError:
             reason = self.run.cancel_reason or "cancelled"
             result = RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop", text="".join(self.text),
-                                 usage=self.usage, error=f"run cancelled: {reason}")
+                                 usage=self.model.usage, error=f"run cancelled: {reason}")
             await asyncio.shield(self._close_dangling_calls())
         except AgentError as exc:
             result = self._error(str(exc), exc.status)
         except Exception as exc:  # the run must end with an event, never vanish
-            self.host.emit("agent.run.internal_error", "error", run_id=self.run.id, session_id=self.session.id,
-                           error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
+            self.services.record("agent.run.internal_error", "error", run_id=self.run.id, session_id=self.session.id,
+                                 error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
             result = self._error(f"internal error in the agent loop: {type(exc).__name__}: {exc}", 500)
         await asyncio.shield(self._finish(result, time.monotonic() - started))
         return result
 
     def _error(self, message: str, status: int) -> RunFinished:
-        return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text), usage=self.usage,
-                           error=message, error_status=status)
+        return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text),
+                           usage=self.model.usage, error=message, error_status=status)
 
     def _done(self, outcome: str, finish_reason: str = "stop", *, error: str | None = None,
               tool_calls: list[ToolCall] | None = None) -> RunFinished:
         return RunFinished(outcome=outcome, finish_reason=finish_reason, text="".join(self.text),
-                           tool_calls=list(tool_calls or []), usage=self.usage, error=error)
+                           tool_calls=list(tool_calls or []), usage=self.model.usage, error=error)
 
     async def _finish(self, result: RunFinished, elapsed: float) -> None:
-        store = self.co.store
+        store = self.services.store
         end = {
             "finished_at": time.time(), "outcome": result.outcome, "finish_reason": result.finish_reason,
-            "steps": self.steps, "prompt_tokens": result.usage.prompt_tokens,
+            "steps": self.model.steps, "prompt_tokens": result.usage.prompt_tokens,
             "completion_tokens": result.usage.completion_tokens, "error": result.error,
             "error_status": result.error_status, "cancel_reason": self.run.cancel_reason,
         }
@@ -174,16 +136,18 @@ class AgentLoop:
                 await store.audit("run.cancelled", actor=self.run.requester, session_id=self.session.id,
                                   run_id=self.run.id, reason=self.run.cancel_reason or "cancelled")
         except Exception as exc:  # a store failure must not keep the run from ending
-            self.host.emit("agent.persist_failed", "error", run_id=self.run.id, error=f"{type(exc).__name__}: {exc}")
+            self.services.record("agent.persist_failed", "error", run_id=self.run.id,
+                                 error=f"{type(exc).__name__}: {exc}")
         level = "error" if result.outcome == outcomes.ERROR else ("warn" if result.outcome != outcomes.FINAL_ANSWER and
                                                                    result.outcome != outcomes.CLIENT_TOOL_CALLS else "info")
         if result.outcome == outcomes.CANCELLED:
-            self.host.emit("agent.run.cancelled", "warn", run_id=self.run.id, session_id=self.session.id,
-                           reason=self.run.cancel_reason or "cancelled")
-        self.host.emit(
+            self.services.record("agent.run.cancelled", "warn", run_id=self.run.id, session_id=self.session.id,
+                                 reason=self.run.cancel_reason or "cancelled")
+        self.services.record(
             "agent.run.finished", level, run_id=self.run.id, session_id=self.session.id, model=self.run.model,
             origin=self.run.policy.origin, outcome=result.outcome, finish_reason=result.finish_reason,
-            steps=self.steps, prompt_tokens=result.usage.prompt_tokens, completion_tokens=result.usage.completion_tokens,
+            steps=self.model.steps, prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
             elapsed_ms=round(elapsed * 1000, 1), error=result.error, error_status=result.error_status,
             requester=self.run.requester, depth=self.depth,
         )
@@ -201,17 +165,18 @@ class AgentLoop:
             if last is None or not last.tool_calls:
                 return
             missing = [ChatMessage(role="tool", tool_call_id=c.id, content="Cancelled before this tool call finished.")
-                       for c in last.tool_calls if c.id not in answered and c.function.name not in self.client_names]
+                       for c in last.tool_calls if c.id not in answered and not self.tool_calls.is_client_call(c)]
             if missing:
                 await self._persist(missing)
         except Exception as exc:
-            self.host.emit("agent.persist_failed", "error", run_id=self.run.id, error=f"{type(exc).__name__}: {exc}")
+            self.services.record("agent.persist_failed", "error", run_id=self.run.id,
+                                 error=f"{type(exc).__name__}: {exc}")
 
     async def _loop(self) -> RunFinished:
-        options = self.host.config.section("agent")
+        options = self.services.options
         self.history = await self.session.messages()
         max_steps = self.run.policy.max_steps or options.max_steps
-        offered = self.offered + self.client_tools
+        offered = self.tool_calls.model_tools()
         tools_ran = False
         recovery_used = False
         nudge: list[ChatMessage] = []  # the recovery prompt: sent once, never persisted
@@ -223,12 +188,12 @@ class AgentLoop:
                 looping = self._loop_check(turn.tool_calls)
                 if looping is not None:
                     await self._persist([ChatMessage(role="tool", tool_call_id=c.id, content="Not run: loop detected.")
-                                         for c in turn.tool_calls if c.function.name not in self.client_names])
+                                         for c in turn.tool_calls if not self.tool_calls.is_client_call(c)])
                     return self._done(outcomes.LOOP_DETECTED, error=looping)
-                ours = [c for c in turn.tool_calls if c.function.name not in self.client_names]
-                theirs = [c for c in turn.tool_calls if c.function.name in self.client_names]
+                ours = [c for c in turn.tool_calls if not self.tool_calls.is_client_call(c)]
+                theirs = [c for c in turn.tool_calls if self.tool_calls.is_client_call(c)]
                 if ours:
-                    await self._persist(await self._execute(ours))
+                    await self._persist(await self.tool_calls.execute(ours))
                     tools_ran = True
                 if theirs:
                     return self._done(outcomes.CLIENT_TOOL_CALLS, "tool_calls", tool_calls=theirs)
@@ -237,7 +202,8 @@ class AgentLoop:
                 if not recovery_used:
                     recovery_used = True
                     nudge = [ChatMessage(role="user", content=options.recovery_prompt)]
-                    self.host.emit("agent.recovery.prompted", "warn", run_id=self.run.id, session_id=self.session.id)
+                    self.services.record("agent.recovery.prompted", "warn", run_id=self.run.id,
+                                         session_id=self.session.id)
                     continue
                 message = ("The model gave no answer after running tools, even when asked again. "
                            "Try rephrasing the request or another model.")
@@ -253,7 +219,7 @@ class AgentLoop:
     # -- loop detection ------------------------------------------------------------
     def _loop_check(self, calls: list[ToolCall]) -> str | None:
         """An explanation when a call repeats past [agent.loop_detection], else None."""
-        opts = self.host.config.section("agent.loop_detection")
+        opts = self.services.loop_detection
         if not opts.enabled:
             return None
         # A streak only lives while every step repeats the call: edit-then-retest cycles are not loops.
@@ -266,16 +232,16 @@ class AgentLoop:
                            f"with the same arguments {count} times in a row, more than the limit of "
                            f"{opts.max_identical_calls} ([agent.loop_detection] max_identical_calls).")
                 self.say(("\n\n" if self.text else "") + message)
-                self.host.emit("agent.loop_detected", "warn", run_id=self.run.id, session_id=self.session.id,
-                               tool=call.function.name, count=count)
+                self.services.record("agent.loop_detected", "warn", run_id=self.run.id, session_id=self.session.id,
+                                     tool=call.function.name, count=count)
                 return message
         return None
 
     # -- model calls ---------------------------------------------------------------
     async def _model_turn(self, messages: list[ChatMessage], tools: list[dict]) -> ModelTurn:
         """One model answer; a ``length`` stop is continued and stitched into one text."""
-        turn = await self._call_model(messages, tools, "model")
-        opts = self.host.config.section("agent.length_recovery")
+        turn = await self.model.call(messages, tools, "model")
+        opts = self.services.length_recovery
         if turn.finish_reason != "length" or turn.tool_calls or not opts.enabled:
             return turn
         texts = [turn.text]
@@ -285,155 +251,10 @@ class AgentLoop:
             continuations += 1
             follow = messages + [ChatMessage(role="assistant", content="".join(texts)),
                                  ChatMessage(role="user", content=opts.continue_prompt)]
-            turn = await self._call_model(follow, tools, "length_recovery")
+            turn = await self.model.call(follow, tools, "length_recovery")
             texts.append(turn.text)
             usage = usage + turn.usage
-        self.host.emit("agent.length_recovery", "info", run_id=self.run.id, continuations=continuations,
-                       finish_reason=turn.finish_reason)
+        self.services.record("agent.length_recovery", "info", run_id=self.run.id, continuations=continuations,
+                             finish_reason=turn.finish_reason)
         return ModelTurn(text="".join(texts), reasoning=turn.reasoning, tool_calls=turn.tool_calls,
                          finish_reason=turn.finish_reason, usage=usage)
-
-    async def _call_model(self, messages: list[ChatMessage], tools: list[dict], kind: str) -> ModelTurn:
-        provider, upstream_model = self.co.resolve_model(self.run.model)
-        self.steps += 1
-        step = self.steps
-        started_at = time.time()
-        turn: ModelTurn | None = None
-        started_event = False
-        error: str | None = None
-        try:
-            with chat_span(self.host, provider=provider.name, model=upstream_model, run_id=self.run.id,
-                           session_id=self.session.id) as span:
-                stream = provider.stream(upstream_model, messages, tools=tools or None, sampling=self.sampling)
-                # aclosing: a cancel closes the upstream connection now, not whenever the generator is collected.
-                async with contextlib.aclosing(stream) as items:
-                    async for item in items:
-                        if not started_event:
-                            # Only now: an upstream that fails before its first byte leaves RunFinished first.
-                            self.emit(StepStarted(step=step, model=self.run.model))
-                            started_event = True
-                        if isinstance(item, ModelTurn):
-                            turn = item
-                        elif isinstance(item, TextDelta):
-                            self.text.append(item.text)
-                            self.emit(item)
-                        else:
-                            self.emit(item)
-                assert turn is not None
-                record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
-                             finish_reason=turn.finish_reason)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            usage = turn.usage if turn is not None else Usage()
-            self.usage = self.usage + usage
-            # One row per step, written when it ends and not waited for: no store hop before or after the model call.
-            self._write_soon(self.co.store.record_step_soon({
-                "run_id": self.run.id, "step": step, "kind": kind, "model": self.run.model, "started_at": started_at,
-                "finished_at": time.time(), "finish_reason": turn.finish_reason if turn else None,
-                "tool_calls": len(turn.tool_calls) if turn else 0, "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens, "error": error,
-            }), "run_step")
-        return turn
-
-    def _write_soon(self, future: asyncio.Future, what: str) -> None:
-        """Let a write nobody waits for report its failure as a trace record."""
-        def reported(fut: asyncio.Future) -> None:
-            if not fut.cancelled() and fut.exception() is not None:
-                exc = fut.exception()
-                self.host.emit("agent.persist_failed", "error", run_id=self.run.id, write=what,
-                               error=f"{type(exc).__name__}: {exc}")
-
-        future.add_done_callback(reported)
-
-    # -- tools ---------------------------------------------------------------------
-    async def _execute(self, calls: list[ToolCall]) -> list[ChatMessage]:
-        """Run the calls; consecutive read-class calls run together, the others one at a time, in order."""
-        batches: list[list[ToolCall]] = []
-        for call in calls:
-            tool = self.tools.get(call.function.name)
-            parallel = tool is not None and tool.tool_class == READ
-            if parallel and batches and batches[-1][0].function.name in self.tools and \
-                    self.tools[batches[-1][0].function.name].tool_class == READ:
-                batches[-1].append(call)
-            else:
-                batches.append([call])
-        results: dict[str, str] = {}
-        for batch in batches:
-            outputs = await asyncio.gather(*(self._run_tool(c) for c in batch))
-            results.update(zip((c.id for c in batch), outputs, strict=True))
-        return [ChatMessage(role="tool", tool_call_id=c.id, content=results[c.id]) for c in calls]
-
-    async def _run_tool(self, call: ToolCall) -> str:
-        name, arguments = call.function.name, call.function.arguments or "{}"
-        options = self.host.config.section("agent")
-        self.emit(ToolStarted(call_id=call.id, name=name, arguments=arguments))
-        self.emit(ReasoningDelta(text=f"running {name}({short_arguments(arguments)})…\n"))
-        tool = self.tools.get(name)
-        ok = False
-        executed = False
-        started = time.monotonic()
-        with tool_span(self.host, name=name, call_id=call.id, tool_class=getattr(tool, "tool_class", "unknown"),
-                       run_id=self.run.id) as span:
-            if tool is None:
-                offered = sorted(t["function"]["name"] for t in self.offered + self.client_tools)
-                content = f"Error: there is no tool named {name!r}. Available tools: {', '.join(offered) or 'none'}."
-            else:
-                try:
-                    args = json.loads(arguments)
-                    if not isinstance(args, dict):
-                        raise ValueError("arguments must be a JSON object")
-                except ValueError as exc:
-                    args = None
-                    content = f"Error: the arguments for {name} are not a valid JSON object ({exc}); call it again with valid JSON."
-                if args is not None:
-                    content, ok, executed = await self._permitted_run(tool, arguments, args, call)
-            span.set_attribute("bmo.tool.ok", ok)
-        content = bound_output(content, options.max_tool_output_bytes)
-        if executed:
-            await self.co.store.audit("tool.executed", actor=self.run.requester, session_id=self.session.id,
-                                      run_id=self.run.id, tool=name, call_id=call.id, ok=ok,
-                                      arguments_digest=digest(arguments))
-        self.host.emit("agent.tool.finished", "info" if ok else "warn", run_id=self.run.id, session_id=self.session.id,
-                       tool=name, call_id=call.id, ok=ok, executed=executed,
-                       elapsed_ms=round((time.monotonic() - started) * 1000, 1))
-        self.emit(ToolFinished(call_id=call.id, name=name, ok=ok, summary=content[:300]))
-        return content
-
-    async def _permitted_run(self, tool: Any, arguments: str, args: dict, call: ToolCall) -> tuple[str, bool, bool]:
-        """(content, ok, executed) after the permission check."""
-        policy = self.run.policy
-        if policy.allowed_classes is not None and tool.tool_class not in policy.allowed_classes:
-            allowed = ", ".join(sorted(policy.allowed_classes)) or "none"
-            return (f"Permission denied: {tool.name} is a {tool.tool_class} tool and this run only allows {allowed} tools. "
-                    "Answer with what you can do without it.", False, False)
-        options = self.host.config.section("agent")
-        timeout = policy.permission_timeout_s if policy.permission_timeout_s is not None else options.permission_timeout_s
-        verdict = await self.co.permissions.check(
-            tool=tool, arguments=arguments, args=args, session_id=self.session.id, run_id=self.run.id,
-            requester=self.run.requester, permission_mode=policy.permission_mode, timeout_s=timeout, emit=self.emit,
-        )
-        if not verdict.allowed:
-            why = "nobody answered the permission request in time" if verdict.decided_by == "timeout" else \
-                  f"it was denied ({verdict.decided_by})"
-            return (f"Permission denied: {tool.name} was not run because {why}. Do not retry it; tell the user "
-                    "what you wanted to do and why.", False, False)
-        assert verdict.decision != DENY
-        ctx = ToolContext(host=self.host, session_id=self.session.id, run_id=self.run.id, workspace=self.co.workspace,
-                          requester=self.run.requester, depth=self.depth, extra={"run": self.run, "loop": self})
-        try:
-            return await tool.run(args, ctx), True, True
-        except ToolFailed as exc:
-            return f"Error: {exc}", False, True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a tool's bug goes back to the model; the run goes on
-            self.host.emit("agent.tool.crashed", "error", tool=tool.name, run_id=self.run.id,
-                           error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=6))
-            return f"Error: {tool.name} failed: {type(exc).__name__}: {exc}", False, True
-
-
-def _tool_name(entry: dict) -> str:
-    fn = entry.get("function") if isinstance(entry, dict) else None
-    return fn.get("name", "") if isinstance(fn, dict) else ""

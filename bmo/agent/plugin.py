@@ -6,6 +6,7 @@ import json
 
 import msgspec
 
+from bmo.agent import COORDINATOR_STATE_KEY, maybe_coordinator
 from bmo.agent.config import SECTIONS, ProviderOptions
 from bmo.hookspecs import hookimpl
 
@@ -95,14 +96,14 @@ async def bmo_startup(host):
             host.emit("agent.provider.invalid", "error", provider=name, error=str(exc))
     coordinator = Coordinator(host, providers)
     await coordinator.discover_models()
-    host.coordinator = coordinator
+    host.state[COORDINATOR_STATE_KEY] = coordinator
     if not providers:
         host.emit("agent.no_provider", "warn", hint="add a [providers.NAME] table to bmo.toml to serve models")
 
 
 @hookimpl
 async def bmo_shutdown(host):
-    coordinator = getattr(host, "coordinator", None)  # unset when startup failed before this plugin's ran
+    coordinator = maybe_coordinator(host)
     if coordinator is None:
         return
     try:

@@ -15,20 +15,23 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 _NOOP = trace.NoOpTracer()
 
 
-def _tracer(host: Any):
-    return getattr(host, "tracer", None) or _NOOP
+def _or_noop(tracer: Any):
+    return tracer or _NOOP
 
 
 @contextmanager
-def chat_span(host: Any, *, provider: str, model: str, run_id: str | None = None, session_id: str | None = None):
-    """``chat {model}``: one model call (``model`` as the upstream knows it). Set usage with :func:`record_usage`."""
+def chat_span(tracer: Any, *, provider: str, model: str, run_id: str | None = None, session_id: str | None = None):
+    """``chat {model}``: one model call (``model`` as the upstream knows it). Set usage with :func:`record_usage`.
+
+    ``tracer`` None: the span is a no-op.
+    """
     attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": model, "gen_ai.provider.name": provider,
              "gen_ai.system": provider, "bmo.model": f"{provider}/{model}"}
     if run_id:
         attrs["bmo.run_id"] = run_id
     if session_id:
         attrs["gen_ai.conversation.id"] = session_id
-    with _tracer(host).start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attrs,
+    with _or_noop(tracer).start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT, attributes=attrs,
                                              record_exception=False, set_status_on_exception=False) as span:
         try:
             yield span
@@ -47,12 +50,12 @@ def record_usage(span: Any, *, input_tokens: int, output_tokens: int, finish_rea
 
 
 @contextmanager
-def tool_span(host: Any, *, name: str, call_id: str, tool_class: str, run_id: str | None = None):
+def tool_span(tracer: Any, *, name: str, call_id: str, tool_class: str, run_id: str | None = None):
     """``execute_tool {name}``: one tool call."""
     attrs = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name, "gen_ai.tool.call.id": call_id,
              "gen_ai.tool.type": "function", "bmo.tool.class": tool_class}
     if run_id:
         attrs["bmo.run_id"] = run_id
-    with _tracer(host).start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attrs,
+    with _or_noop(tracer).start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attrs,
                                              record_exception=False, set_status_on_exception=False) as span:
         yield span

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from bmo.agent import coordinator_of
 from bmo.testing.harness import RunningServer
 
 
@@ -25,7 +26,7 @@ class Native:
 
     @property
     def co(self):
-        return self.server.host.coordinator
+        return coordinator_of(self.server.host)
 
     async def stop(self) -> None:
         """Stop early (e.g. to restart on the same data dir); the fixture skips it afterwards."""

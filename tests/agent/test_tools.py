@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bmo.agent import coordinator_of
 from bmo.agent.config import AgentOptions, FileToolsOptions
 from bmo.agent.tools import core_tools
 from bmo.agent.tools.base import ToolContext, ToolFailed
@@ -25,7 +26,7 @@ class _Config:
 
 
 def ctx_for(workspace: Path, **sections) -> ToolContext:
-    host = SimpleNamespace(config=_Config(**sections), coordinator=None)
+    host = SimpleNamespace(config=_Config(**sections))
     return ToolContext(host=host, session_id="s", run_id="r", workspace=workspace)
 
 
@@ -155,7 +156,7 @@ async def test_a_plugin_tool_is_offered_and_run(tmp_path, workspace, fake_upstre
         from bmo.agent.coordinator import RunPolicy
         from bmo.agent.messages import ChatMessage
 
-        co = server.host.coordinator
+        co = coordinator_of(server.host)
         fake_upstream.script(reply(tool_calls=[tool_call("shout", {"text": "hey"})]), reply("done"))
         session = await co.create_session(model="fake/fake-model")
         run = await co.start_run(session, [ChatMessage(role="user", content="shout")], policy=RunPolicy())

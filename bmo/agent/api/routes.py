@@ -12,7 +12,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from bmo.agent import outcomes
+from bmo.agent import maybe_coordinator, outcomes
 from bmo.agent.api.sse import KEEPALIVE_S, event_frame, idle, open_stream, pumped, relay
 from bmo.agent.errors import AgentError, SessionBusy
 from bmo.agent.events import RunFinished
@@ -55,7 +55,7 @@ class CancelBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def _coordinator(request: web.Request):
     from bmo.server.app import get_host
 
-    coordinator = get_host(request).coordinator
+    coordinator = maybe_coordinator(get_host(request))
     if coordinator is None:
         raise ApiError(503, "The agent coordinator is not running.")
     return coordinator

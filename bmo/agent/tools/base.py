@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,15 +15,22 @@ class ToolFailed(Exception):
     """A tool's own failure: its message goes back to the model, the run goes on."""
 
 
+async def _no_spawn(task: str) -> str:
+    raise ToolFailed("spawning needs a running agent loop; do the task yourself")
+
+
 @dataclass
 class ToolContext:
+    """What a tool gets when it runs: the host, where and for whom it runs, and how to spawn a sub-run."""
+
     host: Any
     session_id: str
     run_id: str
     workspace: Path
     requester: str = ""
     depth: int = 0  # spawn_agent nesting level
-    extra: dict[str, Any] = field(default_factory=dict)
+    # ``await ctx.spawn(task)``: the final answer of a sub-run of this run on ``task`` (ToolFailed past the limits).
+    spawn: Callable[[str], Awaitable[str]] = _no_spawn
 
 
 class Tool:

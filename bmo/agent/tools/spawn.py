@@ -26,7 +26,4 @@ class SpawnAgent(Tool):
         task = args.get("task")
         if not isinstance(task, str) or not task.strip():
             raise ToolFailed("task must be a non-empty description of the sub-task")
-        coordinator = ctx.host.coordinator
-        if coordinator is None:
-            raise ToolFailed("spawning needs a running coordinator")
-        return await coordinator.spawn(ctx, task.strip())
+        return await ctx.spawn(task.strip())

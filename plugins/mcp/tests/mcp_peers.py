@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bmo.agent import coordinator_of
 from bmo.agent.events import PermissionRequested, RunFinished
 from bmo.agent.messages import ChatMessage
 from bmo.agent.run import RunPolicy
@@ -52,7 +53,7 @@ def marked_processes(mark: str) -> list[int]:
 
 async def run_agent(host, text: str, *, policy: RunPolicy | None = None, decide: str | None = None) -> tuple[RunFinished, list]:
     """One run on a new session; ``decide`` answers each permission challenge. Returns (result, events)."""
-    co = host.coordinator
+    co = coordinator_of(host)
     session = await co.create_session(model=co.default_model())
     run = await co.start_run(session, [ChatMessage(role="user", content=text)], policy=policy or RunPolicy())
     events = []

@@ -6,7 +6,7 @@ import asyncio
 
 from mcp_peers import run_agent, start_everything, stop_everything, tool_messages
 
-from bmo.agent import outcomes
+from bmo.agent import coordinator_of, maybe_coordinator, outcomes
 from bmo.agent.events import ToolStarted
 from bmo.agent.messages import ChatMessage
 from bmo.agent.run import RunPolicy
@@ -45,7 +45,7 @@ async def test_an_http_server_that_is_not_there_is_reported_not_fatal(bmo, fake_
     server = await bmo(f'[mcp.gone]\nurl = "http://127.0.0.1:{free_port()}/mcp"\nstartup_timeout_s = 5\n')
     row = (await server.host.posture())["mcp"]["servers"]["gone"]
     assert row["state"] == "failed" and row["last_error"]
-    assert server.host.coordinator is not None
+    assert maybe_coordinator(server.host) is not None
 
 
 async def test_a_call_past_timeout_s_is_an_error_for_the_model_and_the_connection_stays_usable(bmo, fake_upstream,
@@ -65,7 +65,7 @@ async def test_cancelling_a_run_stops_its_mcp_call_at_once(bmo, fake_upstream, e
     server = await bmo(f'[mcp.everything]\nurl = "{everything_url}"\ntool_class = "read"\n')
     fake_upstream.script(reply(tool_calls=[tool_call("mcp__everything__trigger-long-running-operation",
                                                      {"duration": 60, "steps": 2})]))
-    co = server.host.coordinator
+    co = coordinator_of(server.host)
     session = await co.create_session(model=co.default_model())
     run = await co.start_run(session, [ChatMessage(role="user", content="go")], policy=RunPolicy())
     async with asyncio.timeout(20):  # far below the operation's 60 s: the call did not run to its end

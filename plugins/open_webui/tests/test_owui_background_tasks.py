@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import openai
 
+from bmo.agent import coordinator_of
 from bmo_open_webui.tasks import is_background_task
 from owui_server import MODEL, TITLE_JSON, TOKEN, ledger_row
 
@@ -39,7 +40,7 @@ async def test_title_task_while_the_chat_streams_answers_at_once_with_one_model_
         try:
             assert stream.status == 200
             await asyncio.wait_for(_first_content_line(stream), 10)
-            running = bmo.host.coordinator.active_run(session_id)
+            running = coordinator_of(bmo.host).active_run(session_id)
             assert running is not None  # the chat's run holds its session right now
             calls_before = len(upstream.chat_requests)
 
@@ -59,8 +60,8 @@ async def test_title_task_while_the_chat_streams_answers_at_once_with_one_model_
             assert "tools" not in sent and "tool_choice" not in sent
             assert sent["messages"][-1]["content"] == TITLE_PROMPT
             # The chat's run was neither blocked nor disturbed, and the task joined no session.
-            assert bmo.host.coordinator.active_run(session_id) is running and not running.done
-            users = [m.content for m in await (await bmo.host.coordinator.get_session(session_id)).messages()
+            assert coordinator_of(bmo.host).active_run(session_id) is running and not running.done
+            users = [m.content for m in await (await coordinator_of(bmo.host).get_session(session_id)).messages()
                      if m.role == "user"]
             assert users == ["what is the weather like, please hang"]
 
@@ -97,7 +98,7 @@ async def test_a_task_header_marks_any_prompt_as_a_task(bmo, upstream):
     async with aiohttp.ClientSession() as http:
         row = await ledger_row(http, bmo, raw.headers["x-request-id"])
     assert row["kind"] == "task"
-    assert await bmo.host.coordinator.get_session("openwebui-emoji-chat") is None
+    assert await coordinator_of(bmo.host).get_session("openwebui-emoji-chat") is None
 
 
 async def test_an_empty_task_header_is_an_ordinary_chat(bmo):

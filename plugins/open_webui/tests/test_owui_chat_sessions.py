@@ -5,6 +5,7 @@ from __future__ import annotations
 import openai
 
 from owui_server import MODEL, TOKEN
+from bmo.agent import coordinator_of
 
 CHAT_HEADER = "X-OpenWebUI-Chat-Id"
 
@@ -31,7 +32,7 @@ async def test_same_chat_id_twice_lands_in_one_session(bmo, upstream):
     assert first_headers["x-bmo-session-id"] == session_id
     assert second_headers["x-bmo-session-id"] == session_id
     assert second.choices[0].message.content == "echo: and again"
-    session = await bmo.host.coordinator.get_session(session_id)
+    session = await coordinator_of(bmo.host).get_session(session_id)
     assert session is not None and not session.ephemeral
     users = [m.content for m in await session.messages() if m.role == "user"]
     assert users == ["hello bmo", "and again"]  # the re-sent first turn was not appended twice
@@ -53,7 +54,7 @@ async def test_explicit_bmo_session_header_wins_over_the_chat_id(bmo):
     headers, _ = await ask(sdk, [{"role": "user", "content": "hi"}],
                            {CHAT_HEADER: "chat-c", "X-BMO-Session-Id": "mine"})
     assert headers["x-bmo-session-id"] == "mine"
-    assert await bmo.host.coordinator.get_session("openwebui-chat-c") is None
+    assert await coordinator_of(bmo.host).get_session("openwebui-chat-c") is None
 
 
 async def test_temporary_chat_ids_stay_ephemeral(bmo, upstream):
@@ -66,7 +67,7 @@ async def test_temporary_chat_ids_stay_ephemeral(bmo, upstream):
             # Each request's conversation is only what it carried: nothing was kept between them.
             assert [m["content"] for m in upstream.chat_requests[-1].messages if m["role"] == "user"] == [text]
     for session_id in ("openwebui-temporary:7d1e", "openwebui-local:7d1e", "openwebui-7d1e"):
-        assert await bmo.host.coordinator.get_session(session_id) is None
+        assert await coordinator_of(bmo.host).get_session(session_id) is None
 
 
 async def test_unsafe_chat_id_is_hashed_into_a_valid_session_id(bmo):

@@ -5,18 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from bmo.hookspecs import hookimpl
-from bmo_openai_compat import config_show, outcomes
+from bmo_openai_compat import config_show
 from bmo_openai_compat.config import SECTION, OpenAICompatOptions
 from bmo_openai_compat.hookspecs import ensure_hookspecs
 from bmo_openai_compat.migrations import MIGRATIONS, OWNER
+from bmo_openai_compat.observe import outcomes
 
 # Server-side modules load in the server-side hooks, so `bmo config …` and `bmo logs` start fast.
 
 
 def _routes():
     """(method, path, handler, route label for records; None: not a recorded compat request)."""
-    from bmo_openai_compat.chat import chat_completions
-    from bmo_openai_compat.listing import list_models, list_run_events, list_runs, posture
+    from bmo_openai_compat.http.chat import chat_completions
+    from bmo_openai_compat.http.models import list_models
+    from bmo_openai_compat.http.posture_route import posture
+    from bmo_openai_compat.http.runs import list_run_events, list_runs
 
     return (
         ("POST", "/v1/chat/completions", chat_completions, outcomes.CHAT_COMPLETIONS),
@@ -48,7 +51,7 @@ def _auth_failure_observer(route: str):
 
     async def observe(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
         from bmo.server.app import get_host
-        from bmo_openai_compat.request_trace import CompatRequest
+        from bmo_openai_compat.observe.compat_request import CompatRequest
         from bmo_openai_compat.sessions import SESSION_HEADER
         from bmo_openai_compat.state import state_of
 
@@ -79,7 +82,7 @@ def bmo_routes(register, host):
 
 @hookimpl
 def bmo_slash_commands(register, host):
-    from bmo_openai_compat.posture import slash_openai_compat
+    from bmo_openai_compat.observe.posture import slash_openai_compat
 
     register("openai-compat", slash_openai_compat,
              help="Read-only posture of the OpenAI-compatible API: policies, models, ledger, clients, outcomes.")
@@ -87,21 +90,21 @@ def bmo_slash_commands(register, host):
 
 @hookimpl
 def bmo_sidebar_indicators(register, host):
-    from bmo_openai_compat.posture import sidebar_value
+    from bmo_openai_compat.observe.posture import sidebar_value
 
     register("OpenAI compat", sidebar_value)
 
 
 @hookimpl
 def bmo_tools(register, host):
-    from bmo_openai_compat.posture import OpenAICompatStatusTool
+    from bmo_openai_compat.observe.posture import OpenAICompatStatusTool
 
     register(OpenAICompatStatusTool())
 
 
 @hookimpl
 def bmo_posture(register, host):
-    from bmo_openai_compat.posture import build_snapshot
+    from bmo_openai_compat.observe.posture import build_snapshot
 
     register("openai_compat", build_snapshot)
 
@@ -110,7 +113,7 @@ def bmo_posture(register, host):
 def bmo_startup(host):
     import os
 
-    from bmo_openai_compat.ledger import NO_LEDGER_ENV, Ledger
+    from bmo_openai_compat.observe.ledger import NO_LEDGER_ENV, Ledger
     from bmo_openai_compat.state import state_of
 
     ensure_hookspecs(host.pm)

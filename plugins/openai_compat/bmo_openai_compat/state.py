@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bmo.agent import maybe_coordinator
 from bmo_openai_compat.config import OpenAICompatOptions, options_of
-from bmo_openai_compat.ledger import Ledger
+from bmo_openai_compat.observe.ledger import Ledger
 
 STATE_KEY = "openai_compat"
 
@@ -27,7 +28,7 @@ def state_of(host) -> CompatState:
 def advertised_model_ids(host) -> list[str]:
     """What ``GET /v1/models`` lists: ``advertised_models`` narrowed to what providers serve, or all."""
     options = state_of(host).options
-    coordinator = host.coordinator
+    coordinator = maybe_coordinator(host)
     if coordinator is None:
         return list(options.advertised_models)
     served = list(coordinator.model_ids())

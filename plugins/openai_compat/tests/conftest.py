@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from compat_support import TOKEN, Compat, ScriptedModel, compat_toml
 
 from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.harness import start_server
-from compat_support import TOKEN, Compat, ScriptedModel, compat_toml
 
 
 @pytest_asyncio.fixture

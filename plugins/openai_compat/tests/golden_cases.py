@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bmo.agent import coordinator_of
 from bmo.testing.fake_upstream import Reply
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -106,7 +107,7 @@ async def _hold_session(compat, http, session_id: str):
                                                    "X-BMO-Session-Id": session_id},
         json={"model": "fake/fake-model", "messages": [{"role": "user", "content": "Take your time."}], "stream": True})
     async with asyncio.timeout(10):
-        while compat.host.coordinator.active_run(session_id) is None:
+        while coordinator_of(compat.host).active_run(session_id) is None:
             await asyncio.sleep(0.02)
     return response, response.headers["X-Request-Id"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from compat_support import MODEL
+from bmo.agent import coordinator_of
 
 
 async def test_sync_non_streaming_answer_parses_strictly_and_lands_in_the_ledger(compat):
@@ -18,7 +19,7 @@ async def test_sync_non_streaming_answer_parses_strictly_and_lands_in_the_ledger
     request_id = raw.headers["x-request-id"]
     assert completion.id == "chatcmpl-" + request_id.removeprefix("req_")
     assert "x-bmo-session-id" not in raw.headers  # no session header: a throw-away session
-    assert await compat.host.coordinator.list_sessions(include_ephemeral=True) == []  # and it is gone
+    assert await coordinator_of(compat.host).list_sessions(include_ephemeral=True) == []  # and it is gone
     action = await compat.assert_outcome(request_id, "final_answer", 200)
     assert action["kind"] == "chat" and action["model"] == MODEL and action["stream"] is False
 

@@ -7,13 +7,14 @@ import asyncio
 import openai
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from compat_support import MODEL, TOKEN
 
 from bmo.agent import events as ev
 from bmo.agent.run import Run
-from bmo_openai_compat import outcomes, sse
-from bmo_openai_compat.delivery import EventPump, RunDelivery
-from bmo_openai_compat.request_trace import CompatRequest
-from compat_support import MODEL, TOKEN
+from bmo_openai_compat.observe import outcomes
+from bmo_openai_compat.observe.compat_request import CompatRequest
+from bmo_openai_compat.stream import sse_framing as sse
+from bmo_openai_compat.stream.delivery import EventPump, RunDelivery
 
 
 class CountingQueue(asyncio.Queue):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import openai
 import pytest
-
 from compat_support import MODEL
 
 
@@ -144,7 +142,7 @@ async def test_more_refusals_name_their_field(compat, headers, extra, param):
 
 
 def test_user_agent_is_cut_at_64_bytes_without_splitting_a_character():
-    from bmo_openai_compat.request_trace import truncate_ua
+    from bmo_openai_compat.observe.compat_request import truncate_ua
 
     assert truncate_ua("a" * 100) == "a" * 64
     cut = truncate_ua("é" * 40)  # two bytes each

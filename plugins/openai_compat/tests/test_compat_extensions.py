@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from compat_support import MODEL
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from bmo.agent import coordinator_of
 from bmo.hookspecs import hookimpl
-from compat_support import MODEL
 
 
 class ClientPlugin:
@@ -39,7 +40,7 @@ async def test_session_key_hook_gives_a_session_without_the_header(compat):
         raw = await client.chat.completions.with_raw_response.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], metadata={"chat_id": "chat-77"})
         assert raw.headers["x-bmo-session-id"] == "chat-77"
-        assert await compat.host.coordinator.get_session("chat-77") is not None
+        assert await coordinator_of(compat.host).get_session("chat-77") is not None
         action = await compat.assert_outcome(raw.headers["x-request-id"], "final_answer", 200)
         assert action["session_id"] == "chat-77"
         await client.close()
@@ -61,7 +62,7 @@ async def test_task_requests_make_one_direct_model_call_without_session_or_route
         assert chunks[-1].usage is not None
         assert len(compat.up.chat_requests) == 1 and compat.model.router_calls == 0
         assert "tools" not in compat.up.chat_requests[0].body
-        assert await compat.host.coordinator.get_session("s-task") is None  # no session touched
+        assert await coordinator_of(compat.host).get_session("s-task") is None  # no session touched
         action = await compat.assert_outcome(request_id, "final_answer", 200)
         fired = (await compat.records("openai_compat.fired", request_id=request_id))[0]
         assert action["kind"] == fired["kind"] == "task"

@@ -6,7 +6,6 @@ import json
 import os
 
 import pytest
-
 from golden_cases import GOLDEN_DIR, REFERENCE_DOC, doc_blocks, load_cases, render_example, rewrite_doc_blocks, run_case
 
 UPDATE = os.environ.get("BMO_UPDATE_GOLDEN") == "1"

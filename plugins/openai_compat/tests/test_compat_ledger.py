@@ -5,9 +5,10 @@ from __future__ import annotations
 import apsw
 import openai
 import pytest
-
-from bmo.testing.fake_upstream import reply, tool_call
 from compat_support import MODEL
+
+from bmo.agent import coordinator_of
+from bmo.testing.fake_upstream import reply, tool_call
 
 BLOCK = "CREATE TRIGGER block_runs BEFORE INSERT ON openai_compat_runs BEGIN SELECT RAISE(ABORT, 'disk full'); END"
 
@@ -165,7 +166,7 @@ async def test_the_row_says_running_and_shows_the_wait_while_a_permission_is_pen
     assert row["status"] == "running" and row["outcome"] is None
     events = await compat.timeline(request_id)
     assert events[-1]["event"] == "permission_requested" and not any(e["terminal"] for e in events)
-    assert await compat.host.coordinator.decide_permission(events[-1]["detail"]["permission_id"], "deny")
+    assert await coordinator_of(compat.host).decide_permission(events[-1]["detail"]["permission_id"], "deny")
     chunks += [c async for c in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Not written."
     await compat.assert_outcome(request_id, "final_answer", 200)

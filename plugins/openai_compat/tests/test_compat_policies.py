@@ -7,9 +7,9 @@ import json
 import aiohttp
 import openai
 import pytest
+from compat_support import MODEL, TOKEN, route_reply
 
 from bmo.testing.fake_upstream import reply, tool_call
-from compat_support import MODEL, TOKEN, route_reply
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",

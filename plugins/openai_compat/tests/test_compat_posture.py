@@ -6,11 +6,11 @@ import json
 
 import openai
 import pytest
+from compat_support import MODEL, OTHER_MODEL
 
 from bmo.agent.tools.base import ToolContext
 from bmo_openai_compat.config import OpenAICompatOptions
-from bmo_openai_compat.posture import sidebar_label
-from compat_support import MODEL, OTHER_MODEL
+from bmo_openai_compat.observe.posture import sidebar_label
 
 
 @pytest.mark.parametrize("options, degraded, label", [

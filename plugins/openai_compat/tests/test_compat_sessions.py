@@ -7,9 +7,10 @@ import asyncio
 import aiohttp
 import openai
 import pytest
-
-from bmo.testing.fake_upstream import reply
 from compat_support import MODEL, OTHER_MODEL, open_stream_until
+
+from bmo.agent import coordinator_of
+from bmo.testing.fake_upstream import reply
 
 
 def session_headers(session_id: str, **extra) -> dict:
@@ -28,7 +29,7 @@ async def test_session_reuse_appends_only_the_trailing_messages(compat):
         messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "one"},
                   {"role": "assistant", "content": answer}, {"role": "user", "content": "two"}])
     assert second.parse().choices[0].message.content == "echo: two"
-    session = await compat.host.coordinator.get_session("s-reuse")
+    session = await coordinator_of(compat.host).get_session("s-reuse")
     history = [(m.role, m.content) for m in await session.messages()]
     assert history.count(("user", "one")) == 1 and history.count(("system", "be brief")) == 1
     assert history[-1] == ("assistant", "echo: two")
@@ -115,7 +116,7 @@ async def test_model_override_allow_ephemeral_runs_on_the_other_model_once(start
         model=OTHER_MODEL, messages=[{"role": "user", "content": "b"}], extra_headers=session_headers("s-eph"))
     assert raw.parse().model == OTHER_MODEL
     assert compat.up.chat_requests[-1].body["model"] == "other-model"
-    session = await compat.host.coordinator.get_session("s-eph")
+    session = await coordinator_of(compat.host).get_session("s-eph")
     assert session.model == MODEL  # the session keeps its own model
     await compat.assert_outcome(raw.headers["x-request-id"], "model_override_applied", 200)
     await client.close()
@@ -133,5 +134,5 @@ async def test_client_giving_up_on_a_non_streamed_answer_cancels_the_run(compat)
         while (row := await compat.row(rows[0]["request_id"]))["status"] != "finished":
             await asyncio.sleep(0.05)
     await compat.assert_outcome(row["request_id"], "cancelled", 499)
-    assert compat.host.coordinator.active_run("s-gone") is None
+    assert coordinator_of(compat.host).active_run("s-gone") is None
     await client.close()

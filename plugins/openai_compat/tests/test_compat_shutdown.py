@@ -7,9 +7,9 @@ import json
 
 import aiohttp
 import apsw
+from compat_support import open_stream_until
 
 from bmo.testing.fake_upstream import reply
-from compat_support import open_stream_until
 
 
 async def test_shutdown_mid_stream_ends_the_request_and_its_ledger_row(compat):

@@ -14,10 +14,10 @@ import aiohttp
 import apsw
 import openai
 import pytest
+from compat_support import MODEL, TOKEN, ScriptedModel, compat_toml
 
 from bmo.testing.fake_upstream import FakeUpstream, reply
 from bmo.testing.harness import free_port, spawn_serve
-from compat_support import MODEL, TOKEN, ScriptedModel, compat_toml
 
 TRACING_DOC = Path(__file__).resolve().parents[3] / "docs" / "tracing.md"
 UA = "my-client/2.0"

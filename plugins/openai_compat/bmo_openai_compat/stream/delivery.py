@@ -17,10 +17,11 @@ from aiohttp import web
 from bmo.agent import events as ev
 from bmo.agent import outcomes as run_outcomes
 from bmo.server.errors import ApiError, ErrorEnvelope
-from bmo_openai_compat import outcomes, wire
-from bmo_openai_compat.chunks import Answer
-from bmo_openai_compat.request_trace import CompatRequest
-from bmo_openai_compat.sse import ClientGone, SseStream, client_gone
+from bmo_openai_compat import wire
+from bmo_openai_compat.observe import outcomes
+from bmo_openai_compat.observe.compat_request import CompatRequest
+from bmo_openai_compat.stream.chunks import Answer
+from bmo_openai_compat.stream.sse_framing import ClientGone, SseStream, client_gone
 
 _END = object()
 _TICK = object()

@@ -1,4 +1,4 @@
-"""Host routes: loaded plugins, posture, and the slash/sidebar surfaces the TUI reads over HTTP."""
+"""Host routes: loaded plugins, posture, and the slash/sidebar surfaces the TUI reads over HTTP (not `/healthz`, which the app serves itself)."""
 
 from __future__ import annotations
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
 from bmo.server.app import get_host
 from bmo.server.auth import requester_label
-from bmo_openai_compat import outcomes, wire
-from bmo_openai_compat.common import PreparedError, compat_error, disabled_error, guarded, identity_headers
-from bmo_openai_compat.delivery import RunDelivery, deliver_text
-from bmo_openai_compat.request_trace import CompatRequest
-from bmo_openai_compat.router import is_first_user_turn, route
+from bmo_openai_compat import wire
+from bmo_openai_compat.ambiguity import is_first_user_turn, route
+from bmo_openai_compat.http.error_replies import PreparedError, compat_error, disabled_error, guarded, identity_headers
+from bmo_openai_compat.observe import outcomes
+from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, new_messages, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
+from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
 
 TASK = "task"
 
@@ -42,9 +44,10 @@ class ChatHandler:
 
     @property
     def coordinator(self):
-        if self.host.coordinator is None:
+        coordinator = maybe_coordinator(self.host)
+        if coordinator is None:
             raise compat_error(503, "The agent core is not running on this server; no model can answer.")
-        return self.host.coordinator
+        return coordinator
 
     async def handle(self) -> web.StreamResponse:
         request, rt, pm = self.request, self.rt, self.host.pm

@@ -1,50 +1,17 @@
-"""The read routes: ``/v1/models``, the run ledger's list and timeline, and the posture snapshot."""
+"""The run ledger's read routes: ``GET /v1/openai-compat/runs`` and ``.../runs/{request_id}/events``."""
 
 from __future__ import annotations
-
-import time
 
 import msgspec
 from aiohttp import web
 
-from bmo.server.app import get_host
-from bmo_openai_compat import outcomes, wire
-from bmo_openai_compat.common import compat_error, disabled_error, guarded, identity_headers
-from bmo_openai_compat.posture import build_snapshot
-from bmo_openai_compat.request_trace import CompatRequest
-from bmo_openai_compat.state import advertised_model_ids, state_of
+from bmo_openai_compat import wire
+from bmo_openai_compat.http.error_replies import compat_error, guarded
+from bmo_openai_compat.http.read_request import begin_read, json_reply
+from bmo_openai_compat.observe import outcomes
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-# Model objects carry the time the server started: providers do not tell us when a model was made.
-_STARTED = int(time.time())
-
-
-def _begin(request: web.Request, route: str) -> CompatRequest:
-    host = get_host(request)
-    state = state_of(host)
-    if not state.options.enabled:
-        raise disabled_error()
-    return CompatRequest(host, state.ledger, state.options, request, route)
-
-
-def _json(rt: CompatRequest, body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/json", headers=identity_headers(rt))
-
-
-async def list_models(request: web.Request) -> web.StreamResponse:
-    rt = _begin(request, outcomes.MODELS_LIST)
-
-    async def work() -> web.Response:
-        await rt.fire()
-        ids = advertised_model_ids(rt.host)
-        body = wire.encode(wire.ModelList(data=[
-            wire.ModelObject(id=m, created=_STARTED, owned_by=m.split("/", 1)[0] if "/" in m else "bmo") for m in ids
-        ]))
-        await rt.finish(outcomes.FINAL_ANSWER, 200, models=len(ids))
-        return _json(rt, body)
-
-    return await guarded(rt, work)
 
 
 def _query_choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -71,7 +38,7 @@ def _limit(request: web.Request) -> int:
 
 
 async def list_runs(request: web.Request) -> web.StreamResponse:
-    rt = _begin(request, outcomes.RUNS_LIST)
+    rt = begin_read(request, outcomes.RUNS_LIST)
 
     async def work() -> web.Response:
         await rt.fire()
@@ -92,13 +59,13 @@ async def list_runs(request: web.Request) -> web.StreamResponse:
             has_more=has_more,
         ))
         await rt.finish(outcomes.FINAL_ANSWER, 200, returned=len(data))
-        return _json(rt, body)
+        return json_reply(rt, body)
 
     return await guarded(rt, work)
 
 
 async def list_run_events(request: web.Request) -> web.StreamResponse:
-    rt = _begin(request, outcomes.RUN_EVENTS_LIST)
+    rt = begin_read(request, outcomes.RUN_EVENTS_LIST)
     request_id = request.match_info["request_id"]
 
     async def work() -> web.Response:
@@ -111,14 +78,6 @@ async def list_run_events(request: web.Request) -> web.StreamResponse:
             request_id=request_id, data=[msgspec.convert(e, wire.RunEvent) for e in events],
         ))
         await rt.finish(outcomes.FINAL_ANSWER, 200, returned=len(events), of_request=request_id)
-        return _json(rt, body)
+        return json_reply(rt, body)
 
     return await guarded(rt, work)
-
-
-async def posture(request: web.Request) -> web.Response:
-    """The live snapshot; a read of the ledger, not a compat request of its own."""
-    host = get_host(request)
-    if not state_of(host).options.enabled:
-        raise disabled_error()
-    return web.Response(body=msgspec.json.encode(await build_snapshot(host)), content_type="application/json")

@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bmo.agent.tools.base import READ, Tool, ToolContext
-from bmo_openai_compat import outcomes
 from bmo_openai_compat.config import OpenAICompatOptions
+from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.state import advertised_model_ids, state_of
 
 DISABLED = "disabled"

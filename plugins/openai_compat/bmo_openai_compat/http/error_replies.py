@@ -8,8 +8,8 @@ import traceback
 from aiohttp import web
 
 from bmo.server.errors import ApiError, envelope_for_http_exception
-from bmo_openai_compat import outcomes
-from bmo_openai_compat.request_trace import CompatRequest
+from bmo_openai_compat.observe import outcomes
+from bmo_openai_compat.observe.compat_request import CompatRequest
 
 # Set on an ApiError to name the outcome it ends the request with (default error_500).
 OUTCOME_ATTR = "compat_outcome"

@@ -20,8 +20,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from bmo.tracing.records import now_iso
-from bmo_openai_compat import outcomes
-from bmo_openai_compat.ledger import Ledger
+from bmo_openai_compat.observe import outcomes
+from bmo_openai_compat.observe.ledger import Ledger
 
 UA_LIMIT_BYTES = 64
 FIRED = "openai_compat.fired"

@@ -1,0 +1,1 @@
+"""Route handlers: the HTTP side of each compat route."""

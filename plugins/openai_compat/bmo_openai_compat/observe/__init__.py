@@ -1,0 +1,1 @@
+"""What observes a compat request: the ledger, the request's record and span, outcomes, posture."""
