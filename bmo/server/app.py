@@ -11,11 +11,11 @@ from aiohttp import web
 
 from bmo.config import Config
 from bmo.host import Host, HostPlan, ServeSettings, close_host, open_host, resolve_data_dir
-from bmo.registry import collect_registry, maybe_await
 from bmo.net import TrustedProxies
+from bmo.registry import collect_registry, maybe_await
 from bmo.server.auth import PUBLIC_ROUTES, requester_of, token_matches
-from bmo.server.event_loop import loop_name
 from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.event_loop import loop_name
 from bmo.server.request_trace import make_request_trace_middleware
 from bmo.store import collect_migrations
 from bmo.tracing.otel import export_settings

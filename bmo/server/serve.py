@@ -10,8 +10,8 @@ import sys
 from aiohttp import web
 
 from bmo.host import HostPlan, ServeSettings
-from bmo.server.app import HOST_KEY, create_app
 from bmo.net import split_addr
+from bmo.server.app import HOST_KEY, create_app
 
 NON_LOOPBACK_WARNING = (
     "warning: BMO is bound to a non-loopback address ({addr}). The bearer token is the only "
