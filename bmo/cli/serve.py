@@ -37,7 +37,7 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     except (ServeRefused, ValueError) as exc:
         click.echo(f"bmo serve: {exc}", err=True)
         sys.exit(2)
-    for failure in pm.bmo_failures:  # import failures, and hooks that raised while registering
+    for failure in pm.failures:  # import failures, and hooks that raised while registering
         click.echo(f"bmo: plugin {failure.name!r} failed to load: {failure.error}", err=True)
     if warning:
         click.echo(warning, err=True)

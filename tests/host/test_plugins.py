@@ -138,7 +138,7 @@ def test_a_plugin_whose_registration_hook_raises_is_reported_not_fatal():
     try:
         config = load_config(pm, env={}, cwd="/nonexistent")
         host = build_host(config, pm, ServeSettings(addr="127.0.0.1:0", auth_token="t"), env={})
-        assert [(f.name, f.error) for f in pm.bmo_failures] == [("test-raises", "bmo_routes: RuntimeError: boom in routes")]
+        assert [(f.name, f.error) for f in pm.failures] == [("test-raises", "bmo_routes: RuntimeError: boom in routes")]
         assert any(r.path == "/v1/bmo/plugins" for r in host.registry.routes)
     finally:
         pm.unregister(name="test-raises")
