@@ -6,13 +6,14 @@ a result cannot be told apart by plugin. The host's "register" hooks, ``bmo_star
 
 Order (see ``docs/plugins.md``): *call order* is pluggy's own — ``tryfirst`` implementations,
 then the most recently registered plugin first (entry points before the host's defaults), then
-``trylast``. ``reverse=True`` walks the exact opposite.
+``trylast``. ``reverse=True`` walks the exact opposite, which is registration order.
+:func:`in_reverse_of` orders a stop hook by another hook's call order (shutdown by startup).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pluggy import HookCaller, HookImpl
@@ -34,6 +35,21 @@ def implementations(caller: HookCaller, *, reverse: bool = False) -> list[HookIm
     impls = [impl for impl in caller.get_hookimpls() if not (impl.hookwrapper or impl.wrapper)]
     # pluggy keeps them as [trylast…, oldest…newest, tryfirst…] and calls from the end.
     return impls if reverse else impls[::-1]
+
+
+def in_reverse_of(pm, caller: HookCaller, start: HookCaller) -> list[HookImpl]:
+    """``caller``'s implementations in the exact reverse of ``start``'s call order.
+
+    A plugin's place is set by its ``start`` implementation (``tryfirst``/``trylast`` included);
+    one that does not implement ``start`` is placed as if it did, unmarked.
+    """
+    registered = {name: index for index, (name, _) in enumerate(pm.list_name_plugin())}
+    tiers = {impl.plugin_name: 0 if impl.tryfirst else 2 if impl.trylast else 1 for impl in start.get_hookimpls()}
+
+    def start_rank(impl: HookImpl) -> tuple[int, int]:
+        return tiers.get(impl.plugin_name, 1), -registered.get(impl.plugin_name, -1)
+
+    return sorted(implementations(caller), key=start_rank, reverse=True)
 
 
 def _call_one(caller: HookCaller, impl: HookImpl, kwargs: Kwargs) -> Any:
@@ -58,9 +74,15 @@ def call_each(caller: HookCaller, kwargs: Kwargs, *, reverse: bool = False, on_e
             on_error(impl.plugin_name, exc)
 
 
-async def acall_each(caller: HookCaller, kwargs: Kwargs, *, reverse: bool = False, on_error: OnError = None) -> None:
-    """:func:`call_each` for hooks whose implementations may be async: each is awaited before the next."""
-    for impl in implementations(caller, reverse=reverse):
+async def acall_each(
+    caller: HookCaller, kwargs: Kwargs, *, reverse: bool = False, order: Sequence[HookImpl] | None = None,
+    on_error: OnError = None,
+) -> None:
+    """:func:`call_each` for hooks whose implementations may be async: each is awaited before the next.
+
+    ``order`` (e.g. from :func:`in_reverse_of`) replaces the call order or its reverse.
+    """
+    for impl in implementations(caller, reverse=reverse) if order is None else order:
         try:
             await maybe_await(_call_one(caller, impl, kwargs))
         except Exception as exc:

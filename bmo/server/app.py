@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bmo.config import Config
-from bmo.hook_calls import acall_each
+from bmo.hook_calls import acall_each, in_reverse_of
 from bmo.host import Host, ServeSettings, resolve_data_dir
 from bmo.registry import collect_registry, maybe_await
 from bmo.server.auth import PUBLIC_ROUTES, TrustedProxies, requester_of, token_matches
@@ -196,7 +196,9 @@ async def _run_shutdown_hooks(host: Host) -> None:
     def failed(plugin: str, exc: Exception) -> None:  # one plugin's shutdown must not skip the rest
         host.emit("bmo.shutdown_failed", "error", plugin=plugin, error=f"{type(exc).__name__}: {exc}")
 
-    await acall_each(host.pm.hook.bmo_shutdown, {"host": host}, reverse=True, on_error=failed)
+    hook = host.pm.hook
+    order = in_reverse_of(host.pm, hook.bmo_shutdown, hook.bmo_startup)
+    await acall_each(hook.bmo_shutdown, {"host": host}, order=order, on_error=failed)
 
 
 async def _close_resources(host: Host) -> None:
