@@ -183,6 +183,19 @@ def test_a_misspelt_hook_is_reported_by_bmo_plugins_naming_plugin_and_hook(run_b
     assert "typo  FAILED: bmo_rouets: no hookspec has this name" in text
 
 
+def test_bmo_serve_starts_with_a_misspelt_hook_and_names_it(tmp_path):
+    path = throwaway_distribution(tmp_path / "typo-site", "typo", TYPO_PLUGIN)
+    server = spawn_serve(["--auth-token", "tok", "--addr", "127.0.0.1:0"], data_dir=tmp_path / "data",
+                         env=clean_env(tmp_path, PYTHONPATH=str(path), BMO_LOAD_PLUGINS="typo"))
+    try:
+        assert server.url, server.stderr()
+        assert "bmo: plugin 'typo' has a failed hook: bmo_rouets: no hookspec has this name" in server.stderr()
+        status, body = http("GET", server.url + "/v1/bmo/sidebar", "tok")
+        assert status == 200 and {"label": "Typo", "value": "loaded"} in body["data"]
+    finally:
+        assert server.terminate() == 0
+
+
 def test_bmo_trace_plugins_prints_each_hook_call_to_stderr(run_bmo):
     traced = run_bmo("plugins", env={"BMO_LOAD_PLUGINS": "openai_compat", "BMO_TRACE_PLUGINS": "1"})
     assert traced.returncode == 0, traced.stderr
