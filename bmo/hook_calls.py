@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pluggy import HookCaller, HookImpl
+from pluggy import HookCaller, HookImpl, PluginManager
 
 Kwargs = Mapping[str, object] | Callable[[str], Mapping[str, object]]
 # on_error(plugin_name, exception); None lets the exception propagate.
@@ -37,7 +37,7 @@ def implementations(caller: HookCaller, *, reverse: bool = False) -> list[HookIm
     return impls if reverse else impls[::-1]
 
 
-def in_reverse_of(pm, caller: HookCaller, start: HookCaller) -> list[HookImpl]:
+def in_reverse_of(pm: PluginManager, caller: HookCaller, start: HookCaller) -> list[HookImpl]:
     """``caller``'s implementations in the exact reverse of ``start``'s call order.
 
     A plugin's place is set by its ``start`` implementation (``tryfirst``/``trylast`` included);

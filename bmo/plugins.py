@@ -72,9 +72,9 @@ class BmoPluginManager(pluggy.PluginManager):
                 if impl.optionalhook:
                     continue
                 close = difflib.get_close_matches(name, known, n=1)
-                hint = f"did you mean {close[0]}?" if close else "see docs/plugins.md for the hooks there are"
-                self.fail(impl.plugin_name, f"{name}: no hookspec has this name, so it is never called; {hint}",
-                          hook=name)
+                hint = f"did you mean {close[0]}?" if close else "is the plugin that declares it loaded?"
+                self.fail(impl.plugin_name, f"{name}: no loaded plugin declares this hook, so it is never called; "
+                          f"{hint}", hook=name)
 
     def trace_hook_calls(self, write: Callable[[str], object] | None = None) -> Callable[[], None]:
         """Print every hook call (hook, argument names, plugins called) and any exception; returns the undo.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bmo.hook_calls import call_each, maybe_await
+
+if TYPE_CHECKING:
+    from bmo.plugins import BmoPluginManager
 
 __all__ = ["ConfigShow", "Registry", "RouteSpec", "SidebarIndicator", "SlashCommand", "collect_config_shows",
            "collect_registry", "maybe_await"]
@@ -69,7 +72,7 @@ class Registry:
         return None
 
 
-def _call_each(pm, hook_name: str, make_register: Callable[[str], Callable], **kwargs) -> None:
+def _call_each(pm: BmoPluginManager, hook_name: str, make_register: Callable[[str], Callable], **kwargs) -> None:
     """Call each implementation with its own ``register``; a plugin that raises is reported, not fatal.
 
     Plugins are called in registration order (the host's defaults first), so the first
@@ -86,7 +89,7 @@ def _call_each(pm, hook_name: str, make_register: Callable[[str], Callable], **k
 class _Owners:
     """Which plugin registered each name of one kind first; a second registration is refused and reported."""
 
-    def __init__(self, pm, hook_name: str, kind: str):
+    def __init__(self, pm: BmoPluginManager, hook_name: str, kind: str):
         self.pm, self.hook_name, self.kind = pm, hook_name, kind
         self.by_name: dict[str, str] = {}
 
@@ -103,7 +106,7 @@ class _Owners:
         return True
 
 
-def collect_config_shows(pm) -> dict[str, ConfigShow]:
+def collect_config_shows(pm: BmoPluginManager) -> dict[str, ConfigShow]:
     """Every ``bmo config show-<name>`` subcommand plugins registered, by name."""
     shows: dict[str, ConfigShow] = {}
     owners = _Owners(pm, "bmo_config_show", "config-show name")
@@ -118,7 +121,7 @@ def collect_config_shows(pm) -> dict[str, ConfigShow]:
     return shows
 
 
-def collect_registry(pm, host) -> Registry:
+def collect_registry(pm: BmoPluginManager, host) -> Registry:
     """Routes, slash commands, sidebar indicators, tools, providers and posture sections, from every plugin.
 
     A tool name, provider kind, posture section or slash command name/alias registered twice

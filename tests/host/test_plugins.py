@@ -177,10 +177,10 @@ def test_a_misspelt_hook_is_reported_by_bmo_plugins_naming_plugin_and_hook(run_b
     assert rows[0]["hooks"] == ["bmo_rouets", "bmo_sidebar_indicators"]  # it loaded; its other hooks work
     assert rows[1] == {
         "name": "typo", "hook": "bmo_rouets", "distribution": "bmo-typo-plugin", "version": "0.0.1", "hooks": [],
-        "error": "bmo_rouets: no hookspec has this name, so it is never called; did you mean bmo_routes?",
+        "error": "bmo_rouets: no loaded plugin declares this hook, so it is never called; did you mean bmo_routes?",
     }
     text = run_bmo("plugins", env={"PYTHONPATH": str(path), "BMO_LOAD_PLUGINS": "typo"}).stdout
-    assert "typo  FAILED: bmo_rouets: no hookspec has this name" in text
+    assert "typo  FAILED: bmo_rouets: no loaded plugin declares this hook" in text
 
 
 def test_bmo_serve_starts_with_a_misspelt_hook_and_names_it(tmp_path):
@@ -189,7 +189,7 @@ def test_bmo_serve_starts_with_a_misspelt_hook_and_names_it(tmp_path):
                          env=clean_env(tmp_path, PYTHONPATH=str(path), BMO_LOAD_PLUGINS="typo"))
     try:
         assert server.url, server.stderr()
-        assert "bmo: plugin 'typo' has a failed hook: bmo_rouets: no hookspec has this name" in server.stderr()
+        assert "bmo: plugin 'typo' has a failed hook: bmo_rouets: no loaded plugin declares this hook" in server.stderr()
         status, body = http("GET", server.url + "/v1/bmo/sidebar", "tok")
         assert status == 200 and {"label": "Typo", "value": "loaded"} in body["data"]
     finally:
