@@ -196,6 +196,17 @@ def test_bmo_serve_starts_with_a_misspelt_hook_and_names_it(tmp_path):
         assert server.terminate() == 0
 
 
+def test_a_plugin_whose_bmo_addhooks_raises_is_reported_and_left_out(run_bmo, tmp_path):
+    source = ("from bmo.hookspecs import hookimpl\n\n@hookimpl\ndef bmo_addhooks(pluginmanager):\n"
+              "    raise RuntimeError('specs not ready')\n\n@hookimpl\ndef bmo_routes(register):\n    pass\n")
+    path = throwaway_distribution(tmp_path / "addhooks-site", "badspecs", source)
+    result = run_bmo("plugins", "--json", env={"PYTHONPATH": str(path), "BMO_LOAD_PLUGINS": "badspecs"})
+    assert result.returncode == 0, result.stderr
+    rows = [row for row in json.loads(result.stdout) if row["name"] == "badspecs"]
+    assert rows == [{"name": "badspecs", "error": "RuntimeError: specs not ready", "hooks": [],
+                     "distribution": "bmo-badspecs-plugin", "version": "0.0.1"}]  # not half-registered
+
+
 def test_bmo_trace_plugins_prints_each_hook_call_to_stderr(run_bmo):
     traced = run_bmo("plugins", env={"BMO_LOAD_PLUGINS": "openai_compat", "BMO_TRACE_PLUGINS": "1"})
     assert traced.returncode == 0, traced.stderr
