@@ -5,8 +5,9 @@ per thing it contributes. Those hooks are called plugin by plugin in registratio
 host's defaults first); a tool, provider kind, posture section, slash command or config-show
 name registered a second time is refused and reported as a failure of the second plugin.
 ``host`` is the running :class:`bmo.host.Host` (config, store, records); hooks that run
-before a server exists (config sections, CLI commands) do not get it. Implementations may take any subset of the arguments.
-``docs/plugins.md`` documents each hook; a test keeps the two in step.
+before a server exists (config sections, CLI commands) do not get it. Implementations may
+take any subset of the arguments. ``docs/plugins.md`` documents each hook; a test keeps the
+two in step.
 """
 
 from __future__ import annotations
