@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bmo.config import Config
+from bmo.hook_calls import acall_each, in_reverse_of
 from bmo.host import Host, HostPlan, ServeSettings, close_host, open_host, resolve_data_dir
 from bmo.net import TrustedProxies
 from bmo.registry import collect_registry, maybe_await
@@ -153,10 +154,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     plan = app[PLAN_KEY]
     host = app[HOST_KEY] = await open_host(plan, collect_migrations(plan.pm))
     try:
-        for failure in host.pm.bmo_failures:
+        for failure in host.pm.failures:
             host.emit("bmo.plugin_failed", "error", plugin=failure.name, error=failure.error)
-        for result in host.pm.hook.bmo_startup(host=host):
-            await maybe_await(result)
+        await acall_each(host.pm.hook.bmo_startup, {"host": host})
     except BaseException:
         # Plugins whose startup already ran get to release what they opened.
         await _run_shutdown_hooks(host)
@@ -182,9 +182,12 @@ async def _plugins_shutdown(app: web.Application) -> None:
 
 
 async def _run_shutdown_hooks(host: Host) -> None:
-    for impl in reversed(host.pm.hook.bmo_shutdown.get_hookimpls()):
-        try:
-            result = impl.function(host=host) if "host" in impl.argnames else impl.function()
-            await maybe_await(result)
-        except Exception as exc:  # one plugin's shutdown must not skip the rest
-            host.emit("bmo.shutdown_failed", "error", plugin=impl.plugin_name, error=f"{type(exc).__name__}: {exc}")
+    """``bmo_shutdown`` in the reverse of startup order: the agent core stops its runs before the
+    plugins it may be using (the compat ledger, MCP connections) wind down."""
+
+    def failed(plugin: str, exc: Exception) -> None:  # one plugin's shutdown must not skip the rest
+        host.emit("bmo.shutdown_failed", "error", plugin=plugin, error=f"{type(exc).__name__}: {exc}")
+
+    hook = host.pm.hook
+    order = in_reverse_of(host.pm, hook.bmo_shutdown, hook.bmo_startup)
+    await acall_each(hook.bmo_shutdown, {"host": host}, order=order, on_error=failed)
