@@ -238,7 +238,7 @@ def test_bmo_trace_plugins_prints_each_call_by_argument_names_never_values(capsy
     with registered(pm, **{"test-raises": Raises()}):
         host_for(pm, token="s3cret-token-value")
     err = capsys.readouterr().err.splitlines()
-    assert "bmo trace: bmo_routes(register, host) -> bmo.defaults.health" in err
+    assert "bmo trace: bmo_routes(register, host) -> bmo.defaults.host_routes" in err
     assert "bmo trace: bmo_routes(register, host) -> test-raises" in err
     assert "bmo trace: bmo_routes raised RuntimeError: boom in routes" in err
     assert "bmo trace: bmo_config_sections(register) -> bmo.agent.plugin, bmo.defaults.core_config" in err
