@@ -1,0 +1,1 @@
+"""Server-sent events, written and read one way everywhere in BMO."""
