@@ -65,6 +65,7 @@ class Reply(msgspec.Struct, kw_only=True):
     chunk_delay_s: float = 0.0  # between streamed chunks
     stall: bool = False  # stream the content, then hang without finishing
     drop: bool = False  # close the connection without any answer
+    raw_stream: str = ""  # a streamed answer's exact body (e.g. odd line ends), sent instead of chunks
 
     def pieces(self) -> list[str]:
         if isinstance(self.chunks, list):
@@ -336,6 +337,12 @@ class FakeUpstream:
     async def _stream(self, request, body, r: Reply, model, completion_id, calls, finish, usage) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **r.headers})
         await resp.prepare(request)
+        if r.raw_stream:
+            await resp.write(r.raw_stream.encode())
+            await resp.write_eof()
+            self.completed += 1
+            await self._notify()
+            return resp
         created = int(time.time())
 
         async def send(delta: dict | None, finish_reason: str | None = None, *, usage_only: bool = False) -> None:
