@@ -11,7 +11,13 @@ from aiohttp import web
 from bmo.streaming.disconnect import ClientGone, DisconnectWatch
 from bmo.streaming.event_feed import END, EventFeed
 from bmo.streaming.sse_parser import SseEvent, SseParser
-from bmo.streaming.sse_writer import SseWriter, comment_frame, data_frame, data_frames, event_frame
+from bmo.streaming.sse_writer import (
+    SseWriter,
+    comment_frame,
+    data_frame,
+    data_frames,
+    event_frame,
+)
 from tests.streaming.stream_server import serving, silent
 
 
@@ -63,8 +69,7 @@ async def test_silence_gets_keepalive_comments_until_events_flow():
             source.put_nowait(b'"hello"')
             source.put_nowait(None)
             seen += await resp.content.read()
-    events = SseParser().feed(seen)
-    assert [e.data for e in events] == ['"hello"', "[DONE]"]
+    assert [e.data for e in SseParser().feed(seen)] == ['"hello"', "[DONE]"]
 
 
 async def test_events_already_waiting_are_taken_in_one_burst_without_waiting():
