@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import aiohttp
 import openai
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -14,6 +17,7 @@ from bmo.agent import events as ev
 from bmo.agent.run import Run
 from bmo.streaming.event_feed import EventFeed
 from bmo.streaming.sse_writer import SseWriter
+from bmo.testing.fake_upstream import reply
 
 
 async def test_event_pump_takes_queued_events_without_waiting():
@@ -86,3 +90,29 @@ async def test_a_burst_of_queued_chunks_goes_out_in_one_write(compat, monkeypatc
     # The role and the 50 waiting chunks in one write; finish and usage in another.
     assert writes == [51, 2]
     await compat.assert_outcome(request_ids[0], outcomes.FINAL_ANSWER, 200)
+
+
+async def test_a_client_that_leaves_a_non_streamed_request_cancels_its_run(compat):
+    compat.model.answer(reply("never finishing", stall=True))
+    async with aiohttp.ClientSession() as http:
+        async def post() -> None:
+            async with http.post(compat.api + "/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                                 json={"model": MODEL, "messages": [{"role": "user", "content": "hang"}]}) as resp:
+                await resp.read()
+
+        request = asyncio.create_task(post())
+        await compat.up.wait_requests(2, timeout=10)  # the router's call, then the stalled answer
+        request.cancel()  # the client gives up: aiohttp closes its connection
+        await asyncio.gather(request, return_exceptions=True)
+    # Only connection_lost can notice this: nothing is written to a non-streamed client while it waits.
+    await compat.up.wait_disconnect(timeout=10)
+    rows, _ = await compat.ledger.list_runs(limit=1)
+    request_id = rows[0]["request_id"]
+    async with asyncio.timeout(10):
+        while (await compat.row(request_id))["status"] != "finished":
+            await asyncio.sleep(0.05)
+    await compat.assert_outcome(request_id, outcomes.CANCELLED, 499, level="info")
+    timeline = await compat.timeline(request_id)
+    left = [e for e in timeline if e["event"] == "client_disconnected"]
+    assert len(left) == 1 and "run_cancelled" in [e["event"] for e in timeline]
+    assert (await compat.row(request_id))["error"] == "client disconnected while waiting for the answer"
