@@ -32,6 +32,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from bmo.streaming.sse_writer import data_frame
+
 DEFAULT_MODELS = ("fake-model",)
 
 
@@ -352,7 +354,7 @@ class FakeUpstream:
                 chunk["usage"] = usage
             else:
                 chunk["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish_reason, "logprobs": None}]
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            await resp.write(data_frame(json.dumps(chunk).encode()))
 
         async def pause() -> None:
             if r.chunk_delay_s:
@@ -377,7 +379,7 @@ class FakeUpstream:
         await send({}, finish)
         if (body.get("stream_options") or {}).get("include_usage"):
             await send(None, usage_only=True)
-        await resp.write(b"data: [DONE]\n\n")
+        await resp.write(data_frame(b"[DONE]"))
         await resp.write_eof()
         self.completed += 1
         await self._notify()
