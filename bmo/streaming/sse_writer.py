@@ -32,6 +32,8 @@ def data_frame(payload: bytes) -> bytes:
 
 def data_frames(payloads: tuple[bytes, ...] | list[bytes]) -> bytes:
     """One ``data:`` event per payload, as one buffer (the hot path: one join, two scans)."""
+    if len(payloads) == 1:
+        return data_frame(payloads[0])
     if not payloads:
         return b""
     joined = _SEP.join(payloads)

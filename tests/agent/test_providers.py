@@ -8,22 +8,9 @@ import json
 import aiohttp
 import pytest
 
-from bmo.agent.errors import (
-    NoProviderConfigured,
-    UnknownModel,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-)
+from bmo.agent.errors import NoProviderConfigured, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from bmo.agent.messages import ChatMessage
-from bmo.testing.fake_upstream import (
-    FakeUpstream,
-    Reply,
-    drop_connection,
-    error,
-    reply,
-    tool_call,
-)
+from bmo.testing.fake_upstream import FakeUpstream, Reply, drop_connection, error, reply, tool_call
 from bmo.testing.fixtures import provider_toml
 from bmo.testing.harness import free_port
 from tests.agent.native_client import of_type
