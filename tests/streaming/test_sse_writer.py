@@ -209,3 +209,42 @@ def test_the_disconnect_watch_works_on_uvloop_too():
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(_disconnect_is_heard(start_stream=True))
         runner.run(test_after_a_stream_the_connection_goes_back_to_aiohttp_for_the_next_request())
+
+
+async def test_a_buffered_protocol_keeps_its_buffered_reads_behind_the_watch():
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+    lost: asyncio.Future = loop.create_future()
+    transports: asyncio.Queue = asyncio.Queue()
+
+    class Buffered(asyncio.BufferedProtocol):
+        def connection_made(self, transport):
+            self.buffer = bytearray(64)
+            transports.put_nowait(transport)
+
+        def get_buffer(self, sizehint):
+            return self.buffer
+
+        def buffer_updated(self, nbytes):
+            received.extend(self.buffer[:nbytes])
+
+        def connection_lost(self, exc):
+            lost.set_result(True)
+
+    server = await loop.create_server(Buffered, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        transport = await transports.get()
+        watch = DisconnectWatch(type("Req", (), {"transport": transport})())
+        assert type(transport.get_protocol()).__name__ == "_BufferedRelay"
+        writer.write(b"through the relay")
+        await writer.drain()
+        writer.close()
+        async with asyncio.timeout(10):
+            assert await lost is True  # the inner protocol heard connection_lost first
+        assert watch.lost and bytes(received) == b"through the relay"
+        watch.close()
+    finally:
+        server.close()
+        await server.wait_closed()
