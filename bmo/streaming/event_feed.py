@@ -56,10 +56,6 @@ class EventFeed:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    @property
-    def client_gone(self) -> bool:
-        return self._watch is not None and self._watch.lost
-
     async def take(self, limit: int, deadline: float = math.inf) -> list:
         """Up to ``limit`` buffered items, waiting for the first one.
 

@@ -227,6 +227,14 @@ async def test_an_sse_line_over_the_bound_is_a_502_naming_the_provider(agent, fa
     assert (run["outcome"], run["error_status"]) == ("error", 502)
 
 
+def test_max_sse_line_bytes_below_one_is_refused_naming_the_table():
+    from bmo.agent.config import ProviderOptions
+    from bmo.agent.providers.openai import OpenAIProvider
+
+    with pytest.raises(ValueError, match=r"\[providers.bad\] max_sse_line_bytes must be 1 or more, got 0"):
+        OpenAIProvider("bad", ProviderOptions(base_url="http://127.0.0.1:1/v1", max_sse_line_bytes=0))
+
+
 async def test_an_sse_line_under_a_raised_bound_is_read(agent, fake_upstream):
     bmo = await agent()
     bmo.co.providers["fake"].options.max_sse_line_bytes = 1024 * 1024
