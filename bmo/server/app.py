@@ -12,9 +12,11 @@ from aiohttp import web
 from bmo.config import Config
 from bmo.host import Host, ServeSettings, resolve_data_dir
 from bmo.registry import collect_registry, maybe_await
+from bmo.server.boundary import Boundary, add_cors_headers, make_body_middleware, make_origin_middleware
 from bmo.server.auth import PUBLIC_ROUTES, TrustedProxies, requester_of, token_matches
 from bmo.server.event_loop import loop_name
 from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.protocol import handler_args
 from bmo.server.request_trace import make_request_trace_middleware
 from bmo.store import Database, collect_migrations
 from bmo.tracing.otel import create_tracer_provider, export_settings, get_tracer
@@ -124,11 +126,15 @@ async def _healthz(request: web.Request) -> web.Response:
 def create_app(host: Host) -> web.Application:
     """An app serving ``host``; resources open on startup and close on cleanup."""
     options = host.config.section("options.http_server")
+    boundary = Boundary.from_options(options, host.serve.host)
     app = web.Application(
         client_max_size=options.max_body_bytes,
+        handler_args=handler_args(options),
         # Outermost first: the request span sees the final status of everything inside it.
-        middlewares=[make_request_trace_middleware(HOST_KEY), error_middleware, auth_middleware],
+        middlewares=[make_request_trace_middleware(HOST_KEY), make_origin_middleware(boundary), error_middleware,
+                     auth_middleware, make_body_middleware(boundary)],
     )
+    app.on_response_prepare.append(add_cors_headers)
     app[HOST_KEY] = host
     app[AUTH_FAILURE_KEY] = {}
     app.router.add_get("/healthz", _healthz)
