@@ -131,8 +131,8 @@ def create_app(host: Host) -> web.Application:
         client_max_size=options.max_body_bytes,
         handler_args=handler_args(options),
         # Outermost first: the request span sees the final status of everything inside it.
-        middlewares=[make_request_trace_middleware(HOST_KEY), make_origin_middleware(boundary), error_middleware,
-                     auth_middleware, make_body_middleware(boundary)],
+        middlewares=[make_request_trace_middleware(HOST_KEY), make_origin_middleware(boundary, host.emit),
+                     error_middleware, auth_middleware, make_body_middleware(boundary, host.emit)],
     )
     app.on_response_prepare.append(add_cors_headers)
     app[HOST_KEY] = host

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -67,6 +68,7 @@ class Boundary:
     origins: frozenset[str]
     max_json_depth: int
     body_read_timeout_s: float
+    max_body_bytes: int
 
     @classmethod
     def from_options(cls, options, bind_host: str) -> "Boundary":
@@ -77,6 +79,7 @@ class Boundary:
             origins=frozenset(o.strip().rstrip("/").lower() for o in options.allowed_origins if o.strip()),
             max_json_depth=options.max_json_depth,
             body_read_timeout_s=options.body_read_timeout_s,
+            max_body_bytes=options.max_body_bytes,
         )
 
     def host_allowed(self, header: str | None) -> bool:
@@ -84,7 +87,14 @@ class Boundary:
         return header is None or self.any_host or host_name(header) in self.hosts
 
 
-def make_origin_middleware(boundary: Boundary):
+def _refused(emit: Callable[..., object], request: web.Request, error: ApiError) -> web.Response:
+    """The refusal answer, and a record of it: a route never saw the request, so no route records it."""
+    emit("bmo.request_refused", "info", method=request.method, path=request.path, status=error.status,
+         code=error.body.code, remote=request.remote)
+    return error.response()
+
+
+def make_origin_middleware(boundary: Boundary, emit: Callable[..., object]):
     """Host and Origin checks and CORS preflights, before authentication (a preflight carries no token)."""
 
     @web.middleware
@@ -94,20 +104,20 @@ def make_origin_middleware(boundary: Boundary):
         headers = request.headers
         host = headers.get("Host")
         if not boundary.host_allowed(host):
-            return ApiError(
+            return _refused(emit, request, ApiError(
                 403, f"Host {host[:100]!r} is not a name this server answers to (a page using DNS rebinding sends "
                      "its own). Add it to [options.http_server] allowed_hosts if clients really use it.",
                 param="Host", code="host_not_allowed",
-            ).response()
+            ))
         origin = headers.get("Origin")
         if origin is None:
             return await handler(request)
         if origin.rstrip("/").lower() not in boundary.origins:
-            return ApiError(
+            return _refused(emit, request, ApiError(
                 403, f"Requests from the browser origin {origin[:100]!r} are refused. To let a browser-based client "
                      "call BMO on purpose, add its origin to [options.http_server] allowed_origins.",
                 param="Origin", code="origin_not_allowed",
-            ).response()
+            ))
         request[CORS_ORIGIN] = origin
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in headers:
             return web.Response(status=204, headers={
@@ -136,7 +146,7 @@ async def add_cors_headers(request: web.Request, response: web.StreamResponse) -
         response.headers["Vary"] = f"{vary}, Origin"
 
 
-def make_body_middleware(boundary: Boundary):
+def make_body_middleware(boundary: Boundary, emit: Callable[..., object]):
     """Every POST/PUT/PATCH body under /v1 is JSON, arrives within the read timeout, and nests at most so deep."""
 
     @web.middleware
@@ -145,27 +155,29 @@ def make_body_middleware(boundary: Boundary):
             return await handler(request)
         if request.content_type != JSON_TYPE:
             sent = request.headers.get("Content-Type", "")
-            raise ApiError(
+            return _refused(emit, request, ApiError(
                 415, f"Content-Type {sent[:100]!r} is not accepted; send the body as JSON with "
                      "'Content-Type: application/json'.", param="Content-Type", code="unsupported_media_type",
-            )
+            ))
+        if (request.content_length or 0) > boundary.max_body_bytes:
+            return await handler(request)  # the route's own read refuses it with a 413 it records
         try:
             async with asyncio.timeout(boundary.body_read_timeout_s):
                 body = await request.read()  # cached: the handler's own read() gets these bytes
         except TimeoutError:
-            response = ApiError(
+            response = _refused(emit, request, ApiError(
                 408, f"The request body did not arrive within {boundary.body_read_timeout_s:g}s "
                      "([options.http_server] body_read_timeout_s); send the whole body, matching Content-Length.",
                 code="request_timeout", type="invalid_request_error",
-            ).response()
+            ))
             response.force_close()  # the rest of the body may still come: the connection cannot be reused
             return response
         depth = json_depth(body, boundary.max_json_depth)
         if depth > boundary.max_json_depth:
-            raise ApiError(
+            return _refused(emit, request, ApiError(
                 400, f"The JSON body nests {depth} levels deep; the limit is {boundary.max_json_depth} "
                      "([options.http_server] max_json_depth).", code="json_too_deep",
-            )
+            ))
         return await handler(request)
 
     return body_middleware
