@@ -14,6 +14,8 @@ from aiohttp import http_exceptions, web, web_protocol
 
 from bmo.server.errors import ApiError
 
+LINGER_S = 2.0
+
 # What went wrong, in words a client can act on; never the bytes it sent (they may be anything).
 _PROBLEMS = (
     (http_exceptions.LineTooLong, "the request line or a header is longer than the server accepts"),
@@ -70,5 +72,10 @@ class EnvelopeRunner(web.AppRunner):
 
 def handler_args(options) -> dict:
     """``web.Application(handler_args=...)``: the per-connection limits from ``[options.http_server]``."""
-    # One timer covers both an idle keep-alive connection and one that never completes its headers (slowloris).
-    return {"keepalive_timeout": options.keepalive_timeout_s}
+    return {
+        # One timer covers both an idle keep-alive connection and one that never completes its headers (slowloris).
+        "keepalive_timeout": options.keepalive_timeout_s,
+        # After an early answer (408, 413) the unread body is drained this long, so the client reads the
+        # answer rather than a reset; aiohttp's 10 s would hold a stalled connection 10 s past its cut.
+        "lingering_time": LINGER_S,
+    }
