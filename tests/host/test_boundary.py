@@ -195,3 +195,21 @@ def test_json_depth_ignores_brackets_inside_strings():
     assert json_depth(b'{"a": "[[[[[[[[[[\\"[[[["}', 0) == 1
     assert json_depth(b"[" * 70 + b"]" * 70, 64) == 70
     assert json_depth(b"[" * 10 + b"]" * 10, 64) == 0  # too few brackets to matter: not scanned
+
+
+async def test_each_refusal_leaves_a_request_refused_record(start):
+    import asyncio
+    import json
+
+    server = await start()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.api + "/chat/completions", data=b"{}",
+                             headers=auth(server, **{"Content-Type": "text/plain"})) as resp:
+            assert resp.status == 415
+        async with http.get(server.api + "/sessions", headers=auth(server, Origin=EVIL)) as resp:
+            assert resp.status == 403
+    await asyncio.to_thread(server.host.records.flush)
+    records = [json.loads(line) for line in server.host.records.path.read_text().splitlines()]
+    refused = [(r["status"], r["code"], r["method"], r["path"]) for r in records if r["msg"] == "bmo.request_refused"]
+    assert refused == [(415, "unsupported_media_type", "POST", "/v1/chat/completions"),
+                       (403, "origin_not_allowed", "GET", "/v1/sessions")]
