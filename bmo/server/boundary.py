@@ -24,6 +24,8 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 EXEMPT_PATHS = frozenset({"/healthz"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_TYPE = "application/json"
+# Sec-Fetch-Site values of a request another site's page made ("same-site" ignores the port: localhost:3000 too).
+CROSS_SITE = frozenset({"cross-site", "same-site"})
 CORS_METHODS = "GET, POST, DELETE, OPTIONS"
 CORS_REQUEST_HEADERS = "Authorization, Content-Type, X-BMO-Session-Id, X-BMO-Resume"
 CORS_EXPOSED_HEADERS = "X-Request-Id, X-BMO-Session-Id, X-BMO-Run-Id"
@@ -114,6 +116,13 @@ def make_origin_middleware(boundary: Boundary, emit: Callable[..., object]):
             ))
         origin = headers.get("Origin")
         if origin is None:
+            # A page's <img>/<script>/no-cors GET carries no Origin, but browsers still say where it came from.
+            if headers.get("Sec-Fetch-Site") in CROSS_SITE:
+                return _refused(emit, request, ApiError(
+                    403, "A request a web page made the browser send (Sec-Fetch-Site: cross-site) is refused; "
+                         "call BMO from a page only through an origin listed in [options.http_server] allowed_origins.",
+                    param="Sec-Fetch-Site", code="origin_not_allowed",
+                ))
             return await handler(request)
         if origin.rstrip("/").lower() not in boundary.origins:
             return _refused(emit, request, ApiError(

@@ -113,6 +113,17 @@ async def test_a_dns_rebinding_host_is_403_whatever_the_auth_mode(start, token, 
     nothing_ran(server)
 
 
+async def test_a_pages_no_cors_get_is_refused_by_its_fetch_metadata(start):
+    server = await start(token=None)
+    async with aiohttp.ClientSession() as http:
+        for site in ("cross-site", "same-site"):  # an <img src> on another site, or on localhost:3000
+            async with http.get(server.api + "/sessions", headers={"Sec-Fetch-Site": site}) as resp:
+                assert (await envelope(resp, 403))["param"] == "Sec-Fetch-Site"
+        for site in ("none", "same-origin"):  # typed in the address bar; BMO's own origin
+            async with http.get(server.api + "/sessions", headers={"Sec-Fetch-Site": site}) as resp:
+                assert resp.status == 200
+
+
 async def test_loopback_names_with_or_without_a_port_are_accepted(start):
     server = await start()
     port = server.url.rsplit(":", 1)[1]
