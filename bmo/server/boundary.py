@@ -1,10 +1,11 @@
 """The browser boundary: Host allow-list, Origin check and CORS, JSON-only bodies read in bounded time and depth.
 
-A web page the user visits can make their browser send requests to BMO on loopback. Three checks
+A web page the user visits can make their browser send requests to BMO on loopback. These checks
 keep such a page from driving BMO: the ``Host`` header must name BMO (a DNS-rebinding page sends
-its own name), an ``Origin`` must be configured (a foreign page always sends one on a POST), and
-a body must be ``application/json`` (the only content types a page may send without a CORS
-preflight are form and text types).
+its own name); an ``Origin`` must be configured (a foreign page sends one on every CORS request
+and POST), and without one ``Sec-Fetch-Site`` must not say another site made it (``<img>``,
+no-cors fetches); a body must be ``application/json`` (the only types a page may send without a
+CORS preflight are form and text types). docs/serving.md has the threat model.
 """
 
 from __future__ import annotations
