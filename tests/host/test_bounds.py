@@ -143,3 +143,22 @@ async def test_malformed_http_is_answered_in_the_error_envelope_without_echoing_
     error = json.loads(body)["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
     assert "ECHO" not in body.decode("latin-1") and "aiohttp" not in body.decode("latin-1")
+
+
+async def test_bmo_serve_itself_answers_malformed_http_in_the_envelope_and_reaps_idle_connections(tmp_path):
+    from types import SimpleNamespace
+
+    from bmo.testing.harness import free_port, spawn_serve
+
+    port = free_port()
+    proc = spawn_serve(["--addr", f"127.0.0.1:{port}", "--auth-token", TOKEN], data_dir=tmp_path / "d",
+                       env={"BMO_LOAD_PLUGINS": "", "BMO_OPTIONS__HTTP_SERVER__KEEPALIVE_TIMEOUT_S": "0.5"})
+    try:
+        assert proc.url, proc.stderr()
+        served = SimpleNamespace(url=proc.url)
+        status, headers, body = split_response(await exchange(served, MALFORMED["nul-in-header"]))
+        assert (status, headers["content-type"].split(";")[0]) == (400, "application/json")
+        assert "ECHO" not in body.decode("latin-1")
+        assert await exchange(served, b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ") == b""
+    finally:
+        proc.terminate()
