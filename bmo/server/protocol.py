@@ -28,12 +28,27 @@ _PROBLEMS = (
 )
 
 
+# The same kinds, for the parser's plain BadHttpMessage: matched on aiohttp's wording, never echoed.
+_WORDING = (
+    ("can't be present with", "Content-Length and Transfer-Encoding are both set; send only one of them"),
+    ("header value char", "a header value holds a character HTTP forbids (such as NUL or a control byte)"),
+    ("header name char", "a header name holds a character HTTP forbids"),
+    ("chunk", "the chunked body framing is invalid"),
+    ("content-length", "the Content-Length header is invalid, or set together with Transfer-Encoding"),
+    ("transfer-encoding", "the Transfer-Encoding header is invalid, or set together with Content-Length"),
+)
+
+
 def describe(exc: BaseException | None) -> str:
+    """What is wrong with a request aiohttp could not parse, in words that never quote its bytes."""
     for kind, problem in _PROBLEMS:
         if isinstance(exc, kind):
             return problem
-    if exc is not None and "Transfer-Encoding" in str(exc) and "Content-Length" in str(exc):
-        return "Content-Length and Transfer-Encoding are both set; send one of them"
+    # Only the first line: aiohttp appends the offending bytes after it.
+    text = str(getattr(exc, "message", "") or "").partition("\n")[0].lower()
+    for words, problem in _WORDING:
+        if words in text:
+            return problem
     return "the request is not well-formed HTTP/1.1"
 
 
@@ -42,8 +57,12 @@ class EnvelopeRequestHandler(web_protocol.RequestHandler):
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        # aiohttp's version logs and refuses when a response already started; keep both, replace its body.
-        super().handle_error(request, status, exc, message)
+        if request.writer.output_size > 0:  # as aiohttp does: a started response cannot become an error
+            raise ConnectionError("Response is sent already, cannot send another response with the error message")
+        if status >= 500:
+            self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+        else:  # the client's fault: a traceback per bad request would let anyone flood the server's stderr
+            self.log_debug("Malformed request from %s: %s", request.remote, exc)
         if status == HTTPStatus.BAD_REQUEST:
             text = f"Malformed HTTP request: {describe(exc)}. The connection is closed."
         else:
