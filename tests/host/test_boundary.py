@@ -224,3 +224,15 @@ async def test_each_refusal_leaves_a_request_refused_record(start):
     refused = [(r["status"], r["code"], r["method"], r["path"]) for r in records if r["msg"] == "bmo.request_refused"]
     assert refused == [(415, "unsupported_media_type", "POST", "/v1/chat/completions"),
                        (403, "origin_not_allowed", "GET", "/v1/sessions")]
+
+
+def test_the_bind_address_and_a_star_are_allowed_hosts():
+    from bmo.defaults.core_config import HttpServerOptions
+    from bmo.server.boundary import Boundary
+
+    bound = Boundary.from_options(HttpServerOptions(), "10.0.0.5")
+    assert bound.host_allowed("10.0.0.5:9000") and bound.host_allowed("127.0.0.1:9000")
+    assert not bound.host_allowed("10.0.0.6:9000") and not bound.host_allowed("evil.example")
+    assert bound.host_allowed(None)  # HTTP/1.0 without Host: never a browser
+    anything = Boundary.from_options(HttpServerOptions(allowed_hosts=["*"]), "127.0.0.1")
+    assert anything.host_allowed("evil.example")
