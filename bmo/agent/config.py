@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -26,6 +28,8 @@ class AgentOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     permission_timeout_s: float = 120.0  # an unanswered challenge is denied after this
     permission_rules: list[PermissionRule] = []
+    # The most a native API request's permission_mode may ask for; "ask" keeps every challenge.
+    max_permission_mode: Literal["ask", "auto_approve"] = "ask"
     max_tool_output_bytes: int = 64 * 1024  # what one tool result may hand the model
     shell_timeout_s: float = 30.0  # run_shell default time limit
     shell_max_timeout_s: float = 300.0  # the most a model may ask run_shell for

@@ -157,18 +157,23 @@ class Coordinator:
         return Session.from_row(row, self.store) if row else None
 
     async def list_sessions(self, *, limit: int = 20, after: str | None = None,
-                            include_ephemeral: bool = False) -> list[Session]:
-        """Newest first, ``limit`` at most, those older than session ``after``; in-memory ones only if asked."""
+                            include_ephemeral: bool = False, created_by: str | None = None) -> list[Session]:
+        """Newest first, ``limit`` at most, those older than session ``after``; in-memory ones only if asked.
+
+        ``created_by`` limits the list to one owner's sessions (see ``bmo.agent.ownership``).
+        """
         before = None
         if after:
             anchor = await self.get_session(after)
-            if anchor is None:
+            if anchor is None or (created_by is not None and anchor.created_by != created_by):
                 return []
             before = (anchor.created_at, anchor.id)
-        rows = await self.store.session_rows(limit=limit, before=before, include_ephemeral=include_ephemeral)
+        rows = await self.store.session_rows(limit=limit, before=before, include_ephemeral=include_ephemeral,
+                                             created_by=created_by)
         sessions = [Session.from_row(r, self.store) for r in rows]
         if include_ephemeral and self._ephemeral:
-            sessions += [s for s in self._ephemeral.values() if before is None or (s.created_at, s.id) < before]
+            sessions += [s for s in self._ephemeral.values() if (before is None or (s.created_at, s.id) < before)
+                         and (created_by is None or s.created_by == created_by)]
             sessions.sort(key=lambda s: (s.created_at, s.id), reverse=True)
         return sessions[:limit]
 

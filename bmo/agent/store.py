@@ -133,10 +133,14 @@ class AgentStore:
     async def session_row(self, session_id: str) -> dict | None:
         return await self.db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
 
-    async def session_rows(self, *, limit: int, before: tuple[float, str] | None, include_ephemeral: bool) -> list[dict]:
+    async def session_rows(self, *, limit: int, before: tuple[float, str] | None, include_ephemeral: bool,
+                           created_by: str | None = None) -> list[dict]:
         """Newest first; ``before`` is the (created_at, id) of the last session of the previous page."""
         where = ["1=1"] if include_ephemeral else ["ephemeral = 0"]
         params: list[Any] = []
+        if created_by is not None:
+            where.append("created_by = ?")
+            params.append(created_by)
         if before is not None:
             where.append("(created_at, id) < (?, ?)")
             params.extend(before)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -16,6 +16,14 @@ class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     shutdown_grace_s: float = 10.0
     # "auto": uvloop when installed (it is a dependency off Windows), else asyncio's own loop.
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    # Host names (no port) accepted besides loopback and the bind address; "*" accepts any (DNS rebinding!).
+    allowed_hosts: list[str] = []
+    # Browser origins ("https://app.example") that may call the API; CORS is answered for these only.
+    allowed_origins: list[str] = []
+    max_json_depth: Annotated[int, msgspec.Meta(ge=1)] = 64  # deeper nesting in a JSON body is a 400
+    body_read_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # a request body must arrive in full within this
+    # An idle keep-alive connection, or one that never completes its request headers, is closed after this.
+    keepalive_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
 
 
 class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

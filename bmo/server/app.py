@@ -15,8 +15,10 @@ from bmo.host import Host, HostPlan, ServeSettings, close_host, open_host, resol
 from bmo.net import TrustedProxies
 from bmo.registry import collect_registry, maybe_await
 from bmo.server.auth import PUBLIC_ROUTES, requester_of, token_matches
+from bmo.server.boundary import Boundary, add_cors_headers, make_body_middleware, make_origin_middleware
 from bmo.server.errors import ApiError, envelope_for_http_exception
 from bmo.server.event_loop import loop_name
+from bmo.server.protocol import handler_args
 from bmo.server.request_trace import make_request_trace_middleware
 from bmo.store import collect_migrations
 from bmo.tracing.otel import export_settings
@@ -127,11 +129,15 @@ async def _healthz(request: web.Request) -> web.Response:
 def create_app(plan: HostPlan) -> web.Application:
     """An app serving ``plan``; its started :class:`Host` opens on startup and closes on cleanup."""
     options = plan.config.section("options.http_server")
+    boundary = Boundary.from_options(options, plan.serve.host)
     app = web.Application(
         client_max_size=options.max_body_bytes,
+        handler_args=handler_args(options),
         # Outermost first: the request span sees the final status of everything inside it.
-        middlewares=[make_request_trace_middleware(HOST_KEY), error_middleware, auth_middleware],
+        middlewares=[make_request_trace_middleware(HOST_KEY), make_origin_middleware(boundary, HOST_KEY),
+                     error_middleware, auth_middleware, make_body_middleware(boundary, HOST_KEY)],
     )
+    app.on_response_prepare.append(add_cors_headers)
     app[PLAN_KEY] = plan
     app[AUTH_FAILURE_KEY] = {}
     app.router.add_get("/healthz", _healthz)

@@ -12,6 +12,7 @@ from aiohttp import web
 from bmo.host import HostPlan, ServeSettings
 from bmo.net import split_addr
 from bmo.server.app import HOST_KEY, create_app
+from bmo.server.protocol import EnvelopeRunner
 
 NON_LOOPBACK_WARNING = (
     "warning: BMO is bound to a non-loopback address ({addr}). The bearer token is the only "
@@ -52,7 +53,7 @@ async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting, finish or cancel in-flight work, close."""
     app = create_app(plan)
     grace = plan.config.section("options.http_server").shutdown_grace_s
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
+    runner = EnvelopeRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

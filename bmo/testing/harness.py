@@ -18,6 +18,7 @@ from bmo.config import load_config
 from bmo.host import Host, ServeSettings
 from bmo.plugins import create_plugin_manager
 from bmo.server.app import HOST_KEY, build_host, create_app
+from bmo.server.protocol import EnvelopeRunner
 
 
 @dataclass
@@ -84,7 +85,7 @@ async def start_server(
     port = free_port()
     serve = ServeSettings(addr=f"127.0.0.1:{port}", auth_token=token, allow_no_auth=token is None)
     app = create_app(build_host(config, pm, serve, env=env))
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    runner = EnvelopeRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()  # opens the started host and runs the startup hooks
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return RunningServer(f"http://127.0.0.1:{port}", app[HOST_KEY], runner, token)

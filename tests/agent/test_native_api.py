@@ -61,7 +61,8 @@ async def test_bad_requests_name_the_field_in_the_openai_envelope(agent):
         error = await bmo.request("POST", f"/sessions/{sid}/messages", body, status=400)
         assert error["error"]["param"] == param, (body, error)
         assert error["error"]["type"] == "invalid_request_error" and isinstance(error["error"]["code"], str)
-    async with bmo.http.post(bmo.url(f"/sessions/{sid}/messages"), data=b"{nope", headers=bmo.server.headers()) as resp:
+    async with bmo.http.post(bmo.url(f"/sessions/{sid}/messages"), data=b"{nope",
+                             headers={**bmo.server.headers(), "Content-Type": "application/json"}) as resp:
         assert resp.status == 400 and "not valid JSON" in (await resp.json())["error"]["message"]
     unknown = await bmo.request("POST", "/sessions", {"model": "fake/nope"}, status=404)
     assert unknown["error"]["code"] == "model_not_found" and "fake/fake-model" in unknown["error"]["message"]

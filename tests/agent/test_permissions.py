@@ -78,8 +78,11 @@ async def test_an_unanswered_challenge_is_denied_after_the_timeout(agent, worksp
     assert events[-1]["outcome"] == outcomes.FINAL_ANSWER
 
 
+AUTO_APPROVE_ALLOWED = 'max_permission_mode = "auto_approve"\n'
+
+
 async def test_auto_approve_policy_runs_exec_tools_and_is_audited_as_policy(agent, workspace, fake_upstream):
-    bmo = await agent()
+    bmo = await agent(AUTO_APPROVE_ALLOWED)
     session = await bmo.create_session()
     fake_upstream.script(reply(tool_calls=[tool_call("run_shell", {"command": "echo hi > out.txt; echo done"})]), reply("ran"))
     events = await bmo.run(session["id"], "run it", permission_mode="auto_approve")
@@ -107,7 +110,7 @@ async def test_a_path_glob_rule_allows_only_matching_paths(agent, workspace, fak
 
 
 async def test_a_read_only_run_refuses_write_tools_without_asking(agent, workspace, fake_upstream):
-    bmo = await agent()
+    bmo = await agent(AUTO_APPROVE_ALLOWED)
     session = await bmo.create_session()
     fake_upstream.script(write("x.txt", "x"), reply("read-only, sorry"))
     events = await bmo.run(session["id"], "write", allowed_classes=["read"], permission_mode="auto_approve")
@@ -148,7 +151,8 @@ async def test_only_the_sessions_owner_or_the_operator_may_answer_its_challenges
             async with bmo.http.post(url, json={"decision": "allow_once"}, headers=as_bob) as resp:
                 refused = (resp.status, (await resp.json())["error"]["code"])
             await bmo.decide(session["id"], event["permission_id"], "allow_once")  # alice herself
-    assert refused == (403, "not_session_owner")
+    # Another requester's session answers like a missing one (bmo.agent.ownership), on every session route.
+    assert refused == (404, "session_not_found")
     assert (workspace / "a.txt").read_text() == "1"
     assert of_type(events, "permission.decided")[0]["decided_by"] == "user:alice"
 

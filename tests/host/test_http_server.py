@@ -94,7 +94,8 @@ async def test_a_wrong_method_is_405_in_the_envelope(server, client):
 
 
 async def test_malformed_json_is_400_naming_the_field(server, client):
-    async with client.post(server.api + "/bmo/slash", data="{not json", headers=server.headers()) as resp:
+    async with client.post(server.api + "/bmo/slash", data="{not json",
+                           headers=server.headers(**{"Content-Type": "application/json"})) as resp:
         assert resp.status == 400
         assert assert_envelope(await resp.json(), "invalid_request")["param"] == "command"
 

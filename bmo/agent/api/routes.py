@@ -17,6 +17,7 @@ from bmo.agent.api.event_stream import RunEventStream, run_events, session_runs
 from bmo.agent.errors import AgentError, SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.messages import ChatMessage
+from bmo.agent.ownership import may_reach, owner_filter
 from bmo.agent.permissions import DECISIONS
 from bmo.agent.run import PERMISSION_MODES, RunPolicy
 from bmo.agent.tools.base import TOOL_CLASSES
@@ -61,6 +62,12 @@ def _coordinator(request: web.Request):
     return coordinator
 
 
+def _agent_options(request: web.Request):
+    from bmo.server.app import get_host
+
+    return get_host(request).config.section("agent")
+
+
 def _requester(request: web.Request) -> str:
     return requester_label(request.get("requester"))
 
@@ -83,9 +90,10 @@ async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
         raise ApiError(400, "The request body is not valid JSON; send a JSON object.") from None
 
 
-async def _session_or_404(coordinator, session_id: str):
+async def _session_or_404(coordinator, session_id: str, request: web.Request):
     session = await coordinator.get_session(session_id)
-    if session is None:
+    # Another requester's session answers exactly like a missing one: its existence is not theirs to learn.
+    if session is None or not may_reach(session.created_by, _requester(request)):
         raise ApiError(404, f"No session with id '{session_id}'. POST /v1/sessions creates one; GET /v1/sessions lists them.",
                        param="session_id", code="session_not_found")
     return session
@@ -122,7 +130,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     if not 1 <= limit <= 100:
         raise ApiError(400, "Query parameter 'limit' must be an integer from 1 to 100.", param="limit")
     include = request.query.get("include_ephemeral", "false").lower() in ("1", "true", "yes")
-    sessions = await co.list_sessions(limit=limit + 1, after=request.query.get("after"), include_ephemeral=include)
+    sessions = await co.list_sessions(limit=limit + 1, after=request.query.get("after"), include_ephemeral=include,
+                                      created_by=owner_filter(_requester(request)))
     page = sessions[:limit]
     data = [s.describe() for s in page]
     return web.json_response({"object": "list", "data": data, "has_more": len(sessions) > limit,
@@ -131,7 +140,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 async def get_session(request: web.Request) -> web.Response:
     co = _coordinator(request)
-    session = await _session_or_404(co, request.match_info["session_id"])
+    session = await _session_or_404(co, request.match_info["session_id"], request)
     messages = await session.messages()
     run = co.active_run(session.id)
     runs = await co.store.run_rows(session.id, limit=20)
@@ -147,15 +156,20 @@ async def get_session(request: web.Request) -> web.Response:
 async def delete_session(request: web.Request) -> web.Response:
     co = _coordinator(request)
     session_id = request.match_info["session_id"]
-    await _session_or_404(co, session_id)
+    await _session_or_404(co, session_id, request)
     await co.delete_session(session_id, requester=_requester(request))
     return web.json_response({"id": session_id, "object": "bmo.session.deleted", "deleted": True})
 
 
 # -- runs -------------------------------------------------------------------------------
-def _policy(body: PostMessageBody) -> RunPolicy:
+def _policy(body: PostMessageBody, max_mode: str) -> RunPolicy:
     if body.permission_mode not in PERMISSION_MODES:
         raise ApiError(400, f"Field 'permission_mode' must be one of {', '.join(PERMISSION_MODES)}.", param="permission_mode")
+    # A request may lower its privileges, never raise them above the server's policy.
+    if PERMISSION_MODES.index(body.permission_mode) > PERMISSION_MODES.index(max_mode):
+        raise ApiError(403, f"permission_mode {body.permission_mode!r} is above this server's policy "
+                            f"([agent] max_permission_mode = {max_mode!r}); send {max_mode!r}, or have the operator "
+                            "raise max_permission_mode.", param="permission_mode", code="permission_mode_not_allowed")
     classes = None
     if body.allowed_classes is not None:
         bad = [c for c in body.allowed_classes if c not in TOOL_CLASSES]
@@ -191,10 +205,10 @@ def _new_messages(body: PostMessageBody) -> list[ChatMessage]:
 
 async def post_message(request: web.Request) -> web.StreamResponse:
     co = _coordinator(request)
-    session = await _session_or_404(co, request.match_info["session_id"])
+    session = await _session_or_404(co, request.match_info["session_id"], request)
     body = await decode(request, PostMessageBody)
     messages = _new_messages(body)
-    policy = _policy(body)
+    policy = _policy(body, _agent_options(request).max_permission_mode)
     model = body.model or session.model
     try:
         co.check_model(model)
@@ -236,7 +250,7 @@ def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
 
 async def cancel_run(request: web.Request) -> web.Response:
     co = _coordinator(request)
-    session = await _session_or_404(co, request.match_info["session_id"])
+    session = await _session_or_404(co, request.match_info["session_id"], request)
     body = await decode(request, CancelBody, empty_ok=True)
     run = co.active_run(session.id)
     if run is None or (body.run_id and run.id != body.run_id):
@@ -250,7 +264,7 @@ async def cancel_run(request: web.Request) -> web.Response:
 async def follow_session(request: web.Request) -> web.StreamResponse:
     """Every run of the session from now on (and the active one from its start), until the client leaves."""
     co = _coordinator(request)
-    session = await _session_or_404(co, request.match_info["session_id"])
+    session = await _session_or_404(co, request.match_info["session_id"], request)
     stream = RunEventStream(request, {"X-BMO-Session-Id": session.id}, session_runs(co, session.id, time.time()))
     try:
         await stream.start(comment=f"following {session.id}")
@@ -265,23 +279,18 @@ async def follow_session(request: web.Request) -> web.StreamResponse:
 # -- permissions ------------------------------------------------------------------------
 async def list_permissions(request: web.Request) -> web.Response:
     co = _coordinator(request)
-    session = await _session_or_404(co, request.match_info["session_id"])
+    session = await _session_or_404(co, request.match_info["session_id"], request)
     return web.json_response({"object": "list", "data": co.pending_permissions(session.id)})
 
 
 async def decide_permission(request: web.Request) -> web.Response:
     co = _coordinator(request)
-    session = await _session_or_404(co, request.match_info["session_id"])
+    session = await _session_or_404(co, request.match_info["session_id"], request)
     permission_id = request.match_info["permission_id"]
     body = await decode(request, DecisionBody)
     if body.decision not in DECISIONS:
         raise ApiError(400, f"Field 'decision' must be one of {', '.join(DECISIONS)}.", param="decision")
-    requester = _requester(request)
-    # Forwarded identities are people: one may not approve tools in another's session.
-    if requester and session.created_by and requester != session.created_by:
-        raise ApiError(403, f"Session '{session.id}' belongs to '{session.created_by}'; only its owner (or a caller "
-                            "without a forwarded identity, i.e. the operator holding the token) may answer its "
-                            "permission challenges.", param="permission_id", code="not_session_owner")
+    requester = _requester(request)  # _session_or_404 already refused another requester's session
     pending = {p["id"] for p in co.pending_permissions(session.id)}
     if permission_id not in pending or not await co.decide_permission(permission_id, body.decision, requester):
         raise ApiError(404, f"No pending permission request '{permission_id}' in session '{session.id}' "

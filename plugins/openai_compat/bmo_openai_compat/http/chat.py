@@ -7,11 +7,13 @@ from aiohttp import web
 
 from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
+from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
-from bmo.server.auth import requester_label
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
-from bmo_openai_compat.http.error_replies import PreparedError, compat_error, disabled_error, guarded, identity_headers
+from bmo_openai_compat.http.error_replies import (
+    PreparedError, compat_error, disabled_error, guarded, identity_headers, requester_of,
+)
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, new_messages, to_agent
@@ -144,7 +146,7 @@ class ChatHandler:
     async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
         rt = self.rt
         run = self.coordinator.get_run(request_id)
-        if run is None:
+        if run is None or not may_reach(await self._run_owner(run), rt.requester):
             raise compat_error(404, f"No run {request_id[:64]!r} is running or finished in the last 10 minutes; "
                                     f"{RESUME_HEADER} takes the request_id a 409 queued answer named.",
                                param=RESUME_HEADER, code="run_not_found")
@@ -159,6 +161,11 @@ class ChatHandler:
             cancel_on_disconnect=False,  # the run belongs to the request that started it
             success_outcome=outcomes.RESUMED, finish_detail={"resumed_request_id": request_id},
         ).respond()
+
+    async def _run_owner(self, run) -> str:
+        """A run belongs to its session's owner; a session already gone (ephemeral) leaves the run's requester."""
+        session = await self.coordinator.get_session(run.session_id)
+        return session.created_by if session is not None else run.requester
 
     async def _task(self, req: wire.ChatCompletionRequest) -> web.StreamResponse:
         """A client's background task (title, tags, follow-ups): one model call, nothing else."""
@@ -197,6 +204,11 @@ class ChatHandler:
             await rt.event("session", session_id=session.id, new_session=True, ephemeral=True)
             return session, True
         session = await coordinator.get_session(session_id)
+        if session is not None and not may_reach(session.created_by, rt.requester):
+            # Another requester's session: refused as if it did not exist, and never created over it.
+            raise compat_error(404, f"No session {session_id!r} for this requester; use another "
+                                    f"{SESSION_HEADER} (a new id starts a new session).",
+                               param=SESSION_HEADER, code="session_not_found")
         if session is not None:
             await rt.event("session", session_id=session_id, new_session=False, ephemeral=False)
             return session, False
@@ -243,14 +255,7 @@ class ChatHandler:
                            error=f"{type(exc).__name__}: {exc}")
 
     def _requester(self) -> str:
-        """Who asked, from identity headers only a trusted proxy may set; "" otherwise."""
-        if not self.host.trusted_proxies.trusts(self.request.remote):
-            return ""
-        label = requester_label(self.request.get("requester"))
-        if label:
-            return label
-        hooked = self.host.pm.hook.bmo_openai_compat_requester(request=self.request)
-        return str(hooked) if hooked else ""
+        return requester_of(self.host, self.request)
 
     def _headers(self) -> dict[str, str]:
         return identity_headers(self.rt, self.session_header)

@@ -7,6 +7,7 @@ import traceback
 
 from aiohttp import web
 
+from bmo.server.auth import requester_label
 from bmo.server.errors import ApiError, envelope_for_http_exception
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -42,6 +43,17 @@ class PreparedError(Exception):
         # The openai SDK retries 409 silently unless told not to; the queued answer is final.
         return web.Response(status=self.status, body=self.body, content_type="application/json",
                             headers={"x-should-retry": "false"})
+
+
+def requester_of(host, request: web.Request) -> str:
+    """Who asked, from identity headers only a trusted proxy may set; "" (the operator) otherwise."""
+    if not host.trusted_proxies.trusts(request.remote):
+        return ""
+    label = requester_label(request.get("requester"))
+    if label:
+        return label
+    hooked = host.pm.hook.bmo_openai_compat_requester(request=request)
+    return str(hooked) if hooked else ""
 
 
 def identity_headers(rt: CompatRequest, session_id: str = "") -> dict[str, str]:

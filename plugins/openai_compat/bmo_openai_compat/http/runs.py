@@ -5,13 +5,21 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
+from bmo.agent.ownership import may_reach, owner_filter
 from bmo_openai_compat import wire
 from bmo_openai_compat.http.error_replies import compat_error, guarded
 from bmo_openai_compat.http.read_request import begin_read, json_reply
 from bmo_openai_compat.observe import outcomes
+from bmo_openai_compat.observe.compat_request import CompatRequest
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+
+
+async def _reachable_run(rt: CompatRequest, request_id: str) -> bool:
+    """Whether the ledger holds ``request_id`` and the requester may see it (their own row, or the operator)."""
+    row = await rt.ledger.get_run(request_id)
+    return row is not None and may_reach(row["requester"], rt.requester)
 
 
 def _query_choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
@@ -47,11 +55,12 @@ async def list_runs(request: web.Request) -> web.StreamResponse:
         outcome = _query_choice(request, "outcome", outcomes.OUTCOMES)
         session_id = request.query.get("session_id")
         after = request.query.get("after")
-        if after is not None and not await rt.ledger.has_run(after):
+        if after is not None and not await _reachable_run(rt, after):
             raise compat_error(400, f"Query parameter after={after!r} is not a request_id in the ledger; pass the "
                                     "last_id of the previous page.", param="after")
         rows, has_more = await rt.ledger.list_runs(
             limit=limit, after=after, route=route, outcome=outcome, session_id=session_id, exclude=rt.request_id,
+            requester=owner_filter(rt.requester),
         )
         data = [msgspec.convert(row, wire.RunRecord) for row in rows]
         body = wire.encode(wire.RunPage(
@@ -70,7 +79,7 @@ async def list_run_events(request: web.Request) -> web.StreamResponse:
 
     async def work() -> web.Response:
         await rt.fire()
-        if not await rt.ledger.has_run(request_id):
+        if not await _reachable_run(rt, request_id):
             raise compat_error(404, f"No compat request {request_id!r} in the run ledger; GET /v1/openai-compat/runs "
                                     "lists the request ids.", param="request_id", code="run_not_found")
         events = await rt.ledger.events(request_id)

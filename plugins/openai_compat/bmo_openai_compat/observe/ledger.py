@@ -127,8 +127,9 @@ class Ledger:
     async def list_runs(
         self, *, limit: int, after: str | None = None, route: str | None = None,
         outcome: str | None = None, session_id: str | None = None, exclude: str | None = None,
+        requester: str | None = None,
     ) -> tuple[list[dict], bool]:
-        """Newest first; ``after`` is the ``request_id`` the previous page ended with."""
+        """Newest first; ``after`` is the ``request_id`` the previous page ended with; ``requester`` limits to one's rows."""
         where, params = [], []
         if exclude is not None:  # the list request's own row, still running
             where.append("request_id != ?")
@@ -136,7 +137,8 @@ class Ledger:
         if after is not None:
             where.append("id < (SELECT id FROM openai_compat_runs WHERE request_id = ?)")
             params.append(after)
-        for column, value in (("route", route), ("outcome", outcome), ("session_id", session_id)):
+        for column, value in (("route", route), ("outcome", outcome), ("session_id", session_id),
+                              ("requester", requester)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
