@@ -6,6 +6,7 @@ import aiohttp
 import openai
 import pytest
 
+from bmo.agent import coordinator_of
 from bmo.testing.fake_upstream import reply
 from compat_support import MODEL, TOKEN
 
@@ -46,7 +47,7 @@ async def test_another_requester_cannot_continue_a_session_and_learns_nothing(ow
     assert err.value.body["code"] == "session_not_found" and "alice" not in err.value.body["message"]
     assert err.value.response.headers["x-request-id"]
     assert len(compat.up.chat_requests) == calls
-    session = await compat.host.coordinator.get_session("s-1")
+    session = await coordinator_of(compat.host).get_session("s-1")
     assert session.created_by == "alice" and [m.content for m in await session.messages()] == ["mine", "echo: mine"]
     row = await compat.row(err.value.request_id)
     assert (row["requester"], row["http_status"]) == ("bob", 404)
