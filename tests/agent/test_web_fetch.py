@@ -145,3 +145,19 @@ async def test_html_becomes_markdown_without_scripts_or_styles(workspace, site):
     out = await WebFetch().run({"url": site.url("/page")}, ctx(workspace, allow=["127.0.0.1"]))
     assert "# Title" in out and "The first paragraph" in out and "line one\nline two" in out
     assert "var secret" not in out and "p{}" not in out
+
+
+def test_the_web_fetch_section_is_shown_and_a_bad_cidr_is_a_config_error_naming_it(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from bmo.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "bmo.toml").write_text('[agent.web_fetch]\nallow_hosts = ["intranet.example"]\n')
+    shown = CliRunner().invoke(cli, ["config", "show-web-fetch"])
+    assert shown.exit_code == 0, shown.output
+    assert "[agent.web_fetch]" in shown.output and 'allow_hosts = ["intranet.example"]' in shown.output
+    (tmp_path / "bmo.toml").write_text('[agent.web_fetch]\nallow_cidrs = ["10.0.0.0/33"]\n')
+    bad = CliRunner().invoke(cli, ["config", "show-web-fetch"])
+    assert bad.exit_code != 0 and "allow_cidrs" in bad.output and "10.0.0.0/33" in bad.output
