@@ -25,6 +25,14 @@ MAX_SYMLINK_HOPS = 40  # the kernel's own ELOOP bound
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+class MissingDirectory(ToolFailed):
+    """An intermediate directory does not exist; ``rel`` is where the path would lead."""
+
+    def __init__(self, message: str, rel: str):
+        super().__init__(message)
+        self.rel = rel
+
+
 @dataclass
 class Located:
     """A path walked to its last component: the open fd of its directory and the name in it."""
@@ -121,7 +129,8 @@ def locate(root: Path, raw: object, *, create_dirs: bool = False, want_dir: bool
                 fd = os.open(name, _DIR_FLAGS, dir_fd=stack[-1][1])
             except FileNotFoundError:
                 if not create_dirs:
-                    raise ToolFailed(f"{_rel(stack, name)} does not exist") from None
+                    would_be = os.path.normpath("/".join([_rel(stack, name), *pending]))
+                    raise MissingDirectory(f"{_rel(stack, name)} does not exist", would_be) from None
                 try:
                     os.mkdir(name, dir_fd=stack[-1][1])
                 except FileExistsError:
@@ -175,6 +184,8 @@ def resolved_rel(root: Path, raw: object) -> str:
     try:
         with located(root, raw) as loc:
             return loc.rel
+    except MissingDirectory as exc:  # a write would create it: the rules see where it would land
+        return exc.rel if not exc.rel.startswith("..") else normalized(raw)
     except (ToolFailed, OSError):
         return normalized(raw)
 
