@@ -161,3 +161,16 @@ def test_the_web_fetch_section_is_shown_and_a_bad_cidr_is_a_config_error_naming_
     (tmp_path / "bmo.toml").write_text('[agent.web_fetch]\nallow_cidrs = ["10.0.0.0/33"]\n')
     bad = CliRunner().invoke(cli, ["config", "show-web-fetch"])
     assert bad.exit_code != 0 and "allow_cidrs" in bad.output and "10.0.0.0/33" in bad.output
+
+
+async def test_the_connection_goes_only_to_addresses_that_were_checked():
+    from bmo.agent.tools.web.addresses import AddressPolicy, PinnedResolver
+
+    resolver = PinnedResolver()
+    with pytest.raises(OSError, match="was not checked"):
+        await resolver.resolve("example.org", 80)
+    checked = await AddressPolicy(["localhost"], []).resolve("localhost", 8080)
+    resolver.pin("localhost", 8080, checked)
+    assert {r["host"] for r in await resolver.resolve("localhost", 8080)} <= {"127.0.0.1", "::1"}
+    with pytest.raises(OSError, match="was not checked"):
+        await resolver.resolve("localhost", 8081)
