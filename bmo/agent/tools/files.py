@@ -111,8 +111,7 @@ class SearchFiles(_PathTool):
         pattern = args.get("pattern")
         if not isinstance(pattern, str) or not pattern:
             raise ToolFailed("pattern must be a non-empty string")
-        regex = compile_pattern(pattern)
-        return await asyncio.to_thread(_search, regex, ctx.workspace, _path_arg(args, "."), _options(ctx))
+        return await asyncio.to_thread(_search, pattern, ctx.workspace, _path_arg(args, "."), _options(ctx))
 
 
 def compile_pattern(pattern: str):
@@ -131,9 +130,9 @@ def compile_pattern(pattern: str):
                      "which has no backreferences or lookaround; rewrite the pattern without them")
 
 
-def _search(regex, root: Path, raw: object, opts: FileToolsOptions) -> str:
+def _search(pattern: str, root: Path, raw: object, opts: FileToolsOptions) -> str:
+    regex = compile_pattern(pattern)  # here too, a huge pattern compiles off the loop
     hits: list[str] = []
-    skipped = 0
     with located(root, raw) as loc:
         if loc.lstat is None:
             raise ToolFailed(f"{loc.rel} does not exist")
@@ -148,8 +147,7 @@ def _search(regex, root: Path, raw: object, opts: FileToolsOptions) -> str:
             try:
                 data, size, _ = read_regular(root, rel, opts.max_read_bytes)
             except (ToolFailed, OSError):
-                skipped += 1  # a symlink out, a FIFO, a hard link: never read
-                continue
+                continue  # a symlink out, a FIFO, a hard link: never read
             if size > opts.max_read_bytes or b"\x00" in data[:4096]:
                 continue  # too large, or binary
             for lineno, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
