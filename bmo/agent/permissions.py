@@ -25,7 +25,7 @@ from typing import Any
 from bmo.agent.config import PermissionRule
 from bmo.agent.events import PermissionDecided, PermissionRequested
 from bmo.agent.tools.base import READ
-from bmo.agent.tools.targets import COMMAND, PATH, URL, Target
+from bmo.agent.tools.targets import COMMAND, PATH, TEXT, URL, Target
 
 ALLOW_ONCE, ALWAYS, DENY = "allow_once", "always", "deny"
 DECISIONS = (ALLOW_ONCE, ALWAYS, DENY)
@@ -156,7 +156,11 @@ class PermissionBroker:
     ) -> Verdict:
         if tool.tool_class == READ:
             return Verdict(True, "", "class")
-        scope = await asyncio.to_thread(tool.permission_scope, args, self.workspace)  # may walk the file system
+        try:
+            scope = await asyncio.to_thread(tool.permission_scope, args, self.workspace)  # may walk the file system
+        except Exception as exc:  # a plugin tool's bug: no rule may approve what nobody could name
+            unknown = f"(target unknown: {type(exc).__name__})"
+            scope = Target(TEXT, unknown, (unknown,), classified=False)
         target = scope.text
         pid = "perm_" + secrets.token_hex(8)
         requested_at = time.time()

@@ -119,3 +119,29 @@ async def test_decisions_are_deleted_with_their_session(agent, workspace, fake_u
     await bmo.request("DELETE", f"/sessions/{session['id']}")
     assert await bmo.co.store.decision_rows(session["id"]) == []
     assert await bmo.co.store.always_patterns(session["id"], "write_file") == []
+
+
+async def test_a_tool_whose_target_cannot_be_named_is_challenged_not_crashed(tmp_path):
+    from types import SimpleNamespace
+
+    from bmo.agent.permissions import PermissionBroker
+    from bmo.agent.tools.base import WRITE, Tool
+
+    class Broken(Tool):
+        name, description, parameters, tool_class = "broken", "x", {"type": "object"}, WRITE
+
+        def permission_scope(self, args, workspace):
+            raise RuntimeError("bug")
+
+    rows = []
+    store = SimpleNamespace(always_patterns=lambda *a: _async([]), insert_decision=lambda row: _async(rows.append(row)),
+                            audit=lambda *a, **k: _async(None))
+    broker = PermissionBroker(store, [PermissionRule(tool="*", target="*")], lambda *a, **k: None, tmp_path)
+    verdict = await broker.check(tool=Broken(), arguments="{}", args={}, session_id="s", run_id="r", requester="",
+                                 permission_mode="ask", timeout_s=0.05, emit=lambda e: None)
+    assert (verdict.allowed, verdict.decided_by) == (False, "timeout")  # not approved by the allow-all rule
+    assert rows[0]["target"] == "(target unknown: RuntimeError)"
+
+
+async def _async(value):
+    return value
