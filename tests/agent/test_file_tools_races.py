@@ -76,6 +76,10 @@ async def test_a_directory_swapped_for_a_symlink_never_lands_a_write_outside(wor
 
     thread = threading.Thread(target=attacker, daemon=True)
     thread.start()
+    for _ in range(1000):  # let the attacker get going before the writes start
+        if swaps:
+            break
+        await asyncio.sleep(0.01)
     ctx = ctx_for(workspace)
     refused = 0
     try:
