@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 import msgspec
@@ -49,6 +50,23 @@ class FileToolsOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     ignore_dirs: list[str] = msgspec.field(default_factory=lambda: [".git", "node_modules", "__pycache__", ".venv"])
 
 
+class WebFetchOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[agent.web_fetch]``: what web_fetch may reach beyond the public internet, and redirects."""
+
+    allow_hosts: list[str] = []  # host names or globs ("intranet.example", "*.corp") opened whatever they resolve to
+    allow_cidrs: list[str] = []  # networks opened although private, loopback or link-local ("10.1.0.0/16")
+    max_redirects: int = 5
+
+    def __post_init__(self) -> None:
+        for cidr in self.allow_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"allow_cidrs: {cidr!r} is not an address or network (e.g. \"10.0.0.0/8\")") from None
+        if self.max_redirects < 0:
+            raise ValueError("max_redirects must be 0 or more")
+
+
 class LoopDetectionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     max_identical_calls: int = 3  # the same tool with the same arguments, this many times in one run, stops it
@@ -86,6 +104,7 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 SECTIONS = {
     "agent": AgentOptions,
     "agent.file_tools": FileToolsOptions,
+    "agent.web_fetch": WebFetchOptions,
     "agent.loop_detection": LoopDetectionOptions,
     "agent.length_recovery": LengthRecoveryOptions,
     "agent.spawning": SpawningOptions,

@@ -65,7 +65,7 @@ class Coordinator:
         self.tools: dict[str, Any] = tools if tools is not None else host.registry.tools
         self.store = AgentStore(host.db)
         self.workspace = Path(self.options.workspace).expanduser().resolve()
-        self.permissions = PermissionBroker(self.store, self.options.permission_rules, self._record)
+        self.permissions = PermissionBroker(self.store, self.options.permission_rules, self._record, self.workspace)
         self._runs: dict[str, Run] = {}
         # Finished runs in the order they ended, so pruning only ever looks at the oldest.
         self._finished: deque[tuple[float, Run]] = deque()

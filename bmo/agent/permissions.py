@@ -1,9 +1,11 @@
 """Permission decisions for tools that write, execute or reach the network.
 
-A decision comes, in this order, from a config rule, an earlier "always" for the same tool
-in the session, the run's policy (auto_approve), or a challenge a person answers through
-the native API; an unanswered challenge is denied after the timeout. Every decision is
-stored and audited with who made it.
+A decision comes, in this order, from the config rules, an earlier "always" of the session
+for the same tool and a matching target pattern, the run's policy (auto_approve), or a
+challenge a person answers through the native API; an unanswered challenge is denied after
+the timeout. Rules and patterns match what the call really touches (``Tool.permission_scope``):
+the resolved workspace path, every part of a command line, the URL. Every decision is stored
+and audited with who made it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import hashlib
+import json
+import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bmo.agent.config import PermissionRule
 from bmo.agent.events import PermissionDecided, PermissionRequested
 from bmo.agent.tools.base import READ
+from bmo.agent.tools.targets import COMMAND, PATH, TEXT, URL, Target
 
 ALLOW_ONCE, ALWAYS, DENY = "allow_once", "always", "deny"
 DECISIONS = (ALLOW_ONCE, ALWAYS, DENY)
@@ -64,13 +70,84 @@ def rule_for(rules: list[PermissionRule], tool: str, target: str) -> PermissionR
     return None
 
 
+def rules_decide(rules: list[PermissionRule], tool: str, target: Target) -> str | None:
+    """``deny`` when the first rule matching the whole target or any part denies; ``allow`` when
+    every part's first matching rule allows (never for an unclassified command); else None."""
+    firsts = [rule_for(rules, tool, part) for part in target.parts]
+    whole = rule_for(rules, tool, target.text)
+    if any(r is not None and r.decision == "deny" for r in [whole, *firsts]):
+        return DENY
+    if target.classified and all(r is not None and r.decision == "allow" for r in firsts):
+        return "allow"
+    return None
+
+
+def always_patterns(target: Target) -> list[str]:
+    """What an "always" answer to a call on ``target`` approves from then on, one glob per part.
+
+    A path: the other files of its directory (``src/*``; ``*`` for the workspace root), not of
+    subdirectories. A command: each simple command's program with any arguments (``ls`` and
+    ``ls *``), and each redirection exactly; an unclassified line only itself. A URL: its
+    origin (``https://example.com/*``). Anything else: exactly itself.
+    """
+    if target.kind == PATH:
+        head, _, _ = target.text.rpartition("/")
+        return [f"{_escape(head)}/*" if head else "*"]
+    if target.kind == URL:
+        origin = _origin(target.text)
+        return [_escape(origin), _escape(origin) + "/*"] if origin else [_escape(target.text)]
+    if target.kind == COMMAND and target.classified:
+        patterns = []
+        for part in target.parts:
+            program = part.split(" ", 1)[0]
+            if part.startswith(("<", ">", "&>")) or "=" in program or not program:
+                patterns.append(_escape(part))
+            else:
+                patterns += [_escape(program), _escape(program) + " *"]
+        return patterns
+    return [_escape(target.text)]
+
+
+def approved_by_always(patterns: list[str], target: Target) -> bool:
+    """True when every part of ``target`` matches one of the session's "always" patterns for the tool."""
+    if not patterns:
+        return False
+    match = _path_match if target.kind == PATH else fnmatch.fnmatchcase
+    return all(any(match(part, p) for p in patterns) for part in target.parts)
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _path_match(path: str, pattern: str) -> bool:
+    """A glob on path segments: ``*`` and ``?`` never cross a ``/``; ``[c]`` is the literal ``c``."""
+    regex, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[" and i + 2 < len(pattern) and pattern[i + 2] == "]":
+            regex.append(re.escape(pattern[i + 1]))
+            i += 3
+            continue
+        regex.append("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c))
+        i += 1
+    return re.fullmatch("".join(regex), path) is not None
+
+
+def _origin(url: str) -> str:
+    match = re.match(r"^(https?://[^/?#]+)", url, re.IGNORECASE)
+    return match.group(1).lower() if match else ""
+
+
 class PermissionBroker:
     """Decides, waits for challenges, and records every decision."""
 
-    def __init__(self, store: Any, rules: list[PermissionRule], emit_record: Callable[..., Any]):
+    def __init__(self, store: Any, rules: list[PermissionRule], emit_record: Callable[..., Any],
+                 workspace: Path | None = None):
         self.store = store
         self.rules = list(rules)
         self.emit_record = emit_record
+        self.workspace = workspace or Path.cwd()  # where file tools' targets resolve
         self.pending: dict[str, PendingPermission] = {}
 
     async def check(
@@ -79,13 +156,18 @@ class PermissionBroker:
     ) -> Verdict:
         if tool.tool_class == READ:
             return Verdict(True, "", "class")
-        target = tool.permission_target(args)
+        try:
+            scope = await asyncio.to_thread(tool.permission_scope, args, self.workspace)  # may walk the file system
+        except Exception as exc:  # a plugin tool's bug: no rule may approve what nobody could name
+            unknown = f"(target unknown: {type(exc).__name__})"
+            scope = Target(TEXT, unknown, (unknown,), classified=False)
+        target = scope.text
         pid = "perm_" + secrets.token_hex(8)
         requested_at = time.time()
-        rule = rule_for(self.rules, tool.name, target)
-        if rule is not None:
-            verdict = Verdict(rule.decision == "allow", ALLOW_ONCE if rule.decision == "allow" else DENY, "rule")
-        elif await self.store.has_always(session_id, tool.name):
+        ruled = rules_decide(self.rules, tool.name, scope)
+        if ruled is not None:
+            verdict = Verdict(ruled == "allow", ALLOW_ONCE if ruled == "allow" else DENY, "rule")
+        elif approved_by_always(await self.store.always_patterns(session_id, tool.name), scope):
             verdict = Verdict(True, ALLOW_ONCE, "always")
         elif permission_mode == "auto_approve":
             verdict = Verdict(True, ALLOW_ONCE, "policy")
@@ -97,6 +179,7 @@ class PermissionBroker:
             "id": pid, "session_id": session_id, "run_id": run_id, "tool": tool.name, "tool_class": tool.tool_class,
             "target": target[:500], "arguments_digest": digest(arguments), "decision": verdict.decision,
             "decided_by": verdict.decided_by, "requester": who, "requested_at": requested_at, "decided_at": time.time(),
+            "pattern": json.dumps(always_patterns(scope)) if verdict.decision == ALWAYS else "",
         }
         await self.store.insert_decision(row)
         await self.store.audit("permission.decided", actor=who, session_id=session_id, run_id=run_id,

@@ -33,6 +33,8 @@ def _renderer(path: str):
 _SHOWS = {
     "file-tools": ("agent.file_tools", "Show [agent.file_tools]: limits of the file tools.",
                    '[agent.file_tools]\nmax_read_bytes = 262144\nmax_write_bytes = 1048576\nmax_list_entries = 500\n...'),
+    "web-fetch": ("agent.web_fetch", "Show [agent.web_fetch]: the hosts and networks web_fetch may reach, redirects.",
+                  "[agent.web_fetch]\nallow_hosts = []\nallow_cidrs = []\nmax_redirects = 5"),
     "loop-detection": ("agent.loop_detection", "Show [agent.loop_detection]: when repeated identical tool calls stop a run.",
                        "[agent.loop_detection]\nenabled = true\nmax_identical_calls = 3"),
     "length-recovery": ("agent.length_recovery", "Show [agent.length_recovery]: continuing answers cut off by length.",

@@ -102,6 +102,8 @@ CREATE INDEX operation_audit_session ON operation_audit(session_id, time);
 """),
     # A sub-agent's session lives in memory only: its run row keeps the link to the parent run.
     (2, "ALTER TABLE runs ADD COLUMN parent_run_id TEXT;"),
+    # What an "always" decision approves: a JSON list of target globs (per tool and target, not per tool).
+    (3, "ALTER TABLE permission_decisions ADD COLUMN pattern TEXT NOT NULL DEFAULT '';"),
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
@@ -154,6 +156,7 @@ class AgentStore:
             conn.execute("DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE session_id = ?)", (session_id,))
             conn.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM session_messages WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM permission_decisions WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             return conn.changes() > 0
 
@@ -215,17 +218,25 @@ class AgentStore:
     async def insert_decision(self, row: dict) -> None:
         await self.db.write(
             "INSERT INTO permission_decisions (id, session_id, run_id, tool, tool_class, target, arguments_digest,"
-            " decision, decided_by, requester, requested_at, decided_at) VALUES (:id, :session_id, :run_id, :tool,"
-            " :tool_class, :target, :arguments_digest, :decision, :decided_by, :requester, :requested_at, :decided_at)",
-            row,
+            " decision, decided_by, requester, requested_at, decided_at, pattern) VALUES (:id, :session_id, :run_id,"
+            " :tool, :tool_class, :target, :arguments_digest, :decision, :decided_by, :requester, :requested_at,"
+            " :decided_at, :pattern)",
+            {"pattern": "", **row},
         )
 
-    async def has_always(self, session_id: str, tool: str) -> bool:
-        row = await self.db.fetchone(
-            "SELECT 1 AS hit FROM permission_decisions WHERE session_id = ? AND tool = ? AND decision = 'always' LIMIT 1",
+    async def always_patterns(self, session_id: str, tool: str) -> list[str]:
+        """The target globs every "always" decision of the session approved for ``tool``."""
+        rows = await self.db.fetchall(
+            "SELECT pattern FROM permission_decisions WHERE session_id = ? AND tool = ? AND decision = 'always'",
             (session_id, tool),
         )
-        return row is not None
+        patterns: list[str] = []
+        for row in rows:
+            try:
+                patterns += [p for p in json.loads(row["pattern"] or "[]") if isinstance(p, str)]
+            except ValueError:
+                continue  # a row from before patterns approves nothing: the person is asked again
+        return patterns
 
     async def decision_rows(self, session_id: str) -> list[dict]:
         return await self.db.fetchall(

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from bmo.agent import coordinator_of
-from bmo.agent.config import AgentOptions, FileToolsOptions
+from bmo.agent.config import AgentOptions, FileToolsOptions, WebFetchOptions
 from bmo.agent.tools import core_tools
 from bmo.agent.tools.base import ToolContext, ToolFailed
 from bmo.agent.tools.files import EditFile, ListDir, ReadFile, SearchFiles, WriteFile
@@ -122,7 +122,7 @@ async def test_run_shell_reports_exit_code_and_bounds_output_and_time(workspace)
 
 
 async def test_web_fetch_gets_a_url_and_refuses_other_schemes(workspace, fake_upstream):
-    ctx = ctx_for(workspace)
+    ctx = ctx_for(workspace, **{"agent.web_fetch": WebFetchOptions(allow_hosts=["127.0.0.1"])})  # loopback is refused by default
     out = await WebFetch().run({"url": fake_upstream.base_url + "/models"}, ctx)
     assert out.startswith("HTTP 200 application/json") and "fake-model" in out
     with pytest.raises(ToolFailed, match="http"):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from bmo.agent.tools.targets import Target
+
 READ, WRITE, EXEC, NETWORK = "read", "write", "exec", "network"
 TOOL_CLASSES = (READ, WRITE, EXEC, NETWORK)
 
@@ -47,6 +49,14 @@ class Tool:
     def permission_target(self, args: dict) -> str:
         """What a path-glob policy rule matches against (a path for file tools)."""
         return str(args.get("path", ""))
+
+    def permission_scope(self, args: dict, workspace: Path) -> Target:
+        """What this call will really touch, as rules and "always" decisions match it.
+
+        The default reads ``permission_target``: a command line for an exec tool, plain text otherwise.
+        """
+        target = self.permission_target(args)
+        return Target.command(target) if self.tool_class == EXEC else Target.plain(target)
 
     def schema(self) -> dict:
         """The OpenAI ``tools`` entry for this tool."""
