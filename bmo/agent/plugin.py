@@ -38,6 +38,8 @@ _SHOWS = {
                         '[agent.length_recovery]\nenabled = true\nmax_continuations = 3\ncontinue_prompt = "..."'),
     "spawning": ("agent.spawning", "Show [agent.spawning]: limits of spawn_agent sub-runs.",
                  "[agent.spawning]\nenabled = true\nmax_depth = 2\nmax_per_run = 4\nmax_steps = 12"),
+    "sandbox": ("agent.sandbox", "Show [agent.sandbox]: how tool commands are confined (bubblewrap), and their limits.",
+                '[agent.sandbox]\nmode = "bwrap"\nnetwork = "off"\nread_only_binds = []\n...\ncpu_time_s = 600\n...'),
 }
 
 
@@ -56,11 +58,39 @@ def bmo_migrations(register):
 
 
 @hookimpl
-def bmo_tools(register):
+def bmo_tools(register, host):
+    from bmo.agent.sandbox import Sandbox
     from bmo.agent.tools import core_tools
+    from bmo.agent.tools.base import EXEC
 
+    # Without a usable sandbox the model is not even offered the tools that start processes.
+    can_exec = host is None or Sandbox.for_host(host).can_run
     for tool in core_tools():
-        register(tool)
+        if tool.tool_class != EXEC or can_exec:
+            register(tool)
+
+
+@hookimpl
+def bmo_posture(register, host):
+    from bmo.agent.sandbox import Sandbox
+    from bmo.agent.sandbox.status import posture_section
+
+    register("sandbox", lambda host: posture_section(Sandbox.for_host(host)))
+
+
+@hookimpl(specname="bmo_startup")
+def sandbox_startup(host):
+    """Say once, at start, when tool commands run unsandboxed or cannot run at all."""
+    import sys
+
+    from bmo.agent.sandbox import Sandbox
+    from bmo.agent.sandbox.status import startup_warning
+
+    warning = startup_warning(Sandbox.for_host(host))
+    if warning is not None:
+        msg, text = warning
+        host.emit(msg, "warn", hint=text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 @hookimpl

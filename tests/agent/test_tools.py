@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from bmo.agent.config import AgentOptions, FileToolsOptions
+from bmo.agent.sandbox import SandboxOptions
 from bmo.agent.tools import core_tools
 from bmo.agent.tools.base import ToolContext, ToolFailed
 from bmo.agent.tools.files import EditFile, ListDir, ReadFile, SearchFiles, WriteFile
@@ -18,7 +19,8 @@ from bmo.testing.fake_upstream import reply, tool_call
 
 class _Config:
     def __init__(self, **sections):
-        self.sections = {"agent": AgentOptions(), "agent.file_tools": FileToolsOptions(), **sections}
+        self.sections = {"agent": AgentOptions(), "agent.file_tools": FileToolsOptions(), "agent.sandbox": SandboxOptions(),
+                         **sections}
 
     def section(self, path):
         return self.sections[path]

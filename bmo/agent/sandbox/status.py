@@ -1,0 +1,46 @@
+"""What the operator is told about the sandbox: the posture section and the one start-up warning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bmo.agent.sandbox.probe import bwrap_version
+from bmo.agent.sandbox.sandbox import BWRAP_MISSING, Sandbox
+
+MODE_OFF = (
+    "[agent.sandbox] mode = \"off\": tool commands run unconfined as the server's user, with its files and "
+    "network. Set mode = \"bwrap\" (install the Debian package 'bubblewrap') to sandbox them."
+)
+
+
+def startup_warning(sandbox: Sandbox) -> tuple[str, str] | None:
+    """``(record msg, text)`` when commands run unsandboxed or not at all; None when the sandbox is ready."""
+    if sandbox.options.mode == "off":
+        return "agent.sandbox.off", MODE_OFF
+    if not sandbox.programs.bwrap:
+        return "agent.sandbox.unavailable", "run_shell is not offered to the model: " + BWRAP_MISSING
+    return None
+
+
+async def posture_section(sandbox: Sandbox) -> dict[str, Any]:
+    """Mode, network, whether bwrap was found (path, version), whether exec tools are offered, limits."""
+    options = sandbox.options
+    return {
+        "mode": options.mode,
+        "network": options.network,
+        "bwrap_found": bool(sandbox.programs.bwrap),
+        "bwrap_path": sandbox.programs.bwrap,
+        "bwrap_version": await bwrap_version(sandbox.programs.bwrap),
+        "exec_tools_offered": sandbox.can_run,
+        "read_only_binds": list(options.read_only_binds),
+        "read_write_binds": list(options.read_write_binds),
+        "env_allow": list(options.env_allow),
+        "env_set": sorted(options.env_set),  # names only: a value may be a credential
+        "limits": {
+            "enforced": bool(sandbox.programs.prlimit),
+            "cpu_time_s": options.cpu_time_s,
+            "address_space_mb": options.address_space_mb,
+            "file_size_mb": options.file_size_mb,
+            "max_processes": options.max_processes,
+        },
+    }
