@@ -89,15 +89,16 @@ def bwrap_argv(
     args += ["--bind", workspace, workspace]
     for path in rw:
         args += ["--bind", path, path]
-    visible = [workspace, *ro, *rw]
-    for path in hidden:
-        path = os.path.normpath(os.path.abspath(path))
-        if not _inside(path, visible):
+    visible, masked = [workspace, *ro, *rw], []
+    for path in sorted({os.path.normpath(os.path.abspath(p)) for p in hidden}):
+        # A mask inside an earlier one would show its own mount point in the empty tmpfs.
+        if not _inside(path, visible) or _inside(path, masked):
             continue
         if os.path.isdir(path):
             args += ["--tmpfs", path]
         elif os.path.lexists(path):
             args += ["--ro-bind", "/dev/null", path]
+        masked.append(path)
     args += ["--chdir", workspace, *command]
     return args
 
