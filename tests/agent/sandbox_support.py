@@ -108,14 +108,6 @@ def alive_with(marker: str) -> list[int]:
     return pids
 
 
-async def wait_alive(marker: str, count: int, timeout: float = 20) -> list[int]:
-    """Wait until at least ``count`` marked processes run (the command really started its tree)."""
-    async with asyncio.timeout(timeout):
-        while len(pids := alive_with(marker)) < count:
-            await asyncio.sleep(0.05)
-    return pids
-
-
 async def wait_gone(marker: str, timeout: float = 10) -> list[int]:
     """Marked processes still alive after ``timeout`` (empty when all are gone)."""
     loop = asyncio.get_running_loop()
@@ -132,3 +124,10 @@ def kill_marked(marker: str) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+
+
+async def wait_tree(marker: str, timeout: float = 20) -> None:
+    """Wait until all four sleeps of :func:`tree_command` run: the command really built its tree."""
+    async with asyncio.timeout(timeout):
+        while not all(alive_with(f"100{i}.{marker}") for i in range(4)):
+            await asyncio.sleep(0.05)
