@@ -17,9 +17,9 @@ def bmo_config_sections(register):
     register("providers", dict[str, ProviderOptions], dict)
 
 
-def _renderer(path: str):
+def _renderer(path: str, view=msgspec.to_builtins):
     def render(config, as_json: bool) -> str:
-        value = msgspec.to_builtins(config.section(path))
+        value = view(config.section(path))
         if as_json:
             return json.dumps({path: value}, indent=2)
         from bmo.cli.config import to_toml
@@ -38,15 +38,18 @@ _SHOWS = {
                         '[agent.length_recovery]\nenabled = true\nmax_continuations = 3\ncontinue_prompt = "..."'),
     "spawning": ("agent.spawning", "Show [agent.spawning]: limits of spawn_agent sub-runs.",
                  "[agent.spawning]\nenabled = true\nmax_depth = 2\nmax_per_run = 4\nmax_steps = 12"),
-    "sandbox": ("agent.sandbox", "Show [agent.sandbox]: how tool commands are confined (bubblewrap), and their limits.",
-                '[agent.sandbox]\nmode = "bwrap"\nnetwork = "off"\nread_only_binds = []\n...\ncpu_time_s = 600\n...'),
 }
+_SANDBOX_SHOW = ("Show [agent.sandbox]: how tool commands are confined (bubblewrap), and their limits.",
+                 '[agent.sandbox]\nmode = "bwrap"\nnetwork = "off"\nread_only_binds = []\n...\ncpu_time_s = 600\n...')
 
 
 @hookimpl
 def bmo_config_show(register):
     for name, (path, help_text, example) in _SHOWS.items():
         register(name, _renderer(path), help=help_text, example=example)
+    from bmo.agent.sandbox.status import shown_options
+
+    register("sandbox", _renderer("agent.sandbox", shown_options), help=_SANDBOX_SHOW[0], example=_SANDBOX_SHOW[1])
 
 
 @hookimpl

@@ -127,13 +127,16 @@ def test_config_show_sandbox_prints_the_section(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    (tmp_path / "bmo.toml").write_text('[agent.sandbox]\nnetwork = "on"\nfile_size_mb = 10\n')
+    (tmp_path / "bmo.toml").write_text('[agent.sandbox]\nnetwork = "on"\nfile_size_mb = 10\n'
+                                       'env_set = { PATH = "/opt/bin:/usr/bin", GITHUB_TOKEN = "ghp-secret-9" }\n')
     runner = CliRunner()
     shown = runner.invoke(cli, ["config", "show-sandbox"])
     assert shown.exit_code == 0, shown.output
     assert "[agent.sandbox]" in shown.output and 'mode = "bwrap"' in shown.output and 'network = "on"' in shown.output
     as_json = json.loads(runner.invoke(cli, ["config", "show-sandbox", "--json"]).output)
     assert as_json["agent.sandbox"]["file_size_mb"] == 10
+    assert as_json["agent.sandbox"]["env_set"] == {"PATH": "/opt/bin:/usr/bin", "GITHUB_TOKEN": "set"}
+    assert "ghp-secret-9" not in shown.output
     assert "Example output" in runner.invoke(cli, ["config", "show-sandbox", "--help"]).output
 
 

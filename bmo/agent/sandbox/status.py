@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import msgspec
+
+from bmo.agent.sandbox.config import SandboxOptions
 from bmo.agent.sandbox.probe import bwrap_version
 from bmo.agent.sandbox.sandbox import BWRAP_MISSING, Sandbox
 
@@ -11,6 +15,16 @@ MODE_OFF = (
     "[agent.sandbox] mode = \"off\": tool commands run unconfined as the server's user, with its files and "
     "network. Set mode = \"bwrap\" (install the Debian package 'bubblewrap') to sandbox them."
 )
+
+
+_SECRET_NAME = re.compile(r"token|secret|passw|key|auth|credential|cookie", re.IGNORECASE)
+
+
+def shown_options(options: SandboxOptions) -> dict[str, Any]:
+    """``[agent.sandbox]`` for ``bmo config show-sandbox``: an ``env_set`` value whose name looks secret shows as "set"."""
+    shown = msgspec.to_builtins(options)
+    shown["env_set"] = {k: "set" if _SECRET_NAME.search(k) else v for k, v in options.env_set.items()}
+    return shown
 
 
 def startup_warning(sandbox: Sandbox) -> tuple[str, str] | None:
