@@ -49,6 +49,12 @@ class Sandbox:
 
     async def run(self, command: list[str], *, workspace: Path, timeout: float, output_limit: int) -> CommandResult:
         """Run ``command`` in ``workspace`` under the configured confinement and limits."""
+        try:
+            return await self._run(command, workspace, timeout, output_limit)
+        except FileNotFoundError as exc:  # a workspace or program that vanished since start-up
+            raise ToolFailed(f"cannot start the command: {exc.strerror}: {exc.filename}") from None
+
+    async def _run(self, command: list[str], workspace: Path, timeout: float, output_limit: int) -> CommandResult:
         options = self.options
         limited = prlimit_prefix(self.programs.prlimit, options) + command
         if options.mode == "off":
@@ -60,9 +66,9 @@ class Sandbox:
         try:
             for dest, data in synthetic_files(options.network).items():
                 read_end, write_end = os.pipe()
+                fds[dest] = read_end
                 with os.fdopen(write_end, "wb") as pipe:  # a few hundred bytes: never fills the pipe
                     pipe.write(data)
-                fds[dest] = read_end
             try:
                 argv = bwrap_argv(self.programs.bwrap, options, workspace=str(workspace), command=limited,
                                   env=command_env(options, self.host_env, sandboxed=True), data_fds=fds,
