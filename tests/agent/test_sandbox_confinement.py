@@ -127,3 +127,10 @@ async def test_operator_env_additions_pass_but_never_bmo_variables(shell, monkey
     extra = '[agent.sandbox]\nenv_allow = ["SANDBOX_EXTRA", "BMO_AUTH_TOKEN"]\nenv_set = {GREETING = "hi"}\n'
     [out] = await shell("env", extra_toml=extra)
     assert "GREETING=hi" in out and AUTH_TOKEN not in out
+
+
+async def test_run_shell_sees_only_its_own_processes_and_no_capabilities(shell):
+    [out] = await shell("ps -e -o pid=,comm=; hostname; grep CapEff /proc/self/status")
+    commands = [line.split()[1] for line in out.splitlines()[1:] if line.strip() and line.split()[0].isdigit()]
+    assert commands[0] == "bwrap" and "python" not in " ".join(commands) and len(commands) <= 5
+    assert "bmo-sandbox" in out and "CapEff:\t0000000000000000" in out
