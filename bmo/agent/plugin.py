@@ -78,20 +78,26 @@ def bmo_posture(register, host):
     from bmo.agent.sandbox import Sandbox
     from bmo.agent.sandbox.status import posture_section
 
-    register("sandbox", lambda host: posture_section(Sandbox.for_host(host)))
+    register("sandbox", lambda host: posture_section(Sandbox.for_host(host), host.state.get(_SANDBOX_STATE)))
+
+
+_SANDBOX_STATE = "bmo.agent.sandbox"  # bwrap's error from the start-up test sandbox ("" when it worked)
 
 
 @hookimpl(specname="bmo_startup")
-def sandbox_startup(host):
+async def sandbox_startup(host):
     """Say once, at start, when tool commands run unsandboxed or cannot run at all."""
     import sys
 
     from bmo.agent.sandbox import Sandbox
     from bmo.agent.sandbox.status import startup_warning
 
-    warning = startup_warning(Sandbox.for_host(host))
+    sandbox = Sandbox.for_host(host)
+    warning = await startup_warning(sandbox)
+    if sandbox.options.mode == "bwrap" and sandbox.programs.bwrap:
+        host.state[_SANDBOX_STATE] = warning[2] if warning else ""
     if warning is not None:
-        msg, text = warning
+        msg, text, _ = warning
         host.emit(msg, "warn", hint=text)
         print(f"warning: {text}", file=sys.stderr, flush=True)
 

@@ -119,7 +119,27 @@ async def test_the_posture_has_a_sandbox_section(compat):
     assert section["mode"] == "bwrap" and section["network"] == "off"
     assert section["bwrap_found"] is True and section["bwrap_path"].endswith("/bwrap")
     assert section["bwrap_version"][0].isdigit() and section["exec_tools_offered"] is True
+    assert section["bwrap_error"] == ""  # the start-up test sandbox worked
     assert section["limits"]["cpu_time_s"] == SandboxOptions().cpu_time_s
+
+
+async def test_a_bwrap_that_cannot_sandbox_is_warned_about_with_its_error(model_up, tmp_path, capsys):
+    _, up = model_up
+    fake = tmp_path / "bin" / "bwrap"  # as bwrap fails where user namespaces are refused
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    (tmp_path / "ws").mkdir()
+    server = await start_server(tmp_path / "data", token=TOKEN, load_plugins="openai_compat",
+                                config_toml=compat_config(up, tmp_path / "ws"), env={"PATH": str(fake.parent)})
+    try:
+        err = capsys.readouterr().err
+        assert "bwrap cannot create a sandbox here (bwrap: setting up uid map: Permission denied)" in err
+        assert 'mode = "off"' in err
+        section = (await posture(server))["sandbox"]
+        assert section["bwrap_found"] is True and "uid map" in section["bwrap_error"]
+    finally:
+        await server.stop()
 
 
 def test_config_show_sandbox_prints_the_section(tmp_path, monkeypatch):

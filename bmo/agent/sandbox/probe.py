@@ -44,3 +44,24 @@ async def bwrap_version(bwrap: str) -> str:
             return ""
         _versions[bwrap] = out.decode(errors="replace").strip().removeprefix("bubblewrap").strip()
     return _versions[bwrap]
+
+
+async def bwrap_failure(bwrap: str) -> str:
+    """Why bwrap cannot make a sandbox here ("" when it can): e.g. user namespaces refused to a non-root user."""
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env={"PATH": DEFAULT_PATH}, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        return f"{bwrap}: {exc.strerror}"
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"{bwrap} did not finish a test sandbox within 10 s"
+    if proc.returncode != 0:
+        return err.decode(errors="replace").strip() or f"{bwrap} exited with {proc.returncode}"
+    return ""

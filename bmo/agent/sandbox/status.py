@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from bmo.agent.sandbox.config import SandboxOptions
-from bmo.agent.sandbox.probe import bwrap_version
+from bmo.agent.sandbox.probe import bwrap_failure, bwrap_version
 from bmo.agent.sandbox.sandbox import BWRAP_MISSING, Sandbox
 
 MODE_OFF = (
@@ -27,17 +27,22 @@ def shown_options(options: SandboxOptions) -> dict[str, Any]:
     return shown
 
 
-def startup_warning(sandbox: Sandbox) -> tuple[str, str] | None:
-    """``(record msg, text)`` when commands run unsandboxed or not at all; None when the sandbox is ready."""
+async def startup_warning(sandbox: Sandbox) -> tuple[str, str, str] | None:
+    """``(record msg, text, bwrap's error)`` when commands run unsandboxed or cannot run; None when the sandbox works."""
     if sandbox.options.mode == "off":
-        return "agent.sandbox.off", MODE_OFF
+        return "agent.sandbox.off", MODE_OFF, ""
     if not sandbox.programs.bwrap:
-        return "agent.sandbox.unavailable", "run_shell is not offered to the model: " + BWRAP_MISSING
+        return "agent.sandbox.unavailable", "run_shell is not offered to the model: " + BWRAP_MISSING, ""
+    failure = await bwrap_failure(sandbox.programs.bwrap)
+    if failure:
+        text = (f"bwrap cannot create a sandbox here ({failure}), so every run_shell command will fail. Allow user "
+                "namespaces for bwrap (see docs/agent.md#sandbox), or set [agent.sandbox] mode = \"off\".")
+        return "agent.sandbox.broken", text, failure
     return None
 
 
-async def posture_section(sandbox: Sandbox) -> dict[str, Any]:
-    """Mode, network, whether bwrap was found (path, version), whether exec tools are offered, limits."""
+async def posture_section(sandbox: Sandbox, bwrap_error: str | None = None) -> dict[str, Any]:
+    """Mode, network, whether bwrap was found (path, version) and worked at start, exec tools offered, limits."""
     options = sandbox.options
     return {
         "mode": options.mode,
@@ -45,6 +50,7 @@ async def posture_section(sandbox: Sandbox) -> dict[str, Any]:
         "bwrap_found": bool(sandbox.programs.bwrap),
         "bwrap_path": sandbox.programs.bwrap,
         "bwrap_version": await bwrap_version(sandbox.programs.bwrap),
+        "bwrap_error": bwrap_error,  # None: not tried at start (mode "off" or no bwrap); "": it worked
         "exec_tools_offered": sandbox.can_run,
         "read_only_binds": list(options.read_only_binds),
         "read_write_binds": list(options.read_write_binds),
