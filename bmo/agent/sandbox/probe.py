@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _versions: dict[str, str] = {}
+_works: dict[str, bool] = {}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,18 @@ async def bwrap_version(bwrap: str) -> str:
 
 
 async def bwrap_failure(bwrap: str) -> str:
-    """Why bwrap cannot make a sandbox here ("" when it can): e.g. user namespaces refused to a non-root user."""
+    """Why bwrap cannot make a sandbox here ("" when it can): e.g. user namespaces refused to a non-root user.
+
+    Cached per path once it worked: a host that can sandbox keeps that ability.
+    """
+    if _works.get(bwrap):
+        return ""
+    failure = await _try_sandbox(bwrap)
+    _works[bwrap] = not failure
+    return failure
+
+
+async def _try_sandbox(bwrap: str) -> str:
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true"]
     try:
