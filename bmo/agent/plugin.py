@@ -75,31 +75,17 @@ def bmo_tools(register, host):
 
 @hookimpl
 def bmo_posture(register, host):
-    from bmo.agent.sandbox import Sandbox
-    from bmo.agent.sandbox.status import posture_section
+    from bmo.agent.sandbox.status import posture_for
 
-    register("sandbox", lambda host: posture_section(Sandbox.for_host(host), host.state.get(_SANDBOX_STATE)))
-
-
-_SANDBOX_STATE = "bmo.agent.sandbox"  # bwrap's error from the start-up test sandbox ("" when it worked)
+    register("sandbox", posture_for)
 
 
 @hookimpl(specname="bmo_startup")
 async def sandbox_startup(host):
     """Say once, at start, when tool commands run unsandboxed or cannot run at all."""
-    import sys
+    from bmo.agent.sandbox.status import announce
 
-    from bmo.agent.sandbox import Sandbox
-    from bmo.agent.sandbox.status import startup_warning
-
-    sandbox = Sandbox.for_host(host)
-    warning = await startup_warning(sandbox)
-    if sandbox.options.mode == "bwrap" and sandbox.programs.bwrap:
-        host.state[_SANDBOX_STATE] = warning[2] if warning else ""
-    if warning is not None:
-        msg, text, _ = warning
-        host.emit(msg, "warn", hint=text)
-        print(f"warning: {text}", file=sys.stderr, flush=True)
+    await announce(host)
 
 
 @hookimpl

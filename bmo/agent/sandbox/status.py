@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ MODE_OFF = (
 )
 
 
+STATE_KEY = "bmo.agent.sandbox"  # host.state: bwrap's error from the start-up test sandbox ("" when it worked)
 _SECRET_NAME = re.compile(r"token|secret|passw|key|auth|credential|cookie", re.IGNORECASE)
 
 
@@ -64,3 +66,20 @@ async def posture_section(sandbox: Sandbox, bwrap_error: str | None = None) -> d
             "max_processes": options.max_processes,
         },
     }
+
+
+async def announce(host: Any) -> None:
+    """At start: test the sandbox once, keep bwrap's error for the posture, warn (record + stderr) if it cannot run."""
+    sandbox = Sandbox.for_host(host)
+    warning = await startup_warning(sandbox)
+    if sandbox.options.mode == "bwrap" and sandbox.programs.bwrap:
+        host.state[STATE_KEY] = warning[2] if warning else ""
+    if warning is not None:
+        msg, text, _ = warning
+        host.emit(msg, "warn", hint=text)
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+async def posture_for(host: Any) -> dict[str, Any]:
+    """The posture's ``sandbox`` section for ``host``."""
+    return await posture_section(Sandbox.for_host(host), host.state.get(STATE_KEY))
