@@ -180,6 +180,20 @@ async def test_limits_stop_a_process_that_writes_too_large_a_file(compat, model_
     assert (tmp_path / "ws" / "big.bin").stat().st_size == 1024 * 1024
 
 
+async def test_max_processes_holds_a_fork_loop_even_for_root(compat, model_up):
+    require_bwrap()
+    model, up = model_up
+    server = await compat("[agent.sandbox]\nmax_processes = 20\n")
+    assert (await posture(server))["sandbox"]["limits"]["max_processes_by"] in ("cgroup", "rlimit")
+    # dash gives up the subshell at the first refused fork; the count uses builtins only, as nothing can fork.
+    model.shell("(for i in $(seq 60); do sleep 30 & done); n=0; for p in /proc/[0-9]*; do "
+                'read -r c < $p/comm; [ "$c" = sleep ] && n=$((n+1)); done; echo "sleeps=$n"; exit 0')
+    await ask(server)
+    out = tool_results(up)["c0"]
+    started = int(out.rsplit("sleeps=", 1)[1].split()[0])
+    assert "Cannot fork" in out and 0 < started < 20
+
+
 async def test_extra_binds_are_shown_read_only_or_read_write(compat, model_up, tmp_path):
     require_bwrap()
     model, up = model_up

@@ -19,4 +19,4 @@ class SandboxOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cpu_time_s: int = 600  # RLIMIT_CPU: CPU seconds per process
     address_space_mb: int = 8192  # RLIMIT_AS: virtual memory per process
     file_size_mb: int = 1024  # RLIMIT_FSIZE: largest file a process may write
-    max_processes: int = 1024  # RLIMIT_NPROC: the kernel does not apply it to a server running as root
+    max_processes: int = 1024  # tasks in the command's pids cgroup (else RLIMIT_NPROC, which root ignores)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bmo.agent.sandbox import cgroup
 from bmo.agent.sandbox.bwrap import bwrap_argv, prlimit_prefix, synthetic_files
 from bmo.agent.sandbox.config import SandboxOptions
 from bmo.agent.sandbox.environment import command_env
@@ -55,13 +56,24 @@ class Sandbox:
             raise ToolFailed(f"cannot start the command: {exc.strerror}: {exc.filename}") from None
 
     async def _run(self, command: list[str], workspace: Path, timeout: float, output_limit: int) -> CommandResult:
+        if self.options.mode == "bwrap" and not self.programs.bwrap:
+            raise SandboxUnavailable(BWRAP_MISSING)
+        group = cgroup.create(self.options.max_processes)
+        try:
+            enter = cgroup.enter_prefix(group) if group else []
+            return await self._spawn(enter, command, workspace, timeout, output_limit)
+        finally:
+            if group:
+                cgroup.remove(group)
+
+    async def _spawn(self, enter: list[str], command: list[str], workspace: Path, timeout: float,
+                     output_limit: int) -> CommandResult:
         options = self.options
         limited = prlimit_prefix(self.programs.prlimit, options) + command
         if options.mode == "off":
             env = command_env(options, self.host_env, sandboxed=False)
-            return await run_bounded(limited, cwd=str(workspace), env=env, timeout=timeout, output_limit=output_limit)
-        if not self.programs.bwrap:
-            raise SandboxUnavailable(BWRAP_MISSING)
+            return await run_bounded(enter + limited, cwd=str(workspace), env=env, timeout=timeout,
+                                     output_limit=output_limit)
         fds: dict[str, int] = {}
         try:
             for dest, data in synthetic_files(options.network).items():
@@ -75,7 +87,7 @@ class Sandbox:
                                   hidden=self.hidden)
             except ValueError as exc:
                 raise ToolFailed(str(exc)) from None
-            return await run_bounded(argv, cwd=str(workspace), env={}, timeout=timeout,
+            return await run_bounded(enter + argv, cwd=str(workspace), env={}, timeout=timeout,
                                      output_limit=output_limit, pass_fds=list(fds.values()))
         finally:
             for fd in fds.values():

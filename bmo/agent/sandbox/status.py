@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from bmo.agent.sandbox import cgroup
 from bmo.agent.sandbox.config import SandboxOptions
 from bmo.agent.sandbox.probe import bwrap_failure, bwrap_version
 from bmo.agent.sandbox.sandbox import BWRAP_MISSING, Sandbox
@@ -64,6 +65,7 @@ async def posture_section(sandbox: Sandbox, bwrap_error: str | None = None) -> d
             "address_space_mb": options.address_space_mb,
             "file_size_mb": options.file_size_mb,
             "max_processes": options.max_processes,
+            "max_processes_by": cgroup.kind(),  # "rlimit" alone does not hold a server running as root
         },
     }
 
