@@ -35,10 +35,10 @@ async def main(runs: int) -> None:
     kinds = {
         "plain /bin/sh -c true (run_shell before the sandbox)": lambda: run_bounded(
             ["/bin/sh", "-c", "true"], cwd=str(workspace), env={}, timeout=30, output_limit=1024),
-        'mode = "off" (pids cgroup + prlimit + sh)': lambda: off.run(["/bin/sh", "-c", "true"], workspace=workspace, timeout=30,
-                                                      output_limit=1024),
-        'mode = "bwrap" (the sandbox)': lambda: bwrap.run(["/bin/sh", "-c", "true"], workspace=workspace, timeout=30,
-                                                         output_limit=1024),
+        'mode = "off" (pids cgroup + prlimit + sh)': lambda: off.run(
+            ["/bin/sh", "-c", "true"], workspace=workspace, timeout=30, output_limit=1024),
+        'mode = "bwrap" (the sandbox)': lambda: bwrap.run(
+            ["/bin/sh", "-c", "true"], workspace=workspace, timeout=30, output_limit=1024),
     }
     print(f"{runs} runs each; milliseconds per command")
     for name, once in kinds.items():

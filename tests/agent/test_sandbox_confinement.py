@@ -81,7 +81,8 @@ async def test_run_shell_cannot_read_a_directory_outside_the_workspace(shell, tm
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("OUTSIDE-SECRET-31f")
-    [out, home] = await shell(f"cat {outside}/secret.txt; ls {outside}", "ls -a /root ~root 2>&1; echo $HOME; ls -a $HOME")
+    [out, home] = await shell(f"cat {outside}/secret.txt; ls {outside}",
+                              "ls -a /root ~root 2>&1; echo $HOME; ls -a $HOME")
     assert "OUTSIDE-SECRET-31f" not in out and "No such file" in out
     assert "No such file" in home and "/tmp/home" in home and ".pyenv" not in home
 

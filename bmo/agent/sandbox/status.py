@@ -24,14 +24,14 @@ _SECRET_NAME = re.compile(r"token|secret|passw|key|auth|credential|cookie", re.I
 
 
 def shown_options(options: SandboxOptions) -> dict[str, Any]:
-    """``[agent.sandbox]`` for ``bmo config show-sandbox``: an ``env_set`` value whose name looks secret shows as "set"."""
+    """``[agent.sandbox]`` for ``bmo config show-sandbox``; an ``env_set`` value with a secret-looking name is "set"."""
     shown = msgspec.to_builtins(options)
     shown["env_set"] = {k: "set" if _SECRET_NAME.search(k) else v for k, v in options.env_set.items()}
     return shown
 
 
 async def startup_warning(sandbox: Sandbox) -> tuple[str, str, str] | None:
-    """``(record msg, text, bwrap's error)`` when commands run unsandboxed or cannot run; None when the sandbox works."""
+    """``(record msg, text, bwrap's error)`` when commands run unconfined or cannot run; None when all is well."""
     if sandbox.options.mode == "off":
         return "agent.sandbox.off", MODE_OFF, ""
     if not sandbox.programs.bwrap:
