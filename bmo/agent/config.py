@@ -7,6 +7,8 @@ from typing import Literal
 
 import msgspec
 
+from bmo.agent.sandbox.config import SandboxOptions
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are BMO, a careful coding and research agent. You work inside the workspace directory and "
     "can use the tools you are given to read, search and change files, run commands and fetch URLs. "
@@ -108,4 +110,5 @@ SECTIONS = {
     "agent.loop_detection": LoopDetectionOptions,
     "agent.length_recovery": LengthRecoveryOptions,
     "agent.spawning": SpawningOptions,
+    "agent.sandbox": SandboxOptions,
 }

@@ -18,9 +18,9 @@ def bmo_config_sections(register):
     register("providers", dict[str, ProviderOptions], dict)
 
 
-def _renderer(path: str):
+def _renderer(path: str, view=msgspec.to_builtins):
     def render(config, as_json: bool) -> str:
-        value = msgspec.to_builtins(config.section(path))
+        value = view(config.section(path))
         if as_json:
             return json.dumps({path: value}, indent=2)
         from bmo.config.toml_text import to_toml
@@ -42,12 +42,17 @@ _SHOWS = {
     "spawning": ("agent.spawning", "Show [agent.spawning]: limits of spawn_agent sub-runs.",
                  "[agent.spawning]\nenabled = true\nmax_depth = 2\nmax_per_run = 4\nmax_steps = 12"),
 }
+_SANDBOX_SHOW = ("Show [agent.sandbox]: how tool commands are confined (bubblewrap), and their limits.",
+                 '[agent.sandbox]\nmode = "bwrap"\nnetwork = "off"\nread_only_binds = []\n...\ncpu_time_s = 600\n...')
 
 
 @hookimpl
 def bmo_config_show(register):
     for name, (path, help_text, example) in _SHOWS.items():
         register(name, _renderer(path), help=help_text, example=example)
+    from bmo.agent.sandbox.status import shown_options
+
+    register("sandbox", _renderer("agent.sandbox", shown_options), help=_SANDBOX_SHOW[0], example=_SANDBOX_SHOW[1])
 
 
 @hookimpl
@@ -59,11 +64,31 @@ def bmo_migrations(register):
 
 
 @hookimpl
-def bmo_tools(register):
+def bmo_tools(register, host):
+    from bmo.agent.sandbox import Sandbox
     from bmo.agent.tools import core_tools
+    from bmo.agent.tools.base import EXEC
 
+    # Without a usable sandbox the model is not even offered the tools that start processes.
+    can_exec = host is None or Sandbox.for_host(host).can_run
     for tool in core_tools():
-        register(tool)
+        if tool.tool_class != EXEC or can_exec:
+            register(tool)
+
+
+@hookimpl
+def bmo_posture(register, host):
+    from bmo.agent.sandbox.status import posture_for
+
+    register("sandbox", posture_for)
+
+
+@hookimpl(specname="bmo_startup")
+async def sandbox_startup(host):
+    """Say once, at start, when tool commands run unsandboxed or cannot run at all."""
+    from bmo.agent.sandbox.status import announce
+
+    await announce(host)
 
 
 @hookimpl

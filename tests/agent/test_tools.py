@@ -9,6 +9,7 @@ import pytest
 
 from bmo.agent import coordinator_of
 from bmo.agent.config import AgentOptions, FileToolsOptions, WebFetchOptions
+from bmo.agent.sandbox import SandboxOptions
 from bmo.agent.tools import core_tools
 from bmo.agent.tools.base import ToolContext, ToolFailed
 from bmo.agent.tools.files import EditFile, ListDir, ReadFile, SearchFiles, WriteFile
@@ -19,7 +20,8 @@ from bmo.testing.fake_upstream import reply, tool_call
 
 class _Config:
     def __init__(self, **sections):
-        self.sections = {"agent": AgentOptions(), "agent.file_tools": FileToolsOptions(), **sections}
+        self.sections = {"agent": AgentOptions(), "agent.file_tools": FileToolsOptions(), "agent.sandbox": SandboxOptions(),
+                         **sections}
 
     def section(self, path):
         return self.sections[path]

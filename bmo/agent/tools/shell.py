@@ -1,17 +1,17 @@
-"""run_shell: one shell command in the workspace, bounded in time and output."""
+"""run_shell: one shell command in the workspace, inside the sandbox, bounded in time and output."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-
+from bmo.agent.sandbox import Sandbox
 from bmo.agent.tools.base import EXEC, Tool, ToolContext, ToolFailed
 
 
 class RunShell(Tool):
     name = "run_shell"
-    description = "Run a shell command in the workspace directory; returns its exit code and combined output."
+    description = (
+        "Run a shell command in the workspace directory; returns its exit code and combined output. "
+        "It runs in a sandbox: only the workspace is writable, and background processes end with the command."
+    )
     parameters = {
         "type": "object",
         "properties": {
@@ -34,42 +34,13 @@ class RunShell(Tool):
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ToolFailed("timeout_s must be a positive number of seconds")
         timeout = min(float(timeout), opts.shell_max_timeout_s)
-        limit = opts.max_tool_output_bytes
-        # A session of its own, so a timeout or cancel kills the whole process group.
-        proc = await asyncio.create_subprocess_shell(
-            command, cwd=str(ctx.workspace), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        result = await Sandbox.for_host(ctx.host).run(
+            ["/bin/sh", "-c", command], workspace=ctx.workspace, timeout=timeout,
+            output_limit=opts.max_tool_output_bytes,
         )
-        output = bytearray()
-        dropped = 0
-
-        async def collect() -> None:
-            nonlocal dropped
-            assert proc.stdout is not None
-            while chunk := await proc.stdout.read(65536):
-                room = limit - len(output)
-                output.extend(chunk[:max(room, 0)])
-                dropped += max(len(chunk) - max(room, 0), 0)
-            await proc.wait()
-
-        try:
-            await asyncio.wait_for(collect(), timeout)
-        except asyncio.TimeoutError:
-            _kill(proc)
-            await proc.wait()
-            text = output.decode("utf-8", errors="replace")
-            raise ToolFailed(f"command timed out after {timeout:g}s and was killed. Output so far:\n{text}") from None
-        except asyncio.CancelledError:
-            _kill(proc)
-            raise
-        text = output.decode("utf-8", errors="replace")
-        if dropped:
-            text += f"\n[output truncated: {dropped} more bytes]"
-        return f"exit code {proc.returncode}\n{text}"
-
-
-def _kill(proc: asyncio.subprocess.Process) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        text = result.output.decode("utf-8", errors="replace")
+        if result.timed_out:
+            raise ToolFailed(f"command timed out after {timeout:g}s and was killed. Output so far:\n{text}")
+        if result.dropped:
+            text += f"\n[output truncated: {result.dropped} more bytes]"
+        return f"exit code {result.exit_code}\n{text}"
