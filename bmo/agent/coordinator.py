@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -32,6 +32,9 @@ from bmo.agent.session import Session
 from bmo.agent.store import AgentStore
 from bmo.agent.telemetry import chat_span, record_usage
 from bmo.agent.tools.base import ToolFailed
+
+if TYPE_CHECKING:
+    from bmo.agent.answer_format import AnswerFormat
 
 __all__ = ["Completion", "Coordinator", "Run", "RunPolicy", "Session"]
 
@@ -219,8 +222,12 @@ class Coordinator:
         self, session: Session, new_messages: list[ChatMessage], *, policy: RunPolicy, model: str | None = None,
         client_tools: list[dict] | None = None, sampling: dict | None = None, requester: str = "",
         run_id: str | None = None, depth: int = 0, forward_to: Run | None = None,
+        answer_format: AnswerFormat | None = None, tool_choice: object = None,
     ) -> Run:
         """Append ``new_messages`` to the session and run the loop as a task.
+
+        ``answer_format`` holds the final answer to JSON or a schema (see :mod:`bmo.agent.answer_format`);
+        ``tool_choice`` (an OpenAI ``tool_choice``) applies to the run's first model step only.
 
         Raises SessionBusy if the session already has a run going. ``depth`` and ``forward_to``
         are for sub-runs (spawn_agent).
@@ -255,7 +262,8 @@ class Coordinator:
         self._record("agent.run.started", run_id=run.id, session_id=session.id, model=run.model, origin=policy.origin,
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
         loop = AgentLoop(self._services(run, depth, forward_to), run, session, client_tools=client_tools,
-                         sampling=sampling, depth=depth, unwritten_run_row=row)
+                         sampling=sampling, depth=depth, unwritten_run_row=row, answer_format=answer_format,
+                         tool_choice=tool_choice)
         task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
         run.attach(task)
         task.add_done_callback(lambda t, run=run: self._run_done(run, t))

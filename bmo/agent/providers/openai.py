@@ -43,6 +43,7 @@ class _Delta(msgspec.Struct):
     content: str | None = None
     reasoning_content: Any = None
     reasoning: Any = None
+    refusal: str | None = None
     tool_calls: list[_ToolCallDelta] | None = None
 
 
@@ -120,7 +121,8 @@ class OpenAIProvider:
         return self.models
 
     # -- one model turn ------------------------------------------------------------
-    def request_body(self, model: str, messages: list[ChatMessage], tools, tool_choice, sampling) -> dict:
+    def request_body(self, model: str, messages: list[ChatMessage], tools, tool_choice, sampling,
+                     response_format: dict | None = None) -> dict:
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,  # msgspec encodes the structs directly
@@ -132,16 +134,19 @@ class OpenAIProvider:
             if tool_choice is not None:
                 body["tool_choice"] = tool_choice
         for key, value in (sampling or {}).items():
-            if value is not None:
+            # OpenAI refuses parallel_tool_calls on a request without tools.
+            if value is not None and (key != "parallel_tool_calls" or tools):
                 body[key] = value
+        if response_format is not None:
+            body["response_format"] = response_format
         return body
 
     async def stream(
         self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
-        tool_choice: object = None, sampling: dict | None = None,
+        tool_choice: object = None, sampling: dict | None = None, response_format: dict | None = None,
     ) -> AsyncIterator[StreamItem]:
         """Deltas as they arrive, then one :class:`ModelTurn`."""
-        body = self.request_body(model, messages, tools, tool_choice, sampling)
+        body = self.request_body(model, messages, tools, tool_choice, sampling, response_format)
         resp = await self._open(body)
         try:
             async for item in self._read(resp):
@@ -192,6 +197,7 @@ class OpenAIProvider:
     async def _read(self, resp: aiohttp.ClientResponse) -> AsyncIterator[StreamItem]:
         text: list[str] = []
         reasoning: list[str] = []
+        refusal: list[str] = []
         calls: dict[int, dict] = {}
         finish: str | None = None
         usage = Usage()
@@ -223,6 +229,8 @@ class OpenAIProvider:
                         if piece:
                             text.append(piece)
                             yield TextDelta(text=piece)
+                        if delta.refusal:
+                            refusal.append(delta.refusal)
                         thought = delta.reasoning_content or delta.reasoning
                         if isinstance(thought, str) and thought:
                             reasoning.append(thought)
@@ -245,7 +253,7 @@ class OpenAIProvider:
             finish = "tool_calls"  # some servers say "stop" even when they called tools
         yield ModelTurn(
             text="".join(text), reasoning="".join(reasoning), tool_calls=tool_calls,
-            finish_reason=finish or "stop", usage=usage,
+            finish_reason=finish or "stop", usage=usage, refusal="".join(refusal),
         )
 
 
