@@ -53,6 +53,7 @@ class Reply(msgspec.Struct, kw_only=True):
     text: str = ""
     chunks: int | list[str] | None = None  # a count to split ``text`` into, or the exact pieces
     reasoning: str = ""  # streamed as ``reasoning_content`` before the text
+    refusal: str = ""  # streamed as ``refusal`` after the text (a structured-output refusal)
     tool_calls: list[ScriptedToolCall] = []
     finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
     usage: dict | None = None  # default: counted from the request and the reply
@@ -87,6 +88,7 @@ def reply(
     finish_reason: str | None = None,
     usage: dict | None = None,
     reasoning: str = "",
+    refusal: str = "",
     delay_s: float = 0.0,
     chunk_delay_s: float = 0.0,
     stall: bool = False,
@@ -94,7 +96,7 @@ def reply(
     """A successful answer: text (split into ``chunks``) and/or tool calls."""
     return Reply(
         text=text, chunks=chunks, tool_calls=list(tool_calls or []), finish_reason=finish_reason,
-        usage=usage, reasoning=reasoning, delay_s=delay_s, chunk_delay_s=chunk_delay_s, stall=stall,
+        usage=usage, reasoning=reasoning, refusal=refusal, delay_s=delay_s, chunk_delay_s=chunk_delay_s, stall=stall,
     )
 
 
@@ -321,6 +323,8 @@ class FakeUpstream:
         message: dict[str, Any] = {"role": "assistant", "content": r.full_text() or (None if calls else "")}
         if r.reasoning:
             message["reasoning_content"] = r.reasoning
+        if r.refusal:
+            message["refusal"] = r.refusal
         if calls:
             message["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
@@ -358,6 +362,8 @@ class FakeUpstream:
         for piece in r.pieces():
             await pause()
             await send({"content": piece})
+        for piece in _split(r.refusal, 2):
+            await send({"refusal": piece})
         for index, call in enumerate(calls):
             await pause()
             await send({"tool_calls": [{"index": index, "id": call.id, "type": "function",
