@@ -327,6 +327,21 @@ class Coordinator:
                          finish_reason=turn.finish_reason)
         return Completion(text=turn.text, tool_calls=turn.tool_calls, finish_reason=turn.finish_reason, usage=turn.usage)
 
+    async def complete_prompt(self, model: str, prompt: str, *, suffix: str | None = None,
+                              sampling: dict | None = None) -> Completion | None:
+        """One legacy text completion on the provider's own endpoint; None when it has none (use ``complete``)."""
+        provider, upstream = self.resolve_model(model)
+        complete_text = getattr(provider, "complete_text", None)
+        if complete_text is None:
+            return None
+        with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
+            turn = await complete_text(upstream, prompt, suffix=suffix, sampling=sampling)
+            if turn is None:
+                return None
+            record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
+                         finish_reason=turn.finish_reason)
+        return Completion(text=turn.text, finish_reason=turn.finish_reason, usage=turn.usage)
+
     # -- spawning ------------------------------------------------------------------
     async def spawn(self, parent: Run, depth: int, task: str) -> str:
         """Run ``task`` as a sub-run of ``parent`` (at ``depth``) under [agent.spawning] limits; its final text."""

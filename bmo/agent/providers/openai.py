@@ -77,6 +77,7 @@ class OpenAIProvider:
                              f"got {options.max_connections}")
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
+        self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
@@ -189,6 +190,42 @@ class OpenAIProvider:
             attempt += 1
             self._note_retry(attempt, url)
             await asyncio.sleep(min(wait, self.options.max_retry_wait_s))
+
+    async def complete_text(self, model: str, prompt: str, *, suffix: str | None = None,
+                            sampling: dict | None = None) -> ModelTurn | None:
+        """One legacy ``POST {base_url}/completions`` call; None when the upstream has no such endpoint.
+
+        Whether it has one is learnt on the first call: a 404, 405 or 501 is remembered for the
+        provider's lifetime, and later calls return None at once (the caller builds a chat call).
+        """
+        if self._no_completions:
+            return None
+        url = f"{self.base_url}/completions"
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": False,
+                                **{k: v for k, v in (sampling or {}).items() if v is not None}}
+        if suffix:
+            body["suffix"] = suffix
+        try:
+            async with self._http().post(url, data=_ENCODE(body), headers=self._headers(),
+                                         timeout=self._timeout()) as resp:
+                if resp.status in (404, 405, 501):
+                    self._no_completions = True
+                    return None
+                if resp.status != 200:
+                    raise UpstreamError(resp.status, f"Provider '{self.name}' answered HTTP {resp.status}: "
+                                                     f"{await _error_text(resp)}")
+                answer = await resp.json(content_type=None)
+        except asyncio.TimeoutError as exc:
+            raise UpstreamTimeout(f"Provider '{self.name}' at {url} did not answer within "
+                                  f"{self.options.timeout_s:g}s ([providers.{self.name}] timeout_s).") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(f"Cannot reach provider '{self.name}' at {url}: {_describe(exc)}") from exc
+        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
+        if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), str):
+            raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.")
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        return ModelTurn(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "stop",
+                         usage=_usage(usage))
 
     def _note_retry(self, attempt: int, url: str) -> None:
         if self.host is not None:

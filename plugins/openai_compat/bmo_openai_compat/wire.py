@@ -95,15 +95,21 @@ _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 
 def decode_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict]:
     """The typed request and the raw JSON object (for extension hooks), or a 400 naming the field."""
+    req, raw = decode_json_object(body, ChatCompletionRequest, "'model' and 'messages'")
+    validate_chat_request(req)
+    return req, raw
+
+
+def decode_json_object(body: bytes, shape: type, needs: str) -> tuple[Any, dict]:
+    """``body`` as a ``shape`` and as the raw JSON object; a 400 naming the field (``needs`` says what to send)."""
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise ApiError(400, f"The request body is not valid JSON ({exc}). Send a JSON object with "
-                            "'model' and 'messages'.") from None
+        raise ApiError(400, f"The request body is not valid JSON ({exc}). Send a JSON object with {needs}.") from None
     if not isinstance(raw, dict):
-        raise ApiError(400, "The request body must be a JSON object with 'model' and 'messages'.")
+        raise ApiError(400, f"The request body must be a JSON object with {needs}.")
     try:
-        req = msgspec.convert(raw, ChatCompletionRequest)
+        return msgspec.convert(raw, shape), raw
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = _AT.search(message)
@@ -114,8 +120,6 @@ def decode_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict]:
             param = f"{param}.{missing.group(1)}" if param else missing.group(1)
             raise ApiError(400, f"Missing required field '{param}'.", param=param) from None
         raise ApiError(400, f"Invalid value for '{param or 'body'}': {text.rstrip('.')}.", param=param) from None
-    validate_chat_request(req)
-    return req, raw
 
 
 def validate_chat_request(req: ChatCompletionRequest) -> None:
