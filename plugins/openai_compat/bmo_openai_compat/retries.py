@@ -9,6 +9,7 @@ session, dropped when its run ends, and the capped key table.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -44,12 +45,17 @@ def intent_of(session_id: str, req: ChatCompletionRequest) -> str:
 
 
 class RetryIndex:
-    """Which run each busy session's intent and each idempotency key started."""
+    """Which run each busy session's intent and each idempotency key started.
+
+    A key is claimed when its first request arrives, before that request has a run: a retry
+    sent meanwhile waits for the run to start (``run_of``), so concurrent retries make one run.
+    """
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
         self._busy: dict[str, tuple[str, str]] = {}  # session id -> (intent, run id)
-        self._keys: OrderedDict[str, tuple[float, str, str]] = OrderedDict()  # key -> (expiry, intent, run id)
+        # key -> (expiry, intent, the first request's run id: None if it ended without a run)
+        self._keys: OrderedDict[str, tuple[float, str, asyncio.Future]] = OrderedDict()
 
     def started(self, run, session_id: str, intent: str, key: str = "", *, durable: bool = True) -> None:
         """Remember what ``run`` was started for."""
@@ -58,21 +64,39 @@ class RetryIndex:
             run.on_finish(lambda r: self._busy.pop(session_id, None) if self._busy.get(session_id, ("", ""))[1] == r.id
                           else None)
         if key:
-            self._prune()
-            self._keys.pop(key, None)
-            self._keys[key] = (self._clock() + KEY_TTL_S, intent, run.id)
-            while len(self._keys) > MAX_KEYS:
-                self._keys.popitem(last=False)
+            entry = self._keys.get(key)
+            if entry is None or entry[2].done():
+                self.claim(key, intent)
+            future = self._keys[key][2]
+            if not future.done():
+                future.set_result(run.id)
 
     def same_intent(self, session_id: str, intent: str, busy_run_id: str) -> bool:
         """True when the session's running run was started by a request with this intent."""
         return self._busy.get(session_id) == (intent, busy_run_id)
 
-    def keyed(self, key: str) -> tuple[str, str] | None:
-        """(intent, run id) a live key was first used for; None for a new or expired key."""
+    def seen(self, key: str) -> tuple[str, asyncio.Future] | None:
+        """(intent, future run id) of a live key; None for a new or expired key."""
         self._prune()
-        hit = self._keys.get(key)
-        return (hit[1], hit[2]) if hit else None
+        entry = self._keys.get(key)
+        return (entry[1], entry[2]) if entry else None
+
+    def claim(self, key: str, intent: str) -> None:
+        """Make the caller the key's first request (a new key, or one whose run is gone)."""
+        self._prune()
+        self._keys.pop(key, None)
+        self._keys[key] = (self._clock() + KEY_TTL_S, intent, asyncio.get_running_loop().create_future())
+        while len(self._keys) > MAX_KEYS:
+            _, (_, _, future) = self._keys.popitem(last=False)
+            if not future.done():
+                future.set_result(None)
+
+    def release(self, key: str) -> None:
+        """The key's first request ended without starting a run: waiting retries start their own."""
+        entry = self._keys.get(key)
+        if entry is not None and not entry[2].done():
+            entry[2].set_result(None)
+            del self._keys[key]
 
     def _prune(self) -> None:
         now = self._clock()
@@ -80,7 +104,9 @@ class RetryIndex:
             first = next(iter(self._keys))
             if self._keys[first][0] > now:
                 break
-            del self._keys[first]
+            _, _, future = self._keys.pop(first)
+            if not future.done():
+                future.set_result(None)
 
 
 def retries_of(host) -> RetryIndex:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from aiohttp import web
 
@@ -78,12 +80,16 @@ class ChatHandler:
             if resume:
                 return await self._resume(req, resume)
             key = request.headers.get(IDEMPOTENCY_HEADER)
-            if key is not None:
-                self.idempotency_key = f"{rt.requester}\x00{check_key(key)}"
-                joined = await self._keyed_retry(req, session_id)
-                if joined is not None:
-                    return joined
-            return await self._chat(req, session_id)
+            if key is None:
+                return await self._chat(req, session_id)
+            self.idempotency_key = f"{rt.requester}\x00{check_key(key)}"
+            joined = await self._keyed_retry(req, session_id)
+            if joined is not None:
+                return joined
+            try:
+                return await self._chat(req, session_id)
+            finally:
+                retries_of(self.host).release(self.idempotency_key)  # no-op once a run started
 
     # -- the three kinds of request ---------------------------------------------------
     async def _chat(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse:
@@ -181,18 +187,19 @@ class ChatHandler:
         return await self._join(req, run, RESUME_HEADER)
 
     async def _keyed_retry(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse | None:
-        """The run an earlier request with this Idempotency-Key started, followed; None: start one."""
-        hit = retries_of(self.host).keyed(self.idempotency_key)
-        if hit is None:
-            return None
-        intent, run_id = hit
-        if intent != intent_of(session_id, req):
+        """The run an earlier request with this Idempotency-Key started, followed; None: this request starts it."""
+        index, intent = retries_of(self.host), intent_of(session_id, req)
+        seen = index.seen(self.idempotency_key)
+        if seen is not None and seen[0] != intent:
             raise compat_error(422, f"This {IDEMPOTENCY_HEADER} was used for a different request in the last "
                                     "10 minutes; send a new key for a new request.",
                                param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
-        run = self.coordinator.get_run(run_id)
+        # The first attempt may still be before its run (router, session): wait for it to start one or give up.
+        run_id = await asyncio.shield(seen[1]) if seen is not None else None
+        run = self.coordinator.get_run(run_id) if run_id else None
         if run is None or (run.result is not None and run.result.outcome == "cancelled"):
-            return None  # forgotten, or stopped: the retry is a fresh attempt
+            index.claim(self.idempotency_key, intent)  # forgotten, failed or stopped: this attempt is the fresh one
+            return None
         return await self._join(req, run, "idempotency_key")
 
     async def _join(self, req: wire.ChatCompletionRequest, run, joined_by: str) -> web.StreamResponse:
