@@ -236,7 +236,8 @@ class AgentLoop:
         fmt = self.answer_format
         assert fmt is not None
         text = fmt.extract(turn.text)
-        error = fmt.check(text)
+        # Off the event loop: jsonschema is pure Python, a few ms for a modest answer and more for a large one.
+        error = await asyncio.to_thread(fmt.check, text)
         self.emit(AnswerChecked(attempt=1, ok=error is None, format=fmt.describe(), error=error))
         if error is not None:
             repair = messages + [ChatMessage(role="assistant", content=turn.text),
@@ -246,7 +247,7 @@ class AgentLoop:
                 await self._persist([ChatMessage(role="assistant", content=turn.refusal)])
                 return self._done(outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
             text = fmt.extract(turn.text)
-            error = fmt.check(text)
+            error = await asyncio.to_thread(fmt.check, text)
             self.emit(AnswerChecked(attempt=2, ok=error is None, format=fmt.describe(), error=error))
         if error is not None:
             # Nothing persisted: the failed answer is not part of the conversation the client sees.
