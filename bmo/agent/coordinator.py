@@ -312,12 +312,15 @@ class Coordinator:
 
     # -- one direct model call -----------------------------------------------------
     async def complete(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
-                       tool_choice: object = None, sampling: dict | None = None) -> Completion:
+                       tool_choice: object = None, sampling: dict | None = None,
+                       response_format: dict | None = None) -> Completion:
         """One model call, no loop, no tool executed, no session."""
         provider, upstream = self.resolve_model(model)
         turn: ModelTurn | None = None
+        extra = {"response_format": response_format} if response_format is not None else {}
         with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
-            stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling)
+            stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling,
+                                     **extra)
             async with contextlib.aclosing(stream) as items:
                 async for item in items:
                     if isinstance(item, ModelTurn):

@@ -9,6 +9,7 @@ import pydantic
 import pytest
 from compat_support import MODEL
 
+from bmo.hookspecs import hookimpl
 from bmo.testing.fake_upstream import reply, tool_call
 
 
@@ -121,3 +122,30 @@ async def test_an_upstream_refusal_is_the_refusal_field(compat):
     message = completion.choices[0].message
     assert message.refusal == "I can't help with that." and message.content is None and message.parsed is None
     await client.close()
+
+
+class TaskClassifier:
+    """A throwaway client plugin: prompts starting with "### Task:" are background tasks."""
+
+    @hookimpl
+    def bmo_openai_compat_classify(self, request, body):
+        return "task" if str(body["messages"][-1].get("content") or "").startswith("### Task:") else None
+
+
+async def test_a_background_task_sends_the_format_upstream_and_checks_the_answer(compat):
+    compat.host.pm.register(TaskClassifier(), name="test-task-classifier")
+    try:
+        compat.model.answer(reply('{"title": "Weather"}'), reply("Weather talk"))
+        client = compat.aclient(max_retries=0)
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "### Task: title, as JSON"}],
+                "response_format": {"type": "json_object"}}
+        done = await client.chat.completions.create(**body)
+        assert json.loads(done.choices[0].message.content) == {"title": "Weather"}
+        assert compat.up.chat_requests[-1].body["response_format"] == {"type": "json_object"}
+        with pytest.raises(openai.APIStatusError) as err:  # one direct call: no repair step
+            await client.chat.completions.create(**body)
+        assert err.value.status_code == 502 and err.value.body["code"] == "invalid_model_output"
+        assert len(compat.up.chat_requests) == 2
+        await client.close()
+    finally:
+        compat.host.pm.unregister(name="test-task-classifier")

@@ -219,10 +219,20 @@ class ChatHandler:
         self._check_model(req.model)
         messages = [to_agent(m) for m in req.messages]
         await self.rt.event("task_started", model=req.model)
+        fmt = wire.answer_format_of(req)
         try:
-            completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req))
+            completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req),
+                                                         response_format=fmt.upstream() if fmt else None)
         except AgentError as exc:
             raise compat_error(exc.status, str(exc)) from None
+        if fmt is not None:  # one direct call: checked, but no repair step
+            error = await asyncio.to_thread(fmt.check, fmt.extract(completion.text or ""))
+            await self.rt.event("answer_checked", attempt=1, ok=error is None, format=fmt.describe(),
+                                **({"error": error} if error else {}))
+            if error is not None:
+                raise compat_error(502, f"The model's answer does not meet the requested format: {error}",
+                                   code="invalid_model_output")
+            completion.text = fmt.extract(completion.text or "")
         return await deliver_text(
             self.request, self.rt, completion.text or "", completion.usage, stream=req.stream,
             include_usage=self._include_usage(req), model=req.model, headers=self._headers(),
