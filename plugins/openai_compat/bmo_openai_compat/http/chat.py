@@ -175,7 +175,6 @@ class ChatHandler:
         ).respond()
 
     async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
-        rt = self.rt
         run = self.coordinator.get_run(request_id)
         if run is None:
             raise compat_error(404, f"No run {request_id[:64]!r} is running or finished in the last 10 minutes; "
