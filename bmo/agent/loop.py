@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bmo.agent import outcomes
 from bmo.agent.errors import AgentError
-from bmo.agent.events import AnswerChecked, RunFinished, TextDelta
+from bmo.agent.events import AnswerChecked, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
@@ -91,7 +91,14 @@ class AgentLoop:
         self.services.emit(event)
 
     def say(self, text: str) -> None:
-        """Answer text BMO itself adds (explanations), streamed like model text."""
+        """Answer text BMO itself adds (explanations), streamed like model text.
+
+        Under an answer format the answer must be the checked JSON alone, so the explanation is
+        progress (a reasoning delta) and the run ends without an answer text.
+        """
+        if self.answer_format is not None:
+            self.emit(ReasoningDelta(text=text.lstrip("\n")))
+            return
         self.text.append(text)
         self.emit(TextDelta(text=text))
 

@@ -149,3 +149,14 @@ async def test_a_background_task_sends_the_format_upstream_and_checks_the_answer
         await client.close()
     finally:
         compat.host.pm.unregister(name="test-task-classifier")
+
+
+async def test_a_formatted_run_stopped_by_loop_detection_is_an_error_not_prose(compat):
+    compat.model.answer(*[reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})]) for _ in range(6)])
+    client = compat.aclient(max_retries=0)
+    with pytest.raises(openai.APIStatusError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "loop"}],
+                                             response_format={"type": "json_object"})
+    # Without a format the explanation would be the answer; under one, it is not JSON, so it is no answer.
+    assert err.value.status_code == 500 and err.value.body["code"] == "loop_detected"
+    await client.close()
