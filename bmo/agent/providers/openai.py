@@ -156,8 +156,8 @@ class OpenAIProvider:
             # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.
             resp.close()
 
-    async def _open(self, body: dict) -> aiohttp.ClientResponse:
-        url = f"{self.base_url}/chat/completions"
+    async def _open(self, body: dict, path: str = "/chat/completions") -> aiohttp.ClientResponse:
+        url = f"{self.base_url}{path}"
         payload = _ENCODE(body)
         attempt = 0
         while True:
@@ -197,30 +197,31 @@ class OpenAIProvider:
 
         Whether it has one is learnt on the first call: a 404, 405 or 501 is remembered for the
         provider's lifetime, and later calls return None at once (the caller builds a chat call).
+        Retries are those of a chat call (connect errors, 429, 5xx).
         """
         if self._no_completions:
             return None
-        url = f"{self.base_url}/completions"
         body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": False,
                                 **{k: v for k, v in (sampling or {}).items() if v is not None}}
         if suffix:
             body["suffix"] = suffix
         try:
-            async with self._http().post(url, data=_ENCODE(body), headers=self._headers(),
-                                         timeout=self._timeout()) as resp:
-                if resp.status in (404, 405, 501):
-                    self._no_completions = True
-                    return None
-                if resp.status != 200:
-                    raise UpstreamError(resp.status, f"Provider '{self.name}' answered HTTP {resp.status}: "
-                                                     f"{await _error_text(resp)}")
-                answer = await resp.json(content_type=None)
+            resp = await self._open(body, "/completions")
+        except UpstreamError as exc:
+            if exc.upstream_status in (404, 405, 501):
+                self._no_completions = True
+                return None
+            raise
+        try:
+            answer = await resp.json(content_type=None)
         except asyncio.TimeoutError as exc:
-            raise UpstreamTimeout(f"Provider '{self.name}' at {url} did not answer within "
-                                  f"{self.options.timeout_s:g}s ([providers.{self.name}] timeout_s).") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable(f"Cannot reach provider '{self.name}' at {url}: {_describe(exc)}") from exc
-        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else {}
+            raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s "
+                                  "mid-answer.") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise UpstreamError(502, f"Provider '{self.name}' sent a completion that is not JSON: {_describe(exc)}") from exc
+        finally:
+            resp.close()
+        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else None
         if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), str):
             raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.")
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}

@@ -86,3 +86,17 @@ async def test_unknown_model_is_a_404(compat):
         await client.completions.create(model="fake/nope", prompt="x")
     assert err.value.body["code"] == "model_not_found"
     await client.close()
+
+
+async def test_an_upstream_error_on_completions_is_the_clients_error_and_is_not_mistaken_for_no_endpoint(compat):
+    from bmo.testing.fake_upstream import error
+
+    compat.up.script(error(400, "prompt too long", code="context_length_exceeded"))
+    client = compat.aclient(max_retries=0)
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.completions.create(model=MODEL, prompt="x" * 10)
+    assert "prompt too long" in err.value.body["message"]
+    compat.model.answer(reply("fine"))
+    await client.completions.create(model=MODEL, prompt="y")
+    assert len(compat.up.completion_requests) == 2 and compat.up.chat_requests == []  # still the upstream's own
+    await client.close()
