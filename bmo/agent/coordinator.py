@@ -15,7 +15,7 @@ import secrets
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -32,6 +32,9 @@ from bmo.agent.session import Session
 from bmo.agent.store import AgentStore
 from bmo.agent.telemetry import chat_span, record_usage
 from bmo.agent.tools.base import ToolFailed
+
+if TYPE_CHECKING:
+    from bmo.agent.answer_format import AnswerFormat
 
 __all__ = ["Completion", "Coordinator", "Run", "RunPolicy", "Session"]
 
@@ -224,8 +227,12 @@ class Coordinator:
         self, session: Session, new_messages: list[ChatMessage], *, policy: RunPolicy, model: str | None = None,
         client_tools: list[dict] | None = None, sampling: dict | None = None, requester: str = "",
         run_id: str | None = None, depth: int = 0, forward_to: Run | None = None,
+        answer_format: AnswerFormat | None = None, tool_choice: object = None,
     ) -> Run:
         """Append ``new_messages`` to the session and run the loop as a task.
+
+        ``answer_format`` holds the final answer to JSON or a schema (see :mod:`bmo.agent.answer_format`);
+        ``tool_choice`` (an OpenAI ``tool_choice``) applies to the run's first model step only.
 
         Raises SessionBusy if the session already has a run going. ``depth`` and ``forward_to``
         are for sub-runs (spawn_agent).
@@ -260,7 +267,8 @@ class Coordinator:
         self._record("agent.run.started", run_id=run.id, session_id=session.id, model=run.model, origin=policy.origin,
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
         loop = AgentLoop(self._services(run, depth, forward_to), run, session, client_tools=client_tools,
-                         sampling=sampling, depth=depth, unwritten_run_row=row)
+                         sampling=sampling, depth=depth, unwritten_run_row=row, answer_format=answer_format,
+                         tool_choice=tool_choice)
         task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
         run.attach(task)
         task.add_done_callback(lambda t, run=run: self._run_done(run, t))
@@ -309,12 +317,15 @@ class Coordinator:
 
     # -- one direct model call -----------------------------------------------------
     async def complete(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
-                       tool_choice: object = None, sampling: dict | None = None) -> Completion:
+                       tool_choice: object = None, sampling: dict | None = None,
+                       response_format: dict | None = None) -> Completion:
         """One model call, no loop, no tool executed, no session."""
         provider, upstream = self.resolve_model(model)
         turn: ModelTurn | None = None
+        extra = {"response_format": response_format} if response_format is not None else {}
         with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
-            stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling)
+            stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling,
+                                     **extra)
             async with contextlib.aclosing(stream) as items:
                 async for item in items:
                     if isinstance(item, ModelTurn):
@@ -323,6 +334,21 @@ class Coordinator:
             record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
                          finish_reason=turn.finish_reason)
         return Completion(text=turn.text, tool_calls=turn.tool_calls, finish_reason=turn.finish_reason, usage=turn.usage)
+
+    async def complete_prompt(self, model: str, prompt: str, *, suffix: str | None = None,
+                              sampling: dict | None = None) -> Completion | None:
+        """One legacy text completion on the provider's own endpoint; None when it has none (use ``complete``)."""
+        provider, upstream = self.resolve_model(model)
+        complete_text = getattr(provider, "complete_text", None)
+        if complete_text is None:
+            return None
+        with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
+            turn = await complete_text(upstream, prompt, suffix=suffix, sampling=sampling)
+            if turn is None:
+                return None
+            record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
+                         finish_reason=turn.finish_reason)
+        return Completion(text=turn.text, finish_reason=turn.finish_reason, usage=turn.usage)
 
     # -- spawning ------------------------------------------------------------------
     async def spawn(self, parent: Run, depth: int, task: str) -> str:

@@ -54,6 +54,15 @@ class PermissionDecided(Event, tag="permission.decided"):
     decided_by: str  # policy | always | user:<requester> | timeout
 
 
+class AnswerChecked(Event, tag="answer.checked"):
+    """The final answer checked against the run's answer format (attempt 2 is the repair)."""
+
+    attempt: int
+    ok: bool
+    format: dict  # AnswerFormat.describe()
+    error: str | None = None
+
+
 class RunFinished(Event, tag="run.finished"):
     """Always the last event of a run."""
 
@@ -64,6 +73,8 @@ class RunFinished(Event, tag="run.finished"):
     usage: Usage = msgspec.field(default_factory=Usage)
     error: str | None = None
     error_status: int | None = None  # HTTP status a route should answer with, when outcome is error
+    refusal: str | None = None  # the model declined to answer; ``text`` is then empty
 
 
-AnyEvent = StepStarted | TextDelta | ReasoningDelta | ToolStarted | ToolFinished | PermissionRequested | PermissionDecided | RunFinished
+AnyEvent = (StepStarted | TextDelta | ReasoningDelta | ToolStarted | ToolFinished | PermissionRequested
+            | PermissionDecided | AnswerChecked | RunFinished)

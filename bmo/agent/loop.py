@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from bmo.agent import outcomes
 from bmo.agent.errors import AgentError
-from bmo.agent.events import RunFinished, TextDelta
+from bmo.agent.events import AnswerChecked, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
 from bmo.agent.tool_calls import ToolCallRunner, short_arguments
 
 if TYPE_CHECKING:
+    from bmo.agent.answer_format import AnswerFormat
     from bmo.agent.run import Run
     from bmo.agent.services import RunServices
     from bmo.agent.session import Session
@@ -70,6 +71,7 @@ class AgentLoop:
     def __init__(
         self, services: RunServices, run: Run, session: Session, *, client_tools: list[dict] | None,
         sampling: dict | None, depth: int = 0, unwritten_run_row: dict | None = None,
+        answer_format: AnswerFormat | None = None, tool_choice: object = None,
     ):
         self.services = services
         self.run = run
@@ -78,7 +80,10 @@ class AgentLoop:
         self.unwritten_run_row = unwritten_run_row  # a run on an in-memory session is written once, at its end
         self.history: list[ChatMessage] = []
         self.text: list[str] = []
-        self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append)
+        self.answer_format = answer_format
+        self.tool_choice = tool_choice  # the first step's only: later steps are "auto"
+        self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append,
+                                hold_text=answer_format is not None)
         self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
 
@@ -86,7 +91,14 @@ class AgentLoop:
         self.services.emit(event)
 
     def say(self, text: str) -> None:
-        """Answer text BMO itself adds (explanations), streamed like model text."""
+        """Answer text BMO itself adds (explanations), streamed like model text.
+
+        Under an answer format the answer must be the checked JSON alone, so the explanation is
+        progress (a reasoning delta) and the run ends without an answer text.
+        """
+        if self.answer_format is not None:
+            self.emit(ReasoningDelta(text=text.lstrip("\n")))
+            return
         self.text.append(text)
         self.emit(TextDelta(text=text))
 
@@ -115,9 +127,9 @@ class AgentLoop:
                            usage=self.model.usage, error=message, error_status=status)
 
     def _done(self, outcome: str, finish_reason: str = "stop", *, error: str | None = None,
-              tool_calls: list[ToolCall] | None = None) -> RunFinished:
+              tool_calls: list[ToolCall] | None = None, refusal: str | None = None) -> RunFinished:
         return RunFinished(outcome=outcome, finish_reason=finish_reason, text="".join(self.text),
-                           tool_calls=list(tool_calls or []), usage=self.model.usage, error=error)
+                           tool_calls=list(tool_calls or []), usage=self.model.usage, error=error, refusal=refusal)
 
     async def _finish(self, result: RunFinished, elapsed: float) -> None:
         store = self.services.store
@@ -180,8 +192,11 @@ class AgentLoop:
         tools_ran = False
         recovery_used = False
         nudge: list[ChatMessage] = []  # the recovery prompt: sent once, never persisted
+        system = options.system_prompt
+        if self.answer_format is not None:  # said on every step, persisted nowhere
+            system = (system + "\n\n" if system else "") + self.answer_format.instructions()
         for _ in range(max_steps):
-            turn = await self._model_turn(model_messages(options.system_prompt, self.history) + nudge, offered)
+            turn = await self._model_turn(model_messages(system, self.history) + nudge, offered)
             nudge = []
             if turn.tool_calls:
                 await self._persist([ChatMessage(role="assistant", content=turn.text or None, tool_calls=turn.tool_calls)])
@@ -209,12 +224,50 @@ class AgentLoop:
                            "Try rephrasing the request or another model.")
                 self.say(("\n\n" if self.text else "") + message)
                 return self._done(outcomes.RECOVERY_FAILED, error=message)
+            if turn.refusal:
+                await self._persist([ChatMessage(role="assistant", content=turn.refusal)])
+                self.text = []
+                return self._done(outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
+            if self.answer_format is not None:
+                return await self._formatted_answer(turn, model_messages(system, self.history))
             await self._persist([ChatMessage(role="assistant", content=turn.text)])
             return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
         message = (f"Stopped after {max_steps} steps without a final answer ([agent] max_steps). "
                    "Ask to continue, or raise the limit.")
         self.say(("\n\n" if self.text else "") + message)
         return self._done(outcomes.MAX_STEPS, error=message)
+
+    # -- the answer format ---------------------------------------------------------
+    async def _formatted_answer(self, turn: ModelTurn, messages: list[ChatMessage]) -> RunFinished:
+        """Check the final text against the answer format; one repair step; the checked JSON is the answer."""
+        fmt = self.answer_format
+        assert fmt is not None
+        text = fmt.extract(turn.text)
+        # Off the event loop: jsonschema is pure Python, a few ms for a modest answer and more for a large one.
+        error = await asyncio.to_thread(fmt.check, text)
+        self.emit(AnswerChecked(attempt=1, ok=error is None, format=fmt.describe(), error=error))
+        if error is not None:
+            repair = messages + [ChatMessage(role="assistant", content=turn.text),
+                                 ChatMessage(role="user", content=fmt.repair_prompt(error))]
+            turn = await self.model.call(repair, [], "format_repair", response_format=fmt.upstream())
+            if turn.refusal:
+                await self._persist([ChatMessage(role="assistant", content=turn.refusal)])
+                return self._done(outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
+            text = fmt.extract(turn.text)
+            error = await asyncio.to_thread(fmt.check, text)
+            self.emit(AnswerChecked(attempt=2, ok=error is None, format=fmt.describe(), error=error))
+        if error is not None:
+            # Nothing persisted: the failed answer is not part of the conversation the client sees.
+            self.services.record("agent.answer_format.failed", "warn", run_id=self.run.id, session_id=self.session.id,
+                                 error=error, **fmt.describe())
+            return RunFinished(outcome=outcomes.INVALID_OUTPUT, finish_reason="stop", usage=self.model.usage,
+                               error=f"The model's answer does not meet the requested format "
+                                     f"({fmt.describe()['type']}), even after one repair attempt: {error}",
+                               error_status=502)
+        await self._persist([ChatMessage(role="assistant", content=text)])
+        self.text = [text]
+        self.emit(TextDelta(text=text))
+        return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
 
     # -- loop detection ------------------------------------------------------------
     def _loop_check(self, calls: list[ToolCall]) -> str | None:
@@ -240,7 +293,11 @@ class AgentLoop:
     # -- model calls ---------------------------------------------------------------
     async def _model_turn(self, messages: list[ChatMessage], tools: list[dict]) -> ModelTurn:
         """One model answer; a ``length`` stop is continued and stitched into one text."""
-        turn = await self.model.call(messages, tools, "model")
+        # A step without tools can ask the upstream for the format itself (see bmo.agent.answer_format).
+        response_format = self.answer_format.upstream() if self.answer_format is not None and not tools else None
+        tool_choice, self.tool_choice = self.tool_choice, None
+        turn = await self.model.call(messages, tools, "model", tool_choice=tool_choice if tools else None,
+                                     response_format=response_format)
         opts = self.services.length_recovery
         if turn.finish_reason != "length" or turn.tool_calls or not opts.enabled:
             return turn
@@ -251,10 +308,10 @@ class AgentLoop:
             continuations += 1
             follow = messages + [ChatMessage(role="assistant", content="".join(texts)),
                                  ChatMessage(role="user", content=opts.continue_prompt)]
-            turn = await self.model.call(follow, tools, "length_recovery")
+            turn = await self.model.call(follow, tools, "length_recovery", response_format=response_format)
             texts.append(turn.text)
             usage = usage + turn.usage
         self.services.record("agent.length_recovery", "info", run_id=self.run.id, continuations=continuations,
                              finish_reason=turn.finish_reason)
         return ModelTurn(text="".join(texts), reasoning=turn.reasoning, tool_calls=turn.tool_calls,
-                         finish_reason=turn.finish_reason, usage=usage)
+                         finish_reason=turn.finish_reason, usage=usage, refusal=turn.refusal)

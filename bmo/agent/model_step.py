@@ -23,16 +23,18 @@ class ModelSteps:
     """Makes one run's model calls, counts them and adds up their usage."""
 
     def __init__(self, services: RunServices, run: Run, session: Session, *, sampling: dict | None,
-                 on_text: Callable[[str], None]):
+                 on_text: Callable[[str], None], hold_text: bool = False):
         self.services = services
         self.run = run
         self.session = session
         self.sampling = dict(sampling or {})
         self.on_text = on_text  # answer text, as it streams
+        self.hold_text = hold_text  # an answer format is set: text waits for its check, the loop emits it
         self.steps = 0  # model calls made
         self.usage = Usage()
 
-    async def call(self, messages: list[ChatMessage], tools: list[dict], kind: str) -> ModelTurn:
+    async def call(self, messages: list[ChatMessage], tools: list[dict], kind: str, *, tool_choice: object = None,
+                   response_format: dict | None = None) -> ModelTurn:
         """One streamed model call: its events go to the run as they come; its step row is written when it ends."""
         provider, upstream_model = self.services.resolve_model(self.run.model)
         emit = self.services.emit
@@ -45,7 +47,8 @@ class ModelSteps:
         try:
             with chat_span(self.services.tracer, provider=provider.name, model=upstream_model, run_id=self.run.id,
                            session_id=self.session.id) as span:
-                stream = provider.stream(upstream_model, messages, tools=tools or None, sampling=self.sampling)
+                stream = provider.stream(upstream_model, messages, tools=tools or None, sampling=self.sampling,
+                                         **_optional(tool_choice=tool_choice, response_format=response_format))
                 # aclosing: a cancel closes the upstream connection now, not whenever the generator is collected.
                 async with contextlib.aclosing(stream) as items:
                     async for item in items:
@@ -55,9 +58,11 @@ class ModelSteps:
                             started_event = True
                         if isinstance(item, ModelTurn):
                             turn = item
-                        else:
-                            if isinstance(item, TextDelta):
+                        elif isinstance(item, TextDelta):
+                            if not self.hold_text:
                                 self.on_text(item.text)
+                                emit(item)
+                        else:
                             emit(item)
                 assert turn is not None
                 record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
@@ -86,3 +91,8 @@ class ModelSteps:
                                      error=f"{type(exc).__name__}: {exc}")
 
         future.add_done_callback(reported)
+
+
+def _optional(**kwargs) -> dict:
+    """Only the arguments that are set, so a provider without them keeps working."""
+    return {k: v for k, v in kwargs.items() if v is not None}

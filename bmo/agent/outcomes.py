@@ -7,3 +7,4 @@ RECOVERY_FAILED = "recovery_failed"  # no text after tools, and none after the r
 LOOP_DETECTED = "loop_detected"  # the same tool call repeated past [agent.loop_detection]
 MAX_STEPS = "max_steps"  # [agent] max_steps reached without a final answer
 ERROR = "error"  # upstream or internal failure; RunFinished.error and error_status say which
+INVALID_OUTPUT = "invalid_output"  # the answer missed the run's answer format, even after one repair step

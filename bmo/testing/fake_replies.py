@@ -28,6 +28,7 @@ class Reply(msgspec.Struct, kw_only=True):
     text: str = ""
     chunks: int | list[str] | None = None  # a count to split ``text`` into, or the exact pieces
     reasoning: str = ""  # streamed as ``reasoning_content`` before the text
+    refusal: str = ""  # streamed as ``refusal`` after the text (a structured-output refusal)
     tool_calls: list[ScriptedToolCall] = []
     finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
     usage: dict | None = None  # default: counted from the request and the reply
@@ -63,6 +64,7 @@ def reply(
     finish_reason: str | None = None,
     usage: dict | None = None,
     reasoning: str = "",
+    refusal: str = "",
     delay_s: float = 0.0,
     chunk_delay_s: float = 0.0,
     stall: bool = False,
@@ -70,7 +72,7 @@ def reply(
     """A successful answer: text (split into ``chunks``) and/or tool calls."""
     return Reply(
         text=text, chunks=chunks, tool_calls=list(tool_calls or []), finish_reason=finish_reason,
-        usage=usage, reasoning=reasoning, delay_s=delay_s, chunk_delay_s=chunk_delay_s, stall=stall,
+        usage=usage, reasoning=reasoning, refusal=refusal, delay_s=delay_s, chunk_delay_s=chunk_delay_s, stall=stall,
     )
 
 

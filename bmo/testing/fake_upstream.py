@@ -1,8 +1,8 @@
 """A scriptable OpenAI-compatible model server for tests: the only fake in BMO's test suite.
 
-Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` (streaming and not) on a real
-socket. Tests queue replies with :meth:`FakeUpstream.script`; each chat request takes the next
-one, and when the queue is empty the server echoes the last user message. Every request is
+Serves ``GET /v1/models``, ``POST /v1/chat/completions`` (streaming and not) and the legacy
+``POST /v1/completions`` (not streamed; 404 with ``legacy_completions=False``) on a real
+socket. Tests queue replies with :meth:`FakeUpstream.script`; each chat request takes the next one, and when the queue is empty the server echoes the last user message. Every request is
 recorded (body and headers), and a client that goes away mid-reply is counted, so a test can
 ``await up.wait_disconnect(timeout)`` to prove that BMO stopped an upstream call.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import json
 import time
@@ -43,6 +44,7 @@ from bmo.testing.fake_replies import (  # noqa: F401 - the scripting API, import
     reply,
     tool_call,
 )
+from bmo.testing.fake_completions import legacy_completion
 
 DEFAULT_MODELS = ("fake-model",)
 
@@ -73,10 +75,12 @@ class FakeUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        legacy_completions: bool = True,
     ):
         self.models = list(models)
         self.default = default
         self.api_key = api_key  # when set, requests without "Bearer <api_key>" get 401
+        self.legacy_completions = legacy_completions  # False: POST /v1/completions answers 404, as chat-only servers do
         self._host = host
         self._port = port
         self._queue: list[Reply] = []
@@ -93,6 +97,7 @@ class FakeUpstream:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", functools.partial(legacy_completion, self))
         app.router.add_post("/_fake/script", self._control_script)
         app.router.add_get("/_fake/requests", self._control_requests)
         app.router.add_post("/_fake/reset", self._control_reset)
@@ -144,6 +149,11 @@ class FakeUpstream:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def completion_requests(self) -> list[RecordedRequest]:
+        """Requests to the legacy ``/v1/completions``."""
+        return [r for r in self.requests if r.path == "/v1/completions"]
 
     async def wait_disconnect(self, timeout: float = 5.0, count: int = 1) -> int:
         """Wait until at least ``count`` clients went away mid-reply; TimeoutError otherwise."""
@@ -227,6 +237,8 @@ class FakeUpstream:
         message: dict[str, Any] = {"role": "assistant", "content": r.full_text() or (None if calls else "")}
         if r.reasoning:
             message["reasoning_content"] = r.reasoning
+        if r.refusal:
+            message["refusal"] = r.refusal
         if calls:
             message["tool_calls"] = [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
@@ -270,6 +282,8 @@ class FakeUpstream:
         for piece in r.pieces():
             await pause()
             await send({"content": piece})
+        for piece in _split(r.refusal, 2):
+            await send({"refusal": piece})
         for index, call in enumerate(calls):
             await pause()
             await send({"tool_calls": [{"index": index, "id": call.id, "type": "function",

@@ -19,6 +19,7 @@ class ModelTurn(msgspec.Struct, kw_only=True):
     tool_calls: list[ToolCall] = []
     finish_reason: str = "stop"
     usage: Usage = msgspec.field(default_factory=Usage)
+    refusal: str = ""  # the upstream declined to answer (OpenAI structured outputs' ``refusal``)
 
 
 StreamItem = TextDelta | ReasoningDelta | ModelTurn
@@ -29,6 +30,8 @@ class Provider(Protocol):
 
     ``stream`` yields text and reasoning deltas as the upstream produces them and ends with
     exactly one :class:`ModelTurn`; failures raise :mod:`bmo.agent.errors` types.
+    ``sampling`` may hold ``parallel_tool_calls``, meaningful only with ``tools``;
+    ``response_format`` is an OpenAI chat ``response_format`` for this call.
     """
 
     name: str
@@ -38,7 +41,7 @@ class Provider(Protocol):
 
     def stream(
         self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
-        tool_choice: object = None, sampling: dict | None = None,
+        tool_choice: object = None, sampling: dict | None = None, response_format: dict | None = None,
     ) -> AsyncIterator[StreamItem]: ...
 
     async def close(self) -> None: ...

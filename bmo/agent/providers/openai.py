@@ -44,6 +44,7 @@ class _Delta(msgspec.Struct):
     content: str | None = None
     reasoning_content: Any = None
     reasoning: Any = None
+    refusal: str | None = None
     tool_calls: list[_ToolCallDelta] | None = None
 
 
@@ -79,6 +80,7 @@ class OpenAIProvider:
                              f"got {options.max_connections}")
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
+        self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
@@ -123,7 +125,8 @@ class OpenAIProvider:
         return self.models
 
     # -- one model turn ------------------------------------------------------------
-    def request_body(self, model: str, messages: list[ChatMessage], tools, tool_choice, sampling) -> dict:
+    def request_body(self, model: str, messages: list[ChatMessage], tools, tool_choice, sampling,
+                     response_format: dict | None = None) -> dict:
         body: dict[str, Any] = {
             "model": model,
             "messages": messages,  # msgspec encodes the structs directly
@@ -135,16 +138,19 @@ class OpenAIProvider:
             if tool_choice is not None:
                 body["tool_choice"] = tool_choice
         for key, value in (sampling or {}).items():
-            if value is not None:
+            # OpenAI refuses parallel_tool_calls on a request without tools.
+            if value is not None and (key != "parallel_tool_calls" or tools):
                 body[key] = value
+        if response_format is not None:
+            body["response_format"] = response_format
         return body
 
     async def stream(
         self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
-        tool_choice: object = None, sampling: dict | None = None,
+        tool_choice: object = None, sampling: dict | None = None, response_format: dict | None = None,
     ) -> AsyncIterator[StreamItem]:
         """Deltas as they arrive, then one :class:`ModelTurn`."""
-        body = self.request_body(model, messages, tools, tool_choice, sampling)
+        body = self.request_body(model, messages, tools, tool_choice, sampling, response_format)
         resp = await self._open(body)
         try:
             async for item in self._read(resp):
@@ -153,8 +159,8 @@ class OpenAIProvider:
             # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.
             resp.close()
 
-    async def _open(self, body: dict) -> aiohttp.ClientResponse:
-        url = f"{self.base_url}/chat/completions"
+    async def _open(self, body: dict, path: str = "/chat/completions") -> aiohttp.ClientResponse:
+        url = f"{self.base_url}{path}"
         payload = _ENCODE(body)
         attempt = 0
         while True:
@@ -188,6 +194,43 @@ class OpenAIProvider:
             self._note_retry(attempt, url)
             await asyncio.sleep(min(wait, self.options.max_retry_wait_s))
 
+    async def complete_text(self, model: str, prompt: str, *, suffix: str | None = None,
+                            sampling: dict | None = None) -> ModelTurn | None:
+        """One legacy ``POST {base_url}/completions`` call; None when the upstream has no such endpoint.
+
+        Whether it has one is learnt on the first call: a 404, 405 or 501 is remembered for the
+        provider's lifetime, and later calls return None at once (the caller builds a chat call).
+        Retries are those of a chat call (connect errors, 429, 5xx).
+        """
+        if self._no_completions:
+            return None
+        body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": False,
+                                **{k: v for k, v in (sampling or {}).items() if v is not None}}
+        if suffix:
+            body["suffix"] = suffix
+        try:
+            resp = await self._open(body, "/completions")
+        except UpstreamError as exc:
+            if exc.upstream_status in (404, 405, 501):
+                self._no_completions = True
+                return None
+            raise
+        try:
+            answer = await resp.json(content_type=None)
+        except asyncio.TimeoutError as exc:
+            raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s "
+                                  "mid-answer.") from exc
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise UpstreamError(502, f"Provider '{self.name}' sent a completion that is not JSON: {_describe(exc)}") from exc
+        finally:
+            resp.close()
+        choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else None
+        if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), str):
+            raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.")
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        return ModelTurn(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "stop",
+                         usage=_usage(usage))
+
     def _note_retry(self, attempt: int, url: str) -> None:
         if self.host is not None:
             self.host.emit("agent.provider.retry", "warn", provider=self.name, attempt=attempt, url=url)
@@ -195,6 +238,7 @@ class OpenAIProvider:
     async def _read(self, resp: aiohttp.ClientResponse) -> AsyncIterator[StreamItem]:
         text: list[str] = []
         reasoning: list[str] = []
+        refusal: list[str] = []
         calls: dict[int, dict] = {}
         finish: str | None = None
         usage = Usage()
@@ -219,6 +263,8 @@ class OpenAIProvider:
                                 if piece:
                                     text.append(piece)
                                     yield TextDelta(text=piece)
+                                if delta.refusal:
+                                    refusal.append(delta.refusal)
                                 thought = delta.reasoning_content or delta.reasoning
                                 if isinstance(thought, str) and thought:
                                     reasoning.append(thought)
@@ -247,7 +293,7 @@ class OpenAIProvider:
             finish = "tool_calls"  # some servers say "stop" even when they called tools
         yield ModelTurn(
             text="".join(text), reasoning="".join(reasoning), tool_calls=tool_calls,
-            finish_reason=finish or "stop", usage=usage,
+            finish_reason=finish or "stop", usage=usage, refusal="".join(refusal),
         )
 
     def _chunks(self, data: str) -> list[_Chunk]:

@@ -16,13 +16,16 @@ from bmo_openai_compat.observe import outcomes
 def _routes():
     """(method, path, handler, route label for records; None: not a recorded compat request)."""
     from bmo_openai_compat.http.chat import chat_completions
-    from bmo_openai_compat.http.models import list_models
+    from bmo_openai_compat.http.completions import completions
+    from bmo_openai_compat.http.models import get_model, list_models
     from bmo_openai_compat.http.posture_route import posture
     from bmo_openai_compat.http.runs import list_run_events, list_runs
 
     return (
         ("POST", "/v1/chat/completions", chat_completions, outcomes.CHAT_COMPLETIONS),
         ("GET", "/v1/models", list_models, outcomes.MODELS_LIST),
+        ("GET", "/v1/models/{model_id:.+}", get_model, outcomes.MODELS_GET),
+        ("POST", "/v1/completions", completions, outcomes.COMPLETIONS),
         ("GET", "/v1/openai-compat/runs", list_runs, outcomes.RUNS_LIST),
         ("GET", "/v1/openai-compat/runs/{request_id}/events", list_run_events, outcomes.RUN_EVENTS_LIST),
         ("GET", "/v1/openai-compat/posture", posture, None),

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from bmo.agent.answer_format import AnswerFormat, FormatError, json_object, json_schema
 from bmo.field_errors import field_error
 from bmo.server.errors import ApiError
 
@@ -91,22 +92,26 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
 
 def decode_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict]:
     """The typed request and the raw JSON object (for extension hooks), or a 400 naming the field."""
+    req, raw = decode_json_object(body, ChatCompletionRequest, "'model' and 'messages'")
+    validate_chat_request(req)
+    return req, raw
+
+
+def decode_json_object(body: bytes, shape: type, needs: str) -> tuple[Any, dict]:
+    """``body`` as a ``shape`` and as the raw JSON object; a 400 naming the field (``needs`` says what to send)."""
     try:
         raw = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise ApiError(400, f"The request body is not valid JSON ({exc}). Send a JSON object with "
-                            "'model' and 'messages'.") from None
+        raise ApiError(400, f"The request body is not valid JSON ({exc}). Send a JSON object with {needs}.") from None
     if not isinstance(raw, dict):
-        raise ApiError(400, "The request body must be a JSON object with 'model' and 'messages'.")
+        raise ApiError(400, f"The request body must be a JSON object with {needs}.")
     try:
-        req = msgspec.convert(raw, ChatCompletionRequest)
+        return msgspec.convert(raw, shape), raw
     except msgspec.ValidationError as exc:
         param, text, problem = field_error(exc)
         if problem == "missing":
             raise ApiError(400, f"Missing required field '{param}'.", param=param) from None
         raise ApiError(400, f"Invalid value for '{param or 'body'}': {text.rstrip('.')}.", param=param) from None
-    validate_chat_request(req)
-    return req, raw
 
 
 def validate_chat_request(req: ChatCompletionRequest) -> None:
@@ -120,9 +125,8 @@ def validate_chat_request(req: ChatCompletionRequest) -> None:
                        param="n")
     if req.stream_options is not None and not req.stream:
         raise ApiError(400, "'stream_options' is only allowed with stream=true.", param="stream_options")
-    if req.response_format is not None and req.response_format.type != "text":
-        raise ApiError(400, f"response_format type {req.response_format.type!r} is not supported; BMO answers in "
-                            "text. Omit 'response_format' or send {\"type\": \"text\"}.", param="response_format")
+    answer_format_of(req)
+    check_tool_choice(req)
     if req.logprobs:
         raise ApiError(400, "logprobs are not supported; omit 'logprobs'.", param="logprobs")
     if req.audio is not None or (req.modalities and any(m != "text" for m in req.modalities)):
@@ -167,6 +171,49 @@ def validate_chat_request(req: ChatCompletionRequest) -> None:
         raise ApiError(400, "'messages' has no user or tool message; nothing to answer.", param="messages")
 
 
+def answer_format_of(req: ChatCompletionRequest) -> AnswerFormat | None:
+    """The run's answer format from ``response_format``; None for text; a 400 naming the field otherwise."""
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return json_object()
+    if fmt.type != "json_schema":
+        raise ApiError(400, f"response_format type {fmt.type!r} is not supported; send \"text\", \"json_object\" or "
+                            "\"json_schema\".", param="response_format.type")
+    spec = fmt.json_schema
+    if not isinstance(spec, dict):
+        raise ApiError(400, "response_format type \"json_schema\" needs 'json_schema': {\"name\": ..., \"schema\": {...}}.",
+                       param="response_format.json_schema")
+    strict = spec.get("strict")
+    try:
+        return json_schema(spec.get("name"), spec.get("schema", {}), strict=strict if isinstance(strict, bool) else None,
+                           description=spec.get("description") if isinstance(spec.get("description"), str) else None)
+    except FormatError as exc:
+        field = "name" if "'name'" in str(exc) else "schema"
+        raise ApiError(400, f"Invalid response_format.json_schema: {exc}.",
+                       param=f"response_format.json_schema.{field}") from None
+
+
+def check_tool_choice(req: ChatCompletionRequest) -> None:
+    """``tool_choice`` is "none", "auto", "required" or a named function of ``tools``; a 400 otherwise."""
+    choice, names = req.tool_choice, [t.function.name for t in req.tools or ()]
+    if choice is None or choice in ("none", "auto"):
+        return
+    if choice == "required":
+        if not names:
+            raise ApiError(400, "tool_choice \"required\" needs 'tools' to choose from; send tools or omit tool_choice.",
+                           param="tool_choice")
+        return
+    name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
+        raise ApiError(400, "tool_choice must be \"none\", \"auto\", \"required\" or "
+                            "{\"type\": \"function\", \"function\": {\"name\": ...}}.", param="tool_choice")
+    if name not in names:
+        raise ApiError(400, f"tool_choice names function {name!r}, which is not in 'tools' "
+                            f"({', '.join(names) or 'none sent'}). Name one of them.", param="tool_choice.function.name")
+
+
 def message_text(content: str | list[ContentPart] | None) -> str | None:
     if content is None or isinstance(content, str):
         return content
@@ -202,7 +249,7 @@ class UsageOut(msgspec.Struct, kw_only=True):
 class AnswerMessage(msgspec.Struct, kw_only=True):
     role: str = "assistant"
     content: str | None
-    refusal: None = None
+    refusal: str | None = None
     tool_calls: list[WireToolCall] | UnsetType = UNSET
     reasoning_content: str | UnsetType = UNSET
 
@@ -239,6 +286,7 @@ class Delta(msgspec.Struct, kw_only=True):
     role: str | UnsetType = UNSET
     content: str | UnsetType = UNSET
     reasoning_content: str | UnsetType = UNSET
+    refusal: str | UnsetType = UNSET
     tool_calls: list[DeltaToolCall] | UnsetType = UNSET
 
 

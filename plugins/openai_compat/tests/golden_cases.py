@@ -25,6 +25,7 @@ USER_AGENT = "curl/8.5.0"
 _VOLATILE_STRINGS = (
     (re.compile(r"req_[0-9a-f]{24}"), "<request_id>"),
     (re.compile(r"chatcmpl-[0-9a-f]{24}"), "chatcmpl-<id>"),
+    (re.compile(r"\bcmpl-[0-9a-f]{24}"), "cmpl-<id>"),
     (re.compile(r"call_fake\d+"), "<call_id>"),
     (re.compile(r"sess_[0-9a-f]{24}"), "<session_id>"),
 )
@@ -122,8 +123,9 @@ def render_example(case: dict) -> str:
     request, response = case["request"], case["response"]
     path = _REF.sub("$REQUEST_ID", request["path"])
     url = f"http://127.0.0.1:9000{path}"
+    quote = '"' if "$" in url else "'"  # a shell variable in the URL only expands inside double quotes
     parts = [f"curl -sS{' -N' if (request.get('body') or {}).get('stream') else ''}"
-             f"{' -X ' + request['method'] if request['method'] != 'GET' else ''} '{url}'"]
+             f"{' -X ' + request['method'] if request['method'] != 'GET' else ''} {quote}{url}{quote}"]
     if not case["setup"].get("no_auth"):
         parts.append('-H "Authorization: Bearer $BMO_AUTH_TOKEN"')
     for name, value in request.get("headers", {}).items():

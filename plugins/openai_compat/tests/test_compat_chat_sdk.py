@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import openai
+import pytest
 from compat_support import MODEL
 from bmo.agent import coordinator_of
 
@@ -59,4 +61,15 @@ async def test_async_non_streaming(compat):
     completion = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert completion.choices[0].message.content == "echo: hi"
     assert completion.object == "chat.completion"
+    await client.close()
+
+
+async def test_retrieve_one_model_by_an_id_with_a_slash(compat):
+    client = compat.aclient()
+    model = await client.models.retrieve(MODEL)
+    assert (model.id, model.object, model.owned_by) == (MODEL, "model", "fake")
+    with pytest.raises(openai.NotFoundError) as err:
+        await client.models.retrieve("fake/not-a-model")
+    assert err.value.body["code"] == "model_not_found" and err.value.body["param"] == "model"
+    await compat.assert_outcome(err.value.request_id, "error_500", 404, level="warn")
     await client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from bmo_openai_compat.http.error_replies import (
 )
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
+from bmo_openai_compat.retries import IDEMPOTENCY_HEADER, check_key, intent_of, retries_of
 from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, new_messages, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
 from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
@@ -43,6 +46,7 @@ class ChatHandler:
         self.options = state.options
         self.rt = rt
         self.session_header = ""  # the session id echoed in X-BMO-Session-Id
+        self.idempotency_key = ""  # scoped by requester: one client's key never joins another's run
 
     @property
     def coordinator(self):
@@ -77,7 +81,17 @@ class ChatHandler:
             resume = request.headers.get(RESUME_HEADER, "").strip()
             if resume:
                 return await self._resume(req, resume)
-            return await self._chat(req, session_id)
+            key = request.headers.get(IDEMPOTENCY_HEADER)
+            if key is None:
+                return await self._chat(req, session_id)
+            self.idempotency_key = f"{rt.requester}\x00{check_key(key)}"
+            joined = await self._keyed_retry(req, session_id)
+            if joined is not None:
+                return joined
+            try:
+                return await self._chat(req, session_id)
+            finally:
+                retries_of(self.host).release(self.idempotency_key)  # no-op once a run started
 
     # -- the three kinds of request ---------------------------------------------------
     async def _chat(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse:
@@ -95,6 +109,8 @@ class ChatHandler:
         if not session.ephemeral:
             busy = coordinator.active_run(session.id)
             if busy is not None:
+                if retries_of(self.host).same_intent(session.id, intent_of(session.id, req), busy.id):
+                    return await self._join(req, busy, "identical_retry")
                 raise self._queued(session.id, busy.id)
         run_model, success = None, outcomes.FINAL_ANSWER
         if not created and req.model != session.model:
@@ -114,8 +130,14 @@ class ChatHandler:
                                     "user message (or tool results).", param="messages")
         policy_kwargs = {}
         sampling = wire.sampling_of(req)
+        answer_format = wire.answer_format_of(req)
+        if answer_format is not None:
+            await rt.event("response_format", format=answer_format.describe())
         # Under "code" every decision runs the full agent, so asking the router would only cost a model call.
-        if self.options.ambiguity_action != "code" and is_first_user_turn(history + appended):
+        # A client that asks for a format or forces a tool runs a program: a clarifying question would break it.
+        forced = req.tool_choice not in (None, "auto", "none")
+        if (self.options.ambiguity_action != "code" and answer_format is None and not forced
+                and is_first_user_turn(history + appended)):
             try:
                 decision = await route(coordinator, req.model, history + appended, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
@@ -130,21 +152,31 @@ class ChatHandler:
                 )
             if decision.ambiguous and self.options.ambiguity_action == "research":
                 policy_kwargs["allowed_classes"] = frozenset({"read"})
-        client_tools = None
+        client_tools, tool_choice = None, None
         if req.tools:
-            if self.options.tool_policy == "auto_approve":
-                client_tools = wire.client_tools_of(req)
-            else:
+            if self.options.tool_policy != "auto_approve":
                 await rt.event("client_tools_ignored", count=len(req.tools), reason="tool_policy chat_only")
-        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs)
+            elif req.tool_choice == "none":  # the client asked for no call of its tools on this turn
+                await rt.event("tool_choice", choice="none", client_tools_offered=0)
+            else:
+                client_tools = wire.client_tools_of(req)
+                if forced:
+                    tool_choice = req.tool_choice
+                    await rt.event("tool_choice", choice=req.tool_choice, first_step_only=True)
+        if req.parallel_tool_calls is not None:
+            sampling["parallel_tool_calls"] = req.parallel_tool_calls
+        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs,
+                                    answer_format=answer_format, tool_choice=tool_choice,
+                                    intent=intent_of("" if session.ephemeral else session.id, req),
+                                    durable=not session.ephemeral)
         return await RunDelivery(
             self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
-            headers=self._headers(), keepalive_s=self.options.keepalive_interval_s, cancel_on_disconnect=True,
-            success_outcome=success,
+            headers=self._headers(), keepalive_s=self.options.keepalive_interval_s,
+            # A keyed request's client announced it will retry: its run waits for the retry, not the connection.
+            cancel_on_disconnect=not self.idempotency_key, success_outcome=success,
         ).respond()
 
     async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
-        rt = self.rt
         run = self.coordinator.get_run(request_id)
         if run is None or not may_reach(await self._run_owner(run), rt.requester):
             raise compat_error(404, f"No run {request_id[:64]!r} is running or finished in the last 10 minutes; "
@@ -153,13 +185,34 @@ class ChatHandler:
         if self.session_header and run.session_id != self.session_header:
             raise compat_error(400, f"Run {request_id[:64]!r} belongs to another session than {self.session_header!r}.",
                                param=RESUME_HEADER)
+        return await self._join(req, run, RESUME_HEADER)
+
+    async def _keyed_retry(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse | None:
+        """The run an earlier request with this Idempotency-Key started, followed; None: this request starts it."""
+        index, intent = retries_of(self.host), intent_of(session_id, req)
+        seen = index.seen(self.idempotency_key)
+        if seen is not None and seen[0] != intent:
+            raise compat_error(422, f"This {IDEMPOTENCY_HEADER} was used for a different request in the last "
+                                    "10 minutes; send a new key for a new request.",
+                               param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
+        # The first attempt may still be before its run (router, session): wait for it to start one or give up.
+        run_id = await asyncio.shield(seen[1]) if seen is not None else None
+        run = self.coordinator.get_run(run_id) if run_id else None
+        if run is None or (run.result is not None and run.result.outcome == "cancelled"):
+            index.claim(self.idempotency_key, intent)  # forgotten, failed or stopped: this attempt is the fresh one
+            return None
+        return await self._join(req, run, "idempotency_key")
+
+    async def _join(self, req: wire.ChatCompletionRequest, run, joined_by: str) -> web.StreamResponse:
+        """Follow ``run`` from its first event, as its starter does; outcome ``resumed``."""
+        rt = self.rt
         rt.set(run_id=run.id)
-        await rt.event("resume", resumed_request_id=request_id, run_session_id=run.session_id)
+        await rt.event("resume", resumed_request_id=run.id, run_session_id=run.session_id, joined_by=joined_by)
         return await RunDelivery(
             self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
             headers=self._headers(), keepalive_s=self.options.keepalive_interval_s,
             cancel_on_disconnect=False,  # the run belongs to the request that started it
-            success_outcome=outcomes.RESUMED, finish_detail={"resumed_request_id": request_id},
+            success_outcome=outcomes.RESUMED, finish_detail={"resumed_request_id": run.id},
         ).respond()
 
     async def _run_owner(self, run) -> str:
@@ -172,10 +225,20 @@ class ChatHandler:
         self._check_model(req.model)
         messages = [to_agent(m) for m in req.messages]
         await self.rt.event("task_started", model=req.model)
+        fmt = wire.answer_format_of(req)
         try:
-            completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req))
+            completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req),
+                                                         response_format=fmt.upstream() if fmt else None)
         except AgentError as exc:
             raise compat_error(exc.status, str(exc)) from None
+        if fmt is not None:  # one direct call: checked, but no repair step
+            error = await asyncio.to_thread(fmt.check, fmt.extract(completion.text or ""))
+            await self.rt.event("answer_checked", attempt=1, ok=error is None, format=fmt.describe(),
+                                **({"error": error} if error else {}))
+            if error is not None:
+                raise compat_error(502, f"The model's answer does not meet the requested format: {error}",
+                                   code="invalid_model_output")
+            completion.text = fmt.extract(completion.text or "")
         return await deliver_text(
             self.request, self.rt, completion.text or "", completion.usage, stream=req.stream,
             include_usage=self._include_usage(req), model=req.model, headers=self._headers(),
@@ -216,7 +279,8 @@ class ChatHandler:
         await rt.event("session", session_id=session_id, new_session=True, ephemeral=False)
         return session, True
 
-    async def _start_run(self, session, appended, run_model, client_tools, sampling, policy_kwargs):
+    async def _start_run(self, session, appended, run_model, client_tools, sampling, policy_kwargs, *,
+                         answer_format=None, tool_choice=None, intent: str = "", durable: bool = True):
         from bmo.agent.coordinator import RunPolicy
 
         auto = self.options.tool_policy == "auto_approve"
@@ -230,9 +294,11 @@ class ChatHandler:
             run = await self.coordinator.start_run(
                 session, appended, policy=policy, model=run_model, client_tools=client_tools,
                 sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
+                answer_format=answer_format, tool_choice=tool_choice,
             )
         except SessionBusy as exc:
             raise self._queued(session.id, exc.run_id) from None
+        retries_of(self.host).started(run, session.id, intent, self.idempotency_key, durable=durable)
         self.rt.set(run_id=run.id)
         await self.rt.event("run_started", run_id=run.id, model=run_model or session.model,
                             messages=len(appended), read_only=bool(policy_kwargs))

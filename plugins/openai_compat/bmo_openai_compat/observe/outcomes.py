@@ -35,6 +35,8 @@ OUTCOMES = tuple(SEVERITY)
 # Route labels: the ``route`` field of records and ledger rows.
 CHAT_COMPLETIONS = "chat_completions"
 MODELS_LIST = "models_list"
+MODELS_GET = "models_get"
+COMPLETIONS = "completions"
 RUNS_LIST = "runs_list"
 RUN_EVENTS_LIST = "run_events_list"
-ROUTES = (CHAT_COMPLETIONS, MODELS_LIST, RUNS_LIST, RUN_EVENTS_LIST)
+ROUTES = (CHAT_COMPLETIONS, MODELS_LIST, RUNS_LIST, RUN_EVENTS_LIST, MODELS_GET, COMPLETIONS)

@@ -51,7 +51,7 @@ async def build_snapshot(host) -> dict[str, Any]:
         "ledger": {"runs": 0, "events": 0},
         "routes": {route: 0 for route in outcomes.ROUTES},
         # chat: a conversation turn; task: a client's background task (one direct model call)
-        "kinds": {"chat": 0, "task": 0},
+        "kinds": {"chat": 0, "task": 0, "completion": 0},  # completion: POST /v1/completions
         "top_user_agents": [],
         "last_outcomes": [],
     }

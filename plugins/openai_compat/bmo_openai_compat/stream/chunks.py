@@ -46,6 +46,9 @@ class Answer:
     def reasoning(self, text: str) -> bytes:
         return self._chunk(wire.Delta(reasoning_content=text))
 
+    def refusal(self, text: str) -> bytes:
+        return self._chunk(wire.Delta(refusal=text))
+
     def tool_calls(self, tool_calls) -> bytes:
         deltas = [
             wire.DeltaToolCall(index=i, id=c.id, type="function",
@@ -62,8 +65,10 @@ class Answer:
             id=self.id, created=self.created, model=self.model, choices=[], usage=usage_out(usage),
         ))
 
-    def completion(self, text: str, finish_reason: str, usage, *, tool_calls=(), reasoning: str = "") -> bytes:
-        message = wire.AnswerMessage(content=text if text or not tool_calls else None)
+    def completion(self, text: str, finish_reason: str, usage, *, tool_calls=(), reasoning: str = "",
+                   refusal: str | None = None) -> bytes:
+        message = wire.AnswerMessage(content=text if (text or not tool_calls) and not refusal else None,
+                                     refusal=refusal or None)
         if tool_calls:
             message.tool_calls = wire_tool_calls(tool_calls)
         if reasoning:

@@ -57,6 +57,9 @@ def judge(fin: ev.RunFinished, success_outcome: str) -> Verdict:
     if fin.outcome == run_outcomes.CANCELLED:
         return Verdict(outcomes.CANCELLED, 503, fin.error or "The run was cancelled (server stopping or an operator "
                                                              "cancelled it); send the request again.", "cancelled")
+    if fin.outcome == run_outcomes.INVALID_OUTPUT:  # a format the model cannot meet is the upstream's failure
+        return Verdict(outcomes.ERROR_500, 502, fin.error or "The model's answer does not meet response_format.",
+                       "invalid_model_output")
     if fin.outcome == run_outcomes.RECOVERY_FAILED:
         return Verdict(outcomes.RECOVERY_FAILED, 502, fin.error or "The model ran tools but gave no final answer, "
                                                                    "even after a recovery prompt.", "recovery_failed")
@@ -125,7 +128,7 @@ class RunDelivery:
             return self._error_response(verdict)
         body = self.answer.completion(
             fin.text or "".join(self.text), fin.finish_reason, fin.usage,
-            tool_calls=fin.tool_calls, reasoning="".join(self.reasoning),
+            tool_calls=fin.tool_calls, reasoning="".join(self.reasoning), refusal=fin.refusal,
         )
         await self._finish(verdict, fin)
         return web.Response(body=body, content_type="application/json", headers=self.headers)
@@ -170,6 +173,8 @@ class RunDelivery:
             return self._error_response(verdict)
         await self._open()
         if verdict.ok:
+            if fin.refusal:
+                self.frames.append(self.answer.refusal(fin.refusal))
             if fin.tool_calls:
                 self.frames.append(self.answer.tool_calls(fin.tool_calls))
             self.frames.append(self.answer.finish(fin.finish_reason))
@@ -202,6 +207,9 @@ class RunDelivery:
             if self.stream:
                 await self._open()
                 self.frames.append(self.answer.reasoning(event.text))
+        elif isinstance(event, ev.AnswerChecked):
+            await self.rt.event("answer_checked", attempt=event.attempt, ok=event.ok, format=event.format,
+                                **({"error": event.error} if event.error else {}))
         elif isinstance(event, ev.StepStarted):
             await self.rt.event("step_started", step=event.step, model=event.model)
         elif isinstance(event, ev.ToolStarted):
