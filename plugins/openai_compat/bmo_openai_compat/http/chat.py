@@ -178,7 +178,7 @@ class ChatHandler:
 
     async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
         run = self.coordinator.get_run(request_id)
-        if run is None or not may_reach(await self._run_owner(run), rt.requester):
+        if run is None or not may_reach(await self._run_owner(run), self.rt.requester):
             raise compat_error(404, f"No run {request_id[:64]!r} is running or finished in the last 10 minutes; "
                                     f"{RESUME_HEADER} takes the request_id a 409 queued answer named.",
                                param=RESUME_HEADER, code="run_not_found")

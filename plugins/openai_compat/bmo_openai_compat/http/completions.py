@@ -16,6 +16,8 @@ from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, UnknownModel
 from bmo.agent.messages import ChatMessage, Usage
 from bmo.server.app import get_host
+from bmo.streaming.disconnect import ClientGone
+from bmo.streaming.sse_writer import SseWriter
 from bmo_openai_compat import completions_wire as cw
 from bmo_openai_compat import wire
 from bmo_openai_compat.http.error_replies import compat_error, disabled_error, guarded, identity_headers
@@ -23,7 +25,7 @@ from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.state import advertised_model_ids, state_of
 from bmo_openai_compat.stream.chunks import usage_out
-from bmo_openai_compat.stream.sse_framing import ClientGone, SseStream
+from bmo_openai_compat.stream.delivery import DONE
 
 KIND = "completion"
 FIM_SYSTEM = ("You are a text and code completion engine. Reply with only the text that belongs at the cursor: "
@@ -99,12 +101,12 @@ async def _deliver(request: web.Request, rt: CompatRequest, req: cw.CompletionRe
     frames = [chunk([c]) for c in choices]
     if req.stream_options is not None and req.stream_options.include_usage:
         frames.append(chunk([], usage=usage_out(usage)))
-    sse = SseStream(request, headers)
+    sse = SseWriter(request, headers)
     try:
         await sse.start()
-        await sse.data(*frames)
+        await sse.send(*frames)
         await rt.finish(outcomes.FINAL_ANSWER, 200, **detail)  # before [DONE], as for chat
-        await sse.done()
+        await sse.finish(DONE)
     except ClientGone:
         await rt.finish(outcomes.CANCELLED, 499, error="client disconnected while streaming", **detail)
     return sse.response
