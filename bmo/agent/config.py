@@ -101,6 +101,15 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_retry_wait_s: float = 30.0  # cap on honouring Retry-After
     max_connections: int = 0  # upstream connections open at once; 0: no limit
     max_sse_line_bytes: int = 512 * 1024  # longest streamed line read; a longer one is a 502
+    # Content that is exactly a call of an offered tool as JSON becomes a tool call; None: the kind decides (llamacpp on).
+    text_tool_calls: bool | None = None
+    # kind = "llamacpp" (the embedded local model): a GGUF file, or a Hugging Face repo + file in the local cache.
+    model_path: str = ""
+    repo: str = ""
+    file: str = ""
+    context_size: int = 4096
+    threads: int = 0  # 0: the CPUs this process may use
+    start_timeout_s: float = 300.0  # loading the model: the server is not ready before
 
 
 SECTIONS = {

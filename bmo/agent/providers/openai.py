@@ -21,6 +21,7 @@ from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from bmo.agent.events import ReasoningDelta, TextDelta
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall, Usage
+from bmo.agent.providers import text_tool_calls
 from bmo.agent.providers.base import ModelTurn, StreamItem
 from bmo.streaming.sse_parser import SseLineTooLong, SseParser
 
@@ -66,6 +67,8 @@ _ENCODE = msgspec.json.Encoder().encode
 class OpenAIProvider:
     """One ``[providers.NAME]`` table of kind ``openai``."""
 
+    TEXT_TOOL_CALLS_DEFAULT = False  # a hosted API calls tools properly; small local models may not
+
     def __init__(self, name: str, options: ProviderOptions, host: Any = None):
         if not options.base_url:
             raise ValueError(f'[providers.{name}] needs base_url, e.g. base_url = "http://127.0.0.1:8080/v1"')
@@ -81,6 +84,8 @@ class OpenAIProvider:
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
         self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
+        wanted = options.text_tool_calls
+        self.text_tool_calls = self.TEXT_TOOL_CALLS_DEFAULT if wanted is None else wanted
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
@@ -152,8 +157,11 @@ class OpenAIProvider:
         """Deltas as they arrive, then one :class:`ModelTurn`."""
         body = self.request_body(model, messages, tools, tool_choice, sampling, response_format)
         resp = await self._open(body)
+        items = self._read(resp)
+        if self.text_tool_calls:
+            items = text_tool_calls.recognise(items, tools, tool_choice)
         try:
-            async for item in self._read(resp):
+            async for item in items:
                 yield item
         finally:
             # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.
