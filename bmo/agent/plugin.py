@@ -81,6 +81,14 @@ def bmo_posture(register, host):
     from bmo.agent.sandbox.status import posture_for
 
     register("sandbox", posture_for)
+    register("readiness", readiness_for)
+
+
+def readiness_for(host):
+    """The posture's ``readiness`` section: can a chat be answered now, and if not, why."""
+    from bmo.guidance import readiness
+
+    return readiness(host.config, maybe_coordinator(host))
 
 
 @hookimpl(specname="bmo_startup")
