@@ -82,6 +82,7 @@ def bmo_posture(register, host):
 
     register("sandbox", posture_for)
     register("readiness", readiness_for)
+    register("local_models", local_models_for)
 
 
 def readiness_for(host):
@@ -89,6 +90,13 @@ def readiness_for(host):
     from bmo.guidance import readiness
 
     return readiness(host.config, maybe_coordinator(host))
+
+
+def local_models_for(host):
+    """The posture's ``local_models`` section: each embedded model's state, load time and memory."""
+    from bmo.agent.providers.llamacpp.provider import posture_for
+
+    return posture_for(host)
 
 
 @hookimpl(specname="bmo_startup")
@@ -102,8 +110,10 @@ async def sandbox_startup(host):
 @hookimpl
 def bmo_providers(register):
     from bmo.agent.providers import openai
+    from bmo.agent.providers.llamacpp import provider as llamacpp
 
     register("openai", openai.create)
+    register(llamacpp.KIND, llamacpp.create)
 
 
 @hookimpl
