@@ -92,7 +92,7 @@ def local_bmo(tmp_path_factory):
     (tmp / "bmo.toml").write_text(
         f'[options.openai_compat]\nenabled = true\n\n[providers.local]\nkind = "llamacpp"\n'
         f'model_path = {json.dumps(str(_model()))}\ncontext_size = 4096\nmodels = ["qwen"]\n\n'
-        f'[agent]\ndefault_model = "local/qwen"\nworkspace = {json.dumps(str(workspace))}\nmax_steps = 4\n')
+        f'[agent]\ndefault_model = "local/qwen"\nworkspace = {json.dumps(str(workspace))}\nmax_steps = 6\n')
     started = time.monotonic()
     server = spawn_serve(["--allow-no-auth", "--addr", "127.0.0.1:0"], data_dir=tmp / "data", cwd=tmp,
                          env=clean_env(tmp), timeout=300)

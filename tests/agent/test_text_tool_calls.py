@@ -41,6 +41,14 @@ def test_a_call_written_as_text_parses_into_a_structured_call(text):
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [("read_file", {"path": "notes.txt"})]
 
 
+def test_several_bare_calls_one_per_line_are_several_calls():
+    # Recorded: Qwen2.5-Coder-0.5B asked "What is 2+3?" with BMO's tools offered.
+    text = ('{"name": "read_file", "arguments": {"path": "2+3.txt"}}\n'
+            '{"name": "list_dir", "arguments": {"path": "."}}')
+    assert [c.name for c in parse(text, OFFERED)[1]] == ["read_file", "list_dir"]
+    assert parse(text + "\nand then I answer", OFFERED) == (text + "\nand then I answer", [])
+
+
 def test_prose_before_a_tagged_call_stays_as_text():
     prose, calls = parse(TAGGED_AFTER_PROSE, OFFERED)
     assert prose == "Let me read the file first." and [c.name for c in calls] == ["read_file"]

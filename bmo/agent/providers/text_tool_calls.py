@@ -67,6 +67,11 @@ def parse(text: str, offered: set[str]) -> tuple[str, list[FunctionCall]]:
     call = _call_of(fenced.group("body") if fenced else stripped, offered)
     if call is not None:
         return "", [call]
+    lines = [line for line in stripped.splitlines() if line.strip()]
+    if len(lines) > 1:  # several bare calls, one per line: every line must be one
+        per_line = [_call_of(line, offered) for line in lines]
+        if all(c is not None for c in per_line):
+            return "", [c for c in per_line if c is not None]
     tagged = list(_TAGGED.finditer(text))
     if not tagged:
         return text, []
