@@ -35,6 +35,14 @@ class SseStream:
         """One ``data:`` event per payload, all in a single write."""
         await self._guard(self.response.write(b"".join(b"data: " + p + b"\n\n" for p in payloads)))
 
+    async def raw(self, payload: bytes) -> None:
+        """Already framed events (``event:``/``data:`` lines), in one write; the Responses API names its events."""
+        await self._guard(self.response.write(payload))
+
+    async def end(self) -> None:
+        """Close the stream without ``[DONE]`` (the Responses API ends with its completed event)."""
+        await self._guard(self.response.write_eof())
+
     async def keepalive(self) -> None:
         await self._guard(self.response.write(KEEPALIVE))
 
