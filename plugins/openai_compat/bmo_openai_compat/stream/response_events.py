@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from bmo.agent import events as ev
+from bmo_openai_compat import responses_events_wire as ew
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -60,19 +61,19 @@ class ResponseAnswer:
     # -- what RunDelivery calls (the same names as chat's Answer) -----------------------
     def role(self) -> bytes:
         """The stream's opening: created, then in progress."""
-        return self._sse(rw.ResponseCreated(response=self.snapshot("in_progress")),
-                         rw.ResponseInProgress(response=self.snapshot("in_progress")))
+        return self._sse(ew.ResponseCreated(response=self.snapshot("in_progress")),
+                         ew.ResponseInProgress(response=self.snapshot("in_progress")))
 
     def content(self, text: str) -> bytes:
         events = [] if isinstance(self.open, rw.OutputMessage) else [*self._close(), *self._open_message()]
         self.parts.append(text)
-        events.append(rw.OutputTextDelta(item_id=self.open.id, output_index=len(self.items) - 1, delta=text))
+        events.append(ew.OutputTextDelta(item_id=self.open.id, output_index=len(self.items) - 1, delta=text))
         return self._sse(*events)
 
     def reasoning(self, text: str) -> bytes:
         events = [] if isinstance(self.open, rw.ReasoningItem) else [*self._close(), *self._open_reasoning()]
         self.parts.append(text)
-        events.append(rw.SummaryTextDelta(item_id=self.open.id, output_index=len(self.items) - 1, delta=text))
+        events.append(ew.SummaryTextDelta(item_id=self.open.id, output_index=len(self.items) - 1, delta=text))
         return self._sse(*events)
 
     def completion(self, text: str, finish_reason: str, usage, *, tool_calls=(), reasoning: str = "") -> bytes:
@@ -94,14 +95,14 @@ class ResponseAnswer:
             index = len(self.items)
             self.items.append(item)
             events += [
-                rw.OutputItemAdded(output_index=index, item=msgspec.structs.replace(item, arguments="",
+                ew.OutputItemAdded(output_index=index, item=msgspec.structs.replace(item, arguments="",
                                                                                    status="in_progress")),
-                rw.ArgumentsDelta(item_id=item.id, output_index=index, delta=item.arguments),
-                rw.ArgumentsDone(item_id=item.id, output_index=index, name=item.name, arguments=item.arguments),
-                rw.OutputItemDone(output_index=index, item=item),
+                ew.ArgumentsDelta(item_id=item.id, output_index=index, delta=item.arguments),
+                ew.ArgumentsDone(item_id=item.id, output_index=index, name=item.name, arguments=item.arguments),
+                ew.OutputItemDone(output_index=index, item=item),
             ]
         self.final = self._ended(finish_reason, usage)
-        done = rw.ResponseIncomplete if self.final.status == "incomplete" else rw.ResponseCompleted
+        done = ew.ResponseIncomplete if self.final.status == "incomplete" else ew.ResponseCompleted
         events.append(done(response=self.final))
         return self._sse(*events)
 
@@ -109,8 +110,8 @@ class ResponseAnswer:
         """A run that failed after the stream opened: an ``error`` event, then ``response.failed``."""
         events = self._close()
         self.final = self.failed(verdict)
-        events += [rw.ErrorEvent(code=verdict.code or self.final.error.code, message=verdict.error or ""),
-                   rw.ResponseFailed(response=self.final)]
+        events += [ew.ErrorEvent(code=verdict.code or self.final.error.code, message=verdict.error or ""),
+                   ew.ResponseFailed(response=self.final)]
         return self._sse(*events)
 
     def failed(self, verdict: Verdict) -> rw.ResponseObject:
@@ -130,21 +131,21 @@ class ResponseAnswer:
         return rw.FunctionCallItem(id=item_id("fc"), call_id=call.id, name=call.function.name,
                                    arguments=call.function.arguments or "")
 
-    def _open_message(self) -> list[rw.Event]:
+    def _open_message(self) -> list[ew.Event]:
         self.open, self.parts = rw.OutputMessage(id=item_id("msg"), status="in_progress", content=[]), []
         self.items.append(self.open)
         index = len(self.items) - 1
-        return [rw.OutputItemAdded(output_index=index, item=self.open),
-                rw.ContentPartAdded(item_id=self.open.id, output_index=index, part=rw.OutputText(text=""))]
+        return [ew.OutputItemAdded(output_index=index, item=self.open),
+                ew.ContentPartAdded(item_id=self.open.id, output_index=index, part=rw.OutputText(text=""))]
 
-    def _open_reasoning(self) -> list[rw.Event]:
+    def _open_reasoning(self) -> list[ew.Event]:
         self.open, self.parts = rw.ReasoningItem(id=item_id("rs"), summary=[], status="in_progress"), []
         self.items.append(self.open)
         index = len(self.items) - 1
-        return [rw.OutputItemAdded(output_index=index, item=self.open),
-                rw.SummaryPartAdded(item_id=self.open.id, output_index=index, part=rw.SummaryText(text=""))]
+        return [ew.OutputItemAdded(output_index=index, item=self.open),
+                ew.SummaryPartAdded(item_id=self.open.id, output_index=index, part=rw.SummaryText(text=""))]
 
-    def _close(self) -> list[rw.Event]:
+    def _close(self) -> list[ew.Event]:
         """Finish the item receiving deltas: its done events, and its final form in ``items``."""
         item, text = self.open, "".join(self.parts)
         if item is None:
@@ -154,22 +155,22 @@ class ResponseAnswer:
         if isinstance(item, rw.OutputMessage):
             part = rw.OutputText(text=text)
             done = msgspec.structs.replace(item, status="completed", content=[part])
-            events = [rw.OutputTextDone(item_id=item.id, output_index=index, text=text),
-                      rw.ContentPartDone(item_id=item.id, output_index=index, part=part)]
+            events = [ew.OutputTextDone(item_id=item.id, output_index=index, text=text),
+                      ew.ContentPartDone(item_id=item.id, output_index=index, part=part)]
         else:
             part = rw.SummaryText(text=text)
             done = msgspec.structs.replace(item, status="completed", summary=[part])
-            events = [rw.SummaryTextDone(item_id=item.id, output_index=index, text=text),
-                      rw.SummaryPartDone(item_id=item.id, output_index=index, part=part)]
+            events = [ew.SummaryTextDone(item_id=item.id, output_index=index, text=text),
+                      ew.SummaryPartDone(item_id=item.id, output_index=index, part=part)]
         self.items[index] = done
-        return [*events, rw.OutputItemDone(output_index=index, item=done)]
+        return [*events, ew.OutputItemDone(output_index=index, item=done)]
 
-    def _sse(self, *events: rw.Event) -> bytes:
+    def _sse(self, *events: ew.Event) -> bytes:
         out = []
         for event in events:
             self.seq += 1
             event.sequence_number = self.seq
-            out.append(b"event: " + rw.event_name(event).encode() + b"\ndata: " + rw.encode(event) + b"\n\n")
+            out.append(b"event: " + ew.event_name(event).encode() + b"\ndata: " + rw.encode(event) + b"\n\n")
         return b"".join(out)
 
 
