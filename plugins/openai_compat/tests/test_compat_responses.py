@@ -156,3 +156,75 @@ async def test_delete_forgets_the_response_but_keeps_the_session(compat):
     rows, _ = await compat.ledger.list_runs(limit=10, route="responses_delete")
     assert [r["outcome"] for r in rows] == ["final_answer"]
     await client.close()
+
+
+async def test_ambiguous_first_input_with_ask_answers_with_the_routers_question(compat):
+    from compat_support import route_reply
+
+    compat.model.route(route_reply("ambiguous", "Which file?"))
+    client = compat.aclient()
+    raw = await client.responses.with_raw_response.create(model=MODEL, input="fix it")
+    response = raw.parse()
+    assert response.output_text == "Which file?"
+    assert agent_calls(compat) == []
+    await compat.assert_outcome(raw.headers["x-request-id"], "clarification", 200)
+    follow = await client.responses.create(input="notes.txt", previous_response_id=response.id)
+    assert follow.output_text == "echo: notes.txt" and compat.model.router_calls == 1
+    await client.close()
+
+
+async def test_continuing_on_another_model_is_rejected_by_default(compat):
+    from compat_support import OTHER_MODEL
+
+    client = compat.aclient()
+    first = await client.responses.create(model=MODEL, input="one")
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.responses.create(model=OTHER_MODEL, input="two", previous_response_id=first.id)
+    assert err.value.body["code"] == "model_override_rejected" and err.value.body["param"] == "model"
+    await client.close()
+
+
+async def test_store_false_continuation_stores_nothing_new(compat):
+    client = compat.aclient()
+    first = await client.responses.create(model=MODEL, input="kept")
+    second = await client.responses.create(input="not kept", previous_response_id=first.id, store=False)
+    assert second.output_text == "echo: not kept"
+    users = [m["content"] for m in agent_calls(compat)[-1].body["messages"] if m["role"] == "user"]
+    assert users == ["kept", "not kept"]
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(second.id)
+    sessions = await coordinator_of(compat.host).list_sessions(include_ephemeral=True)
+    assert len(sessions) == 1 and len(await sessions[0].messages()) == 2  # the stored session is untouched
+    await client.close()
+
+
+async def test_input_items_page_with_limit_and_after(compat):
+    client = compat.aclient()
+    response = await client.responses.create(model=MODEL, input=[
+        {"role": "user", "content": f"m{i}"} for i in range(5)])
+    page = await client.responses.input_items.list(response.id, limit=2, order="asc")
+    assert [i.content[0].text for i in page.data] == ["m0", "m1"] and page.has_more
+    rest = await client.responses.input_items.list(response.id, limit=10, order="asc", after=page.last_id)
+    assert [i.content[0].text for i in rest.data] == ["m2", "m3", "m4"] and not rest.has_more
+    newest = await client.responses.input_items.list(response.id, limit=1)
+    assert newest.data[0].content[0].text == "m4"  # desc is the default order, as in OpenAI's API
+    await client.close()
+
+
+async def test_an_upstream_failure_before_any_output_is_a_plain_error(compat):
+    from bmo.testing.fake_upstream import error
+
+    compat.model.answer(error(500, "upstream down"))
+    client = compat.aclient(max_retries=0)
+    with pytest.raises(openai.APIStatusError) as err:
+        await client.responses.create(model=MODEL, input="x", stream=True)
+    assert err.value.status_code == 502
+    await client.close()
+
+
+async def test_a_bad_input_item_is_a_400_naming_it(compat):
+    client = compat.aclient()
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.responses.create(model=MODEL, input=[{"type": "function_call_output", "output": "x"}])
+    assert err.value.body["param"] == "input[0].call_id"
+    await client.close()

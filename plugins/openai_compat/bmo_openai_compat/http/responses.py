@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bmo.agent.errors import AgentError
+from bmo.agent.messages import ChatMessage
 from bmo.server.app import get_host
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
@@ -150,6 +151,8 @@ class ResponsesHandler(ChatHandler):
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
+                if not session.ephemeral:  # the session holds the turn, so a continuation is no first turn again
+                    await session.append([*appended, ChatMessage(role="assistant", content=decision.question)], None)
                 await self._begin_stored(req, session, answer, "")
                 return await deliver_response_text(
                     self.request, rt, answer, decision.question, decision.usage, stream=req.stream,
