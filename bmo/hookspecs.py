@@ -1,10 +1,17 @@
 """The hooks a BMO plugin can implement.
 
 Every hook that adds things receives a ``register`` callable; a plugin calls it once
-per thing it contributes. ``host`` is the running :class:`bmo.host.Host` (config,
-store, records, coordinator); hooks that run before a server exists (config sections,
-CLI commands) do not get it. Implementations may take any subset of the arguments.
-``docs/plugins.md`` documents each hook; a test keeps the two in step.
+per thing it contributes. Those hooks are called plugin by plugin in registration order (the
+host's defaults first); a tool, provider kind, posture section, slash command or config-show
+name registered a second time is refused and reported as a failure of the second plugin.
+``host`` is one of two things. Hooks called while the app is built (routes, slash commands,
+sidebar, tools, posture) get the :class:`bmo.host.HostPlan`: config, plugin manager,
+registry, data dir; no store yet. ``bmo_startup``, ``bmo_shutdown``, request handlers
+(``get_host(request)``) and the callables those hooks register get the started
+:class:`bmo.host.Host`, whose store, records and tracer are open. Hooks that run before a
+server exists (config sections, CLI commands) get neither. Implementations may take any
+subset of the arguments. ``docs/plugins.md`` documents each hook; a test keeps the two in
+step.
 """
 
 from __future__ import annotations
@@ -13,6 +20,15 @@ import pluggy
 
 hookspec = pluggy.HookspecMarker("bmo")
 hookimpl = pluggy.HookimplMarker("bmo")
+
+
+@hookspec(historic=True)
+def bmo_addhooks(pluginmanager):
+    """Add the plugin's own hookspecs: ``pluginmanager.add_hookspecs(module_or_class)``.
+
+    Historic: called as the plugin is registered, before the host calls any of its other hooks,
+    so other plugins can implement the new hooks and they exist before routes are collected.
+    """
 
 
 @hookspec
@@ -54,32 +70,45 @@ def bmo_routes(register, host):
     ``register`` also takes ``on_auth_failure=callable(request, response)`` to observe (or
     replace) the 401 the auth boundary sends for that route. Every route but ``GET /healthz``
     needs the bearer token; ``request["requester"]`` holds the trusted-proxy identity or None.
+    ``host`` is the plan; a handler reaches the started host with ``get_host(request)``.
     """
 
 
 @hookspec
 def bmo_slash_commands(register, host):
-    """Add TUI slash commands: ``register(name, run, help=..., aliases=())``; ``run(host, args)`` returns text or a Rich renderable (may be async)."""
+    """Add TUI slash commands: ``register(name, run, help=..., aliases=())``; ``run(host, args)`` returns text or a Rich renderable (may be async).
+
+    ``host`` here is the plan; ``run`` is called with the started host.
+    """
 
 
 @hookspec
 def bmo_sidebar_indicators(register, host):
-    """Add sidebar indicators: ``register(label, value)``; ``value(host) -> str`` is shown as ``label: value``."""
+    """Add sidebar indicators: ``register(label, value)``; ``value(host) -> str`` is shown as ``label: value``.
+
+    ``host`` here is the plan; ``value`` is called with the started host.
+    """
 
 
 @hookspec
 def bmo_tools(register, host):
-    """Add agent tools: ``register(tool)`` with a :class:`bmo.agent.tools.base.Tool`."""
+    """Add agent tools: ``register(tool)`` with a :class:`bmo.agent.tools.base.Tool`; ``host`` is the plan."""
 
 
 @hookspec
 def bmo_providers(register):
-    """Add model provider kinds: ``register(kind, factory)``; ``factory(name, provider_config, host)`` returns a provider."""
+    """Add model provider kinds: ``register(kind, factory)``; ``factory(name, provider_config, host)`` returns a provider.
+
+    The factory is called at startup with the started host.
+    """
 
 
 @hookspec
 def bmo_posture(register, host):
-    """Contribute sections to the posture snapshot: ``register(section, build)``; ``build(host)`` returns a JSON-able dict (may be async)."""
+    """Contribute sections to the posture snapshot: ``register(section, build)``; ``build(host)`` returns a JSON-able dict (may be async).
+
+    ``host`` here is the plan; ``build`` is called with the started host.
+    """
 
 
 @hookspec
@@ -93,9 +122,11 @@ def bmo_trace_record(record):
 
 @hookspec
 def bmo_startup(host):
-    """Called once the server's resources are open; may return an awaitable.
+    """Called once the server's resources are open; may return an awaitable, awaited before the next plugin.
 
-    Records, tracer and database are ready; raising here stops the server from starting.
+    ``host`` is the started host: records, tracer and database are open (never None);
+    raising here stops the server from starting. Plugins run in pluggy's call order:
+    ``tryfirst`` ones, then the newest registration first.
     """
 
 
@@ -105,7 +136,7 @@ def bmo_shutdown(host):
 
     It runs right after the server stops accepting connections and before in-flight requests
     are awaited, so cancel long-running work here (their handlers then finish and can still
-    write to ``host.db``). Plugins are called in reverse registration order; one that raises
+    write to ``host.db``). Plugins run in the reverse of ``bmo_startup``'s order; one that raises
     is logged as ``bmo.shutdown_failed`` and the others still run. It is also called when
     startup fails part way, so it must cope with its own ``bmo_startup`` not having run.
     """

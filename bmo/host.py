@@ -1,18 +1,24 @@
-"""The running host: what every plugin reaches through ``host``."""
+"""The host in two stages: the plan known before serving, and the started host plugins reach as ``host``."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bmo.config import Config
+from bmo.net import TrustedProxies, is_loopback_host, split_addr
 from bmo.registry import Registry, maybe_await
-from bmo.server.auth import TrustedProxies, is_loopback_host, split_addr
-from bmo.store import DB_FILENAME, Database
+from bmo.store import DB_FILENAME, Database, Migration
 from bmo.tracing.records import RecordLog
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Tracer
 
 
 @dataclass
@@ -47,8 +53,12 @@ def resolve_data_dir(config: Config, env: dict[str, str] | None = None) -> Path:
 
 
 @dataclass
-class Host:
-    """Config, store, records, tracer and what plugins registered, for one server."""
+class HostPlan:
+    """What is known before serving: config, plugins and what they registered, where data goes.
+
+    Hooks called while the app is built (``bmo_routes``, ``bmo_tools``, ...) get this; nothing
+    here is opened yet, so it has no store, records or tracer.
+    """
 
     config: Config
     pm: Any
@@ -56,12 +66,6 @@ class Host:
     serve: ServeSettings
     registry: Registry = field(default_factory=Registry)
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
-    db: Database | None = None
-    records: RecordLog | None = None
-    tracer: Any = None
-    tracer_provider: Any = None
-    # Per-plugin runtime state, keyed by plugin name.
-    state: dict[str, Any] = field(default_factory=dict)
     # The environment the host reads OTEL_* and BMO_* from; None means os.environ.
     env: dict[str, str] | None = None
 
@@ -73,13 +77,61 @@ class Host:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
-        """Write a trace record (JSON line + ``bmo_trace_record`` hook); levels: debug, info, warn, error.
 
-        Before the server started (no record log yet) the record is returned but not written.
-        """
-        if self.records is None:
-            return {"msg": msg, "level": level, **fields}
+@dataclass(eq=False)
+class Host:
+    """A started server: its plan plus the store, records and tracer, all open until it stops.
+
+    ``bmo_startup``, ``bmo_shutdown`` and every request handler (``get_host(request)``) get this.
+    """
+
+    plan: HostPlan
+    db: Database
+    records: RecordLog
+    tracer: Tracer
+    tracer_provider: TracerProvider
+    # Per-plugin runtime state, keyed by plugin name.
+    state: dict[str, Any] = field(default_factory=dict)
+
+    # -- the plan's parts, for plugins that only know ``host`` --------------------------
+    @property
+    def config(self) -> Config:
+        return self.plan.config
+
+    @property
+    def pm(self) -> Any:
+        return self.plan.pm
+
+    @property
+    def registry(self) -> Registry:
+        return self.plan.registry
+
+    @property
+    def data_dir(self) -> Path:
+        return self.plan.data_dir
+
+    @property
+    def serve(self) -> ServeSettings:
+        return self.plan.serve
+
+    @property
+    def trusted_proxies(self) -> TrustedProxies:
+        return self.plan.trusted_proxies
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        return self.plan.env
+
+    @property
+    def db_path(self) -> Path:
+        return self.plan.db_path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.plan.log_dir
+
+    def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
+        """Write a trace record (JSON line + ``bmo_trace_record`` hook); levels: debug, info, warn, error."""
         return self.records.emit(msg, level, **fields)
 
     async def posture(self) -> dict[str, Any]:
@@ -103,6 +155,42 @@ class Host:
 
     async def sidebar(self) -> list[tuple[str, str]]:
         return [(ind.label, str(await maybe_await(ind.value(self)))) for ind in self.registry.sidebar]
+
+
+async def open_host(plan: HostPlan, migrations: Iterable[Migration]) -> Host:
+    """Open records, tracer and store (in that order) for ``plan``; what opened is closed again on failure."""
+    from bmo.tracing.otel import create_tracer_provider, get_tracer
+
+    tracing = plan.config.section("tracing")
+    # Owner-only: sessions, ledgers and records carry prompts and requester names.
+    plan.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    records = RecordLog(
+        plan.log_dir, max_bytes=tracing.log_max_bytes, backups=tracing.log_backups,
+        stderr=tracing.log_stderr, hook=plan.pm.hook.bmo_trace_record,
+    )
+    try:
+        provider = create_tracer_provider(tracing, plan.env)
+    except BaseException:
+        await asyncio.to_thread(records.close)
+        raise
+    host = Host(plan, Database(plan.db_path), records, get_tracer(provider), provider)
+    try:
+        await host.db.open(migrations)
+    except BaseException:
+        await close_host(host)
+        raise
+    return host
+
+
+async def close_host(host: Host) -> None:
+    """Flush and close store, spans and records (the reverse of opening); each step runs even if one failed."""
+    steps = [("database", host.db.close), ("tracer", lambda: asyncio.to_thread(host.tracer_provider.shutdown))]
+    for name, step in steps:
+        try:
+            await step()
+        except Exception as exc:
+            host.emit("bmo.close_failed", "error", resource=name, error=f"{type(exc).__name__}: {exc}")
+    await asyncio.to_thread(host.records.close)
 
 
 def render_text(renderable: Any, width: int = 100) -> str:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bmo.hook_calls import call_each, maybe_await
+
+if TYPE_CHECKING:
+    from bmo.plugins import BmoPluginManager
+
+__all__ = ["ConfigShow", "Registry", "RouteSpec", "SidebarIndicator", "SlashCommand", "collect_config_shows",
+           "collect_registry", "maybe_await"]
 
 
 @dataclass(frozen=True)
@@ -65,46 +72,67 @@ class Registry:
         return None
 
 
-def _caller_plugin(pm, hook_name: str):
-    """Call ``hook_name`` once per plugin, handing each its own ``register`` with its name."""
-    caller = getattr(pm.hook, hook_name)
-    for impl in caller.get_hookimpls():
-        yield impl.plugin_name, impl
+def _call_each(pm: BmoPluginManager, hook_name: str, make_register: Callable[[str], Callable], **kwargs) -> None:
+    """Call each implementation with its own ``register``; a plugin that raises is reported, not fatal.
+
+    Plugins are called in registration order (the host's defaults first), so the first
+    registration of a name is the one kept and a later plugin's duplicate is refused.
+    """
+
+    def failed(plugin: str, exc: Exception) -> None:
+        pm.fail(plugin, f"{hook_name}: {type(exc).__name__}: {exc}", hook=hook_name)
+
+    call_each(getattr(pm.hook, hook_name), lambda plugin: {"register": make_register(plugin), **kwargs},
+              reverse=True, on_error=failed)
 
 
-def _call_each(pm, hook_name: str, make_register: Callable[[str], Callable], **kwargs) -> None:
-    """Call each implementation with its own ``register``; a plugin that raises is reported, not fatal."""
-    from bmo.plugins import PluginFailure
+class _Owners:
+    """Which plugin registered each name of one kind first; a second registration is refused and reported."""
 
-    for plugin_name, impl in _caller_plugin(pm, hook_name):
-        register = make_register(plugin_name)
-        args = {"register": register, **kwargs}
-        accepted = {k: v for k, v in args.items() if k in impl.argnames}
-        try:
-            impl.function(**accepted)
-        except Exception as exc:  # one plugin's bug must not take the host down
-            failures = getattr(pm, "bmo_failures", None)
-            if failures is None:
-                raise
-            failures.append(PluginFailure(plugin_name, f"{hook_name}: {type(exc).__name__}: {exc}"))
+    def __init__(self, pm: BmoPluginManager, hook_name: str, kind: str):
+        self.pm, self.hook_name, self.kind = pm, hook_name, kind
+        self.by_name: dict[str, str] = {}
+
+    def claim(self, plugin: str, *names: str) -> bool:
+        """Claim every name for ``plugin``; False (and a failure naming both plugins) when one is taken."""
+        for name in names:
+            owner = self.by_name.get(name)
+            if owner is not None:
+                self.pm.fail(plugin, f"{self.hook_name}: {self.kind} {name!r} is already registered by plugin "
+                             f"{owner!r}; this registration was refused (rename it, or leave one plugin out "
+                             "with BMO_LOAD_PLUGINS)", hook=self.hook_name)
+                return False
+        self.by_name.update(dict.fromkeys(names, plugin))
+        return True
 
 
-def collect_config_shows(pm) -> dict[str, ConfigShow]:
+def collect_config_shows(pm: BmoPluginManager) -> dict[str, ConfigShow]:
     """Every ``bmo config show-<name>`` subcommand plugins registered, by name."""
     shows: dict[str, ConfigShow] = {}
+    owners = _Owners(pm, "bmo_config_show", "config-show name")
 
     def make(plugin: str):
         def register(name: str, render: Callable, help: str = "", example: str = "") -> None:
-            shows[name] = ConfigShow(name, render, help, example, plugin)
+            if owners.claim(plugin, name):
+                shows[name] = ConfigShow(name, render, help, example, plugin)
         return register
 
     _call_each(pm, "bmo_config_show", make)
     return shows
 
 
-def collect_registry(pm, host) -> Registry:
-    """Routes, slash commands, sidebar indicators, tools, providers and posture sections, from every plugin."""
+def collect_registry(pm: BmoPluginManager, host) -> Registry:
+    """Routes, slash commands, sidebar indicators, tools, providers and posture sections, from every plugin.
+
+    A tool name, provider kind, posture section or slash command name/alias registered twice
+    keeps the first; the second is refused and recorded in ``pm.failures``.
+    """
     reg = Registry()
+    pm.check_pending()  # plugins registered after loading (tests, embedders) are checked too
+    slash_owners = _Owners(pm, "bmo_slash_commands", "slash command")
+    tool_owners = _Owners(pm, "bmo_tools", "tool")
+    provider_owners = _Owners(pm, "bmo_providers", "provider kind")
+    posture_owners = _Owners(pm, "bmo_posture", "posture section")
 
     def routes(plugin: str):
         def register(method: str, path: str, handler: Callable, *, on_auth_failure: Callable | None = None) -> None:
@@ -113,9 +141,9 @@ def collect_registry(pm, host) -> Registry:
 
     def slash(plugin: str):
         def register(name: str, run: Callable, help: str = "", aliases: tuple[str, ...] = ()) -> None:
-            reg.slash_commands[name.lstrip("/")] = SlashCommand(
-                name.lstrip("/"), run, help, tuple(a.lstrip("/") for a in aliases), plugin
-            )
+            command = SlashCommand(name.lstrip("/"), run, help, tuple(a.lstrip("/") for a in aliases), plugin)
+            if slash_owners.claim(plugin, command.name, *command.aliases):
+                reg.slash_commands[command.name] = command
         return register
 
     def sidebar(plugin: str):
@@ -125,17 +153,20 @@ def collect_registry(pm, host) -> Registry:
 
     def tools(plugin: str):
         def register(tool: Any) -> None:
-            reg.tools[tool.name] = tool
+            if tool_owners.claim(plugin, tool.name):
+                reg.tools[tool.name] = tool
         return register
 
     def providers(plugin: str):
         def register(kind: str, factory: Callable) -> None:
-            reg.providers[kind] = factory
+            if provider_owners.claim(plugin, kind):
+                reg.providers[kind] = factory
         return register
 
     def posture(plugin: str):
         def register(section: str, build: Callable) -> None:
-            reg.posture[section] = build
+            if posture_owners.claim(plugin, section):
+                reg.posture[section] = build
         return register
 
     _call_each(pm, "bmo_routes", routes, host=host)
@@ -145,10 +176,3 @@ def collect_registry(pm, host) -> Registry:
     _call_each(pm, "bmo_providers", providers)
     _call_each(pm, "bmo_posture", posture, host=host)
     return reg
-
-
-async def maybe_await(value: Any) -> Any:
-    """``await value`` when it is awaitable, else ``value`` (hooks may be sync or async)."""
-    if inspect.isawaitable(value):
-        return await value
-    return value

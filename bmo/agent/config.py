@@ -76,6 +76,7 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retry_backoff_s: float = 0.5
     max_retry_wait_s: float = 30.0  # cap on honouring Retry-After
     max_connections: int = 0  # upstream connections open at once; 0: no limit
+    max_sse_line_bytes: int = 512 * 1024  # longest streamed line read; a longer one is a 502
 
 
 SECTIONS = {

@@ -23,7 +23,7 @@ def _renderer(path: str):
         value = msgspec.to_builtins(config.section(path))
         if as_json:
             return json.dumps({path: value}, indent=2)
-        from bmo.cli.config import to_toml
+        from bmo.config.toml_text import to_toml
 
         return to_toml(value, path)
 

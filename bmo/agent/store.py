@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from bmo.agent.messages import ChatMessage
+from bmo.store import Batch, Table
 
 MIGRATION_OWNER = "agent"
 
@@ -108,15 +109,11 @@ RUN_END_COLUMNS = ("finished_at", "outcome", "finish_reason", "steps", "prompt_t
                    "error_status", "cancel_reason")
 STEP_COLUMNS = ("run_id", "step", "kind", "model", "started_at", "finished_at", "finish_reason", "tool_calls",
                 "prompt_tokens", "completion_tokens", "error")
+MESSAGE_COLUMNS = ("session_id", "seq", "role", "message", "run_id", "created_at")
 
-
-def _insert(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-
-
-INSERT_RUN = _insert("runs", RUN_COLUMNS)
-INSERT_FINISHED_RUN = _insert("runs", RUN_COLUMNS + RUN_END_COLUMNS)
-INSERT_STEP = _insert("run_steps", STEP_COLUMNS)
+RUNS = Table("runs", RUN_COLUMNS + RUN_END_COLUMNS)
+STEPS = Table("run_steps", STEP_COLUMNS)
+MESSAGES = Table("session_messages", MESSAGE_COLUMNS)
 
 
 class AgentStore:
@@ -178,10 +175,11 @@ class AgentStore:
     # -- runs and steps ------------------------------------------------------------
     async def begin_run(self, row: dict, messages: list[ChatMessage]) -> None:
         """The run's row and the messages it starts with, in one write."""
+        insert = RUNS.insert(row, RUN_COLUMNS)
         append = _append_job(row["session_id"], messages, row["id"]) if messages else None
 
         def job(conn) -> None:
-            conn.execute(INSERT_RUN, row)
+            insert(conn)
             if append is not None:
                 append(conn)
 
@@ -189,15 +187,10 @@ class AgentStore:
 
     async def record_finished_run(self, row: dict) -> None:
         """The whole row of a run that was not written when it started (a run on an in-memory session)."""
-        await self.db.write(INSERT_FINISHED_RUN, row)
+        await self.db.run_write(RUNS.insert(row, RUN_COLUMNS + RUN_END_COLUMNS))
 
     async def finish_run(self, run_id: str, fields: dict) -> None:
-        await self.db.write(
-            "UPDATE runs SET finished_at = :finished_at, outcome = :outcome, finish_reason = :finish_reason,"
-            " steps = :steps, prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,"
-            " error = :error, error_status = :error_status, cancel_reason = :cancel_reason WHERE id = :id",
-            {"id": run_id, **fields},
-        )
+        await self.db.run_write(RUNS.update(run_id, fields, RUN_END_COLUMNS))
 
     async def run_rows(self, session_id: str, limit: int = 50) -> list[dict]:
         return await self.db.fetchall(
@@ -209,11 +202,7 @@ class AgentStore:
 
     def record_step_soon(self, row: dict) -> asyncio.Future:
         """Queue a finished step's row; nobody needs to wait for it (the future reports a failure)."""
-
-        def job(conn) -> None:
-            conn.execute(INSERT_STEP, row)
-
-        return self.db.write_soon(job)
+        return self.db.write_soon(STEPS.insert(row, STEP_COLUMNS))
 
     async def step_rows(self, run_id: str) -> list[dict]:
         return await self.db.fetchall("SELECT * FROM run_steps WHERE run_id = ? ORDER BY step", (run_id,))
@@ -270,12 +259,8 @@ def _append_job(session_id: str, messages: list[ChatMessage], run_id: str | None
         seq = conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", (session_id,)
         ).fetchall()[0][0]
-        for role, body in encoded:
-            seq += 1
-            conn.execute(
-                "INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, seq, role, body, run_id, now),
-            )
+        Batch(MESSAGES.insert_values((session_id, seq + i, role, body, run_id, now))
+              for i, (role, body) in enumerate(encoded, 1))(conn)
         conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
 
     return job

@@ -3,59 +3,41 @@
 from __future__ import annotations
 
 import json
-import math
-import re
 
 import click
 
 from bmo.cli.options import config_option, load_or_exit
+from bmo.config.toml_text import to_toml
 from bmo.registry import collect_config_shows
 
 
-@click.group("config")
+class ConfigShowGroup(click.Group):
+    """``bmo config``: ``show`` at once, the plugins' ``show-<name>`` subcommands on first need."""
+
+    _shows_added = False
+
+    def _add_shows(self) -> None:
+        if not self._shows_added:
+            self._shows_added = True
+            from bmo.cli.main import plugin_manager
+
+            add_show_commands(plugin_manager(), self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._add_shows()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_shows()
+        return super().list_commands(ctx)
+
+
+@click.group("config", cls=ConfigShowGroup)
 def config_group() -> None:
     """Inspect the merged configuration."""
-
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else json.dumps(key)
-
-
-def _value(value) -> str:
-    """A TOML value: JSON's string escapes are valid TOML; tables inside lists become inline tables."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items() if v is not None) + " }"
-    return json.dumps(value)
-
-
-def to_toml(tree: dict, prefix: str = "") -> str:
-    """TOML text for a config tree; ``tomllib`` reads it back to the same tree (None values are omitted)."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict]] = []
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif value is None:
-            lines.append(f"# {_key(key)} is not set")
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    out = ""
-    if prefix and (lines or not tables):
-        out += f"[{prefix}]\n"
-    if lines:
-        out += "\n".join(lines) + "\n\n"
-    for key, value in tables:
-        out += to_toml(value, f"{prefix}.{_key(key)}" if prefix else _key(key))
-    return out
 
 
 @config_group.command("show")
@@ -74,10 +56,10 @@ def show(config_files, as_json: bool) -> None:
         click.echo(to_toml(tree).rstrip())
 
 
-def add_show_commands(pm) -> None:
+def add_show_commands(pm, group: click.Group) -> None:
     """One ``show-<name>`` subcommand per ``bmo_config_show`` registration."""
     for name, entry in sorted(collect_config_shows(pm).items()):
-        config_group.add_command(_show_command(name, entry))
+        group.add_command(_show_command(name, entry))
 
 
 def _show_command(name: str, entry) -> click.Command:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bmo.cli.options import config_option, data_dir_option
+from bmo.cli.tables import Column, table_lines
 from bmo.tracing.query import (
     QueryError, RecordFilter, as_text, backlog_then_follow, files_for, last, matching, parse_when,
     parse_where, read_lines, top_values,
@@ -44,8 +45,8 @@ def _resolve_log_dir(data_dir: str | None, config_files: tuple[str, ...]) -> Pat
     return resolve_data_dir(config) / "logs"
 
 
-def table_row(record: dict) -> str:
-    """One fixed-width line: time, level, msg, then ``key=value`` fields (key fields first)."""
+def table_cells(record: dict) -> tuple[str, str, str, str]:
+    """Time, level, msg, then the ``key=value`` fields (key fields first)."""
     rest = [k for k in record if k not in ("time", "level", "msg")]
     ordered = [k for k in KEY_FIELDS if k in record] + [k for k in rest if k not in KEY_FIELDS]
     fields = []
@@ -54,10 +55,13 @@ def table_row(record: dict) -> str:
         if len(text) > _TABLE_VALUE_MAX:
             text = text[: _TABLE_VALUE_MAX - 1] + "…"
         fields.append(f"{key}={text}")
-    return f"{str(record.get('time', '')):<24} {str(record.get('level', '')):<5} {str(record.get('msg', '')):<28} {' '.join(fields)}".rstrip()
+    return str(record.get("time", "")), str(record.get("level", "")), str(record.get("msg", "")), " ".join(fields)
 
 
-TABLE_HEADER = f"{'TIME':<24} {'LEVEL':<5} {'MSG':<28} FIELDS"
+# Least widths keep rows printed one by one (the log streams, --follow never ends) in line.
+TABLE_COLUMNS = (Column("TIME", min_width=24), Column("LEVEL", min_width=5), Column("MSG", min_width=28),
+                 Column("FIELDS"))
+TOP_COLUMNS = (Column("COUNT", justify="right", min_width=7),)
 
 
 @click.command(epilog=EXAMPLES, short_help="Read, filter, count and follow trace records.")
@@ -110,18 +114,21 @@ def logs(data_dir, config_files, msgs, level, where, since, until, output, follo
 
 def _print_rows(rows, output: str) -> None:
     if output == "table":
-        click.echo(TABLE_HEADER)
+        click.echo(table_lines(TABLE_COLUMNS, [])[0])
     for line, record in rows:
-        click.echo(table_row(record) if output == "table" else line.decode("utf-8", "replace"))
+        if output == "table":
+            click.echo("\n".join(table_lines(TABLE_COLUMNS, [table_cells(record)], header=False)))
+        else:
+            click.echo(line.decode("utf-8", "replace"))
 
 
 def _print_top(log_dir: Path, keep: RecordFilter, key: str, limit: int | None, output: str) -> None:
     records = (record for _, record in matching(read_lines(files_for(log_dir, keep.since)), keep))
     counts = top_values(records, key).most_common(limit)
     if output == "table":
-        click.echo(f"{'COUNT':>7}  {key.upper()}")
-        for value, count in counts:
-            click.echo(f"{count:>7}  {value}")
+        columns = (*TOP_COLUMNS, Column(key.upper()))
+        for text in table_lines(columns, [(str(count), str(value)) for value, count in counts], gap=2):
+            click.echo(text)
         return
     import json
 

@@ -32,18 +32,19 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     )
     try:
         warning = check_boundary(settings)
-        host = build_host(config, pm, settings)
+        plan = build_host(config, pm, settings)
         factory = loop_factory(config.section("options.http_server").event_loop)
     except (ServeRefused, ValueError) as exc:
         click.echo(f"bmo serve: {exc}", err=True)
         sys.exit(2)
-    for failure in pm.bmo_failures:  # import failures, and hooks that raised while registering
-        click.echo(f"bmo: plugin {failure.name!r} failed to load: {failure.error}", err=True)
+    for failure in pm.failures:  # import failures; hooks that raised, were refused or are unknown
+        what = "failed to load" if not failure.hook else "has a failed hook"
+        click.echo(f"bmo: plugin {failure.name!r} {what}: {failure.error}", err=True)
     if warning:
         click.echo(warning, err=True)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve_forever(host))
+            runner.run(serve_forever(plan))
     except OSError as exc:
         click.echo(f"bmo serve: cannot bind {settings.addr}: {exc.strerror or exc}", err=True)
         sys.exit(1)

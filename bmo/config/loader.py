@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from bmo.field_errors import field_error, field_parts
+
 ENV_PREFIX = "BMO_"
 # Environment variables with a meaning of their own, not a config key path.
 RESERVED_ENV = {
@@ -280,20 +282,12 @@ def _leaves(tree: dict, prefix: str = "") -> list[str]:
     return out
 
 
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-
-
 def _explain(exc: msgspec.ValidationError, section: str, raw: dict, origins: dict[str, str]) -> str:
-    message = str(exc)
-    match = _AT.search(message)
-    sub = ""
-    if match:
-        message = message[: match.start()]
-        sub = match.group("path")
-    parts = [p for p in re.split(r"\.|\[|\]", sub) if p]
-    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
-    if unknown:
-        parts.append(unknown.group(1))
+    problem = field_error(exc)
+    parts = field_parts(problem.param)
+    if problem.problem == "missing":  # point at the table that lacks the key, as before
+        parts = parts[:-1]
+    message = problem.message
     key = ".".join([section, *parts])
     value: Any = raw
     for part in parts:
@@ -305,7 +299,7 @@ def _explain(exc: msgspec.ValidationError, section: str, raw: dict, origins: dic
             value = None
             break
     where = _origin(origins, key)
-    if unknown:
+    if problem.problem == "unknown":
         return f"{where}: unknown key `{key}` (value {value!r}); remove it or check its spelling"
     return f"{where}: key `{key}` has value {value!r}: {message.rstrip('.')}"
 

@@ -10,16 +10,19 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bmo.config import Config
-from bmo.host import Host, ServeSettings, resolve_data_dir
+from bmo.hook_calls import acall_each, in_reverse_of
+from bmo.host import Host, HostPlan, ServeSettings, close_host, open_host, resolve_data_dir
+from bmo.net import TrustedProxies
 from bmo.registry import collect_registry, maybe_await
-from bmo.server.auth import PUBLIC_ROUTES, TrustedProxies, requester_of, token_matches
-from bmo.server.event_loop import loop_name
+from bmo.server.auth import PUBLIC_ROUTES, requester_of, token_matches
 from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.event_loop import loop_name
 from bmo.server.request_trace import make_request_trace_middleware
-from bmo.store import Database, collect_migrations
-from bmo.tracing.otel import create_tracer_provider, export_settings, get_tracer
-from bmo.tracing.records import RecordLog
+from bmo.store import collect_migrations
+from bmo.tracing.otel import export_settings
 
+# What the app was built from; the started host appears under HOST_KEY once resources are open.
+PLAN_KEY = web.AppKey("bmo_host_plan", HostPlan)
 HOST_KEY = web.AppKey("bmo_host", Host)
 # Route template -> on_auth_failure(request, response) callbacks routes asked for.
 AUTH_FAILURE_KEY = web.AppKey("bmo_auth_failure", dict)
@@ -28,12 +31,12 @@ _SHUTDOWN_STATE_KEY = web.AppKey("bmo_shutdown_state", dict)
 
 
 def get_host(request: web.Request) -> Host:
-    """The :class:`Host` serving this request."""
+    """The started :class:`Host` serving this request (store, records and tracer open)."""
     return request.app[HOST_KEY]
 
 
-def build_host(config: Config, pm, serve: ServeSettings, env: dict[str, str] | None = None) -> Host:
-    """A host for ``config``: data dir resolved, trusted proxies parsed, plugin contributions collected.
+def build_host(config: Config, pm, serve: ServeSettings, env: dict[str, str] | None = None) -> HostPlan:
+    """The plan of a host for ``config``: data dir resolved, trusted proxies parsed, plugin contributions collected.
 
     Raises ``ValueError`` with a fixable message for a bad trusted-proxy entry or tracing setting.
     """
@@ -42,7 +45,7 @@ def build_host(config: Config, pm, serve: ServeSettings, env: dict[str, str] | N
     proxies = list(options.requester_trusted_proxies)
     proxies += [p for p in env.get("BMO_REQUESTER_TRUSTED_PROXIES", "").split(",") if p.strip()]
     export_settings(config.section("tracing"), env)  # a bad protocol fails here, before binding
-    host = Host(
+    plan = HostPlan(
         config=config,
         pm=pm,
         data_dir=resolve_data_dir(config, env),
@@ -50,8 +53,8 @@ def build_host(config: Config, pm, serve: ServeSettings, env: dict[str, str] | N
         trusted_proxies=TrustedProxies.parse(proxies),
         env=env,
     )
-    host.registry = collect_registry(pm, host)
-    return host
+    plan.registry = collect_registry(pm, plan)
+    return plan
 
 
 def _is_api_path(path: str) -> bool:
@@ -121,18 +124,18 @@ async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(host: Host) -> web.Application:
-    """An app serving ``host``; resources open on startup and close on cleanup."""
-    options = host.config.section("options.http_server")
+def create_app(plan: HostPlan) -> web.Application:
+    """An app serving ``plan``; its started :class:`Host` opens on startup and closes on cleanup."""
+    options = plan.config.section("options.http_server")
     app = web.Application(
         client_max_size=options.max_body_bytes,
         # Outermost first: the request span sees the final status of everything inside it.
         middlewares=[make_request_trace_middleware(HOST_KEY), error_middleware, auth_middleware],
     )
-    app[HOST_KEY] = host
+    app[PLAN_KEY] = plan
     app[AUTH_FAILURE_KEY] = {}
     app.router.add_get("/healthz", _healthz)
-    for spec in host.registry.routes:
+    for spec in plan.registry.routes:
         route = app.router.add_route(spec.method, spec.path, spec.handler)
         if spec.on_auth_failure is not None:
             app[AUTH_FAILURE_KEY][route.resource.canonical] = spec.on_auth_failure
@@ -143,32 +146,21 @@ def create_app(host: Host) -> web.Application:
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
-    """Open records, tracer and store (in that order), run startup hooks; close in reverse.
+    """Open the started host (records, tracer, store), run startup hooks; close in reverse.
 
     Runs after in-flight requests finished (or were cancelled at the grace deadline), so the
     last ledger rows a handler writes still reach the database before it closes.
     """
-    host: Host = app[HOST_KEY]
-    tracing = host.config.section("tracing")
-    # Owner-only: sessions, ledgers and records carry prompts and requester names.
-    host.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    host.records = RecordLog(
-        host.log_dir, max_bytes=tracing.log_max_bytes, backups=tracing.log_backups,
-        stderr=tracing.log_stderr, hook=host.pm.hook.bmo_trace_record,
-    )
-    host.tracer_provider = create_tracer_provider(tracing, host.env)
-    host.tracer = get_tracer(host.tracer_provider)
-    host.db = Database(host.db_path)
+    plan = app[PLAN_KEY]
+    host = app[HOST_KEY] = await open_host(plan, collect_migrations(plan.pm))
     try:
-        await host.db.open(collect_migrations(host.pm))
-        for failure in host.pm.bmo_failures:
+        for failure in host.pm.failures:
             host.emit("bmo.plugin_failed", "error", plugin=failure.name, error=failure.error)
-        for result in host.pm.hook.bmo_startup(host=host):
-            await maybe_await(result)
+        await acall_each(host.pm.hook.bmo_startup, {"host": host})
     except BaseException:
         # Plugins whose startup already ran get to release what they opened.
         await _run_shutdown_hooks(host)
-        await _close_resources(host)
+        await close_host(host)
         raise
     host.emit("bmo.started", addr=host.serve.addr, auth=host.serve.auth_token is not None, data_dir=str(host.data_dir),
               event_loop=loop_name(asyncio.get_running_loop()))
@@ -180,7 +172,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         if not app[_SHUTDOWN_STATE_KEY]["done"]:  # on_shutdown does not run when startup of a later step failed
             await _run_shutdown_hooks(host)
         host.emit("bmo.stopped", addr=host.serve.addr)
-        await _close_resources(host)
+        await close_host(host)
 
 
 async def _plugins_shutdown(app: web.Application) -> None:
@@ -190,25 +182,12 @@ async def _plugins_shutdown(app: web.Application) -> None:
 
 
 async def _run_shutdown_hooks(host: Host) -> None:
-    for impl in reversed(host.pm.hook.bmo_shutdown.get_hookimpls()):
-        try:
-            result = impl.function(host=host) if "host" in impl.argnames else impl.function()
-            await maybe_await(result)
-        except Exception as exc:  # one plugin's shutdown must not skip the rest
-            host.emit("bmo.shutdown_failed", "error", plugin=impl.plugin_name, error=f"{type(exc).__name__}: {exc}")
+    """``bmo_shutdown`` in the reverse of startup order: the agent core stops its runs before the
+    plugins it may be using (the compat ledger, MCP connections) wind down."""
 
+    def failed(plugin: str, exc: Exception) -> None:  # one plugin's shutdown must not skip the rest
+        host.emit("bmo.shutdown_failed", "error", plugin=plugin, error=f"{type(exc).__name__}: {exc}")
 
-async def _close_resources(host: Host) -> None:
-    """Flush and close store, spans and records; each step runs even if an earlier one failed."""
-    steps = []
-    if host.db is not None:
-        steps.append(("database", host.db.close()))
-    if host.tracer_provider is not None:
-        steps.append(("tracer", asyncio.to_thread(host.tracer_provider.shutdown)))
-    for name, step in steps:
-        try:
-            await step
-        except Exception as exc:
-            host.emit("bmo.close_failed", "error", resource=name, error=f"{type(exc).__name__}: {exc}")
-    if host.records is not None:
-        await asyncio.to_thread(host.records.close)
+    hook = host.pm.hook
+    order = in_reverse_of(host.pm, hook.bmo_shutdown, hook.bmo_startup)
+    await acall_each(hook.bmo_shutdown, {"host": host}, order=order, on_error=failed)

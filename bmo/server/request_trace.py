@@ -35,8 +35,6 @@ def make_request_trace_middleware(host_key: web.AppKey):
     @web.middleware
     async def request_trace_middleware(request: web.Request, handler) -> web.StreamResponse:
         host = request.app[host_key]
-        if host.tracer is None:
-            return await handler(request)
         route = route_of(request)
         parent = propagate.extract(request.headers)
         attributes = {

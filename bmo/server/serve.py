@@ -9,9 +9,9 @@ import sys
 
 from aiohttp import web
 
-from bmo.host import Host, ServeSettings
-from bmo.server.app import create_app
-from bmo.server.auth import split_addr
+from bmo.host import HostPlan, ServeSettings
+from bmo.net import split_addr
+from bmo.server.app import HOST_KEY, create_app
 
 NON_LOOPBACK_WARNING = (
     "warning: BMO is bound to a non-loopback address ({addr}). The bearer token is the only "
@@ -48,10 +48,10 @@ def check_boundary(serve: ServeSettings) -> str | None:
     return None
 
 
-async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
+async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting, finish or cancel in-flight work, close."""
-    app = create_app(host)
-    grace = host.config.section("options.http_server").shutdown_grace_s
+    app = create_app(plan)
+    grace = plan.config.section("options.http_server").shutdown_grace_s
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     stop = asyncio.Event()
@@ -65,19 +65,19 @@ async def serve_forever(host: Host, *, ready_line: bool = True) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        site = web.TCPSite(runner, host.serve.host, host.serve.port, reuse_address=True)
+        site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True)
         await site.start()
         # Everything alive now lives as long as the server: keep it out of every future GC pass.
         gc.collect()
         gc.freeze()
         if ready_line:
             # With port 0 the kernel chose one: report the real port, tests and scripts read it here.
-            port = runner.addresses[0][1] if runner.addresses else host.serve.port
-            shown = f"[{host.serve.host}]" if ":" in host.serve.host else host.serve.host
-            auth = "bearer token" if host.serve.auth_token else "none (loopback only)"
-            print(f"BMO serving on http://{shown}:{port}/v1 (auth: {auth}; data: {host.data_dir})", file=sys.stderr, flush=True)
+            port = runner.addresses[0][1] if runner.addresses else plan.serve.port
+            shown = f"[{plan.serve.host}]" if ":" in plan.serve.host else plan.serve.host
+            auth = "bearer token" if plan.serve.auth_token else "none (loopback only)"
+            print(f"BMO serving on http://{shown}:{port}/v1 (auth: {auth}; data: {plan.data_dir})", file=sys.stderr, flush=True)
         await stop.wait()
-        host.emit("bmo.stopping", reason="signal")
+        app[HOST_KEY].emit("bmo.stopping", reason="signal")
     finally:
         try:
             await runner.cleanup()

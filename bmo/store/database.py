@@ -13,6 +13,8 @@ from typing import Any
 
 import apsw
 
+from bmo.store.statements import Statement
+
 DB_FILENAME = "bmo.sqlite3"
 _STOP = object()
 
@@ -94,16 +96,7 @@ class Database:
                 conn.close()
             self._reader_conns.clear()
 
-    # -- writes ----------------------------------------------------------------------
-    def submit_write(self, job: Callable[[apsw.Connection], Any]) -> Future:
-        """Queue ``job(conn)`` for the writer; returns a concurrent future."""
-        fut: Future = Future()
-        if self.closed:
-            fut.set_exception(StoreError("the database is closed"))
-            return fut
-        self._jobs.put((job, fut))
-        return fut
-
+    # -- writes: a job is ``job(conn)``, e.g. a Statement or a Batch -------------------
     def write_soon(self, job: Callable[[apsw.Connection], Any]) -> asyncio.Future:
         """Queue ``job(conn)`` from the event loop; the returned future may be awaited or not.
 
@@ -119,19 +112,15 @@ class Database:
         return fut
 
     async def run_write(self, job: Callable[[apsw.Connection], Any]) -> Any:
+        """``await`` a job's result; an SQLite failure is a :class:`StoreError`."""
         try:
             return await self.write_soon(job)
         except apsw.Error as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
     async def write(self, sql: str, params: tuple | dict = ()) -> int:
-        """Execute one statement; returns the last inserted rowid."""
-
-        def job(conn: apsw.Connection) -> int:
-            conn.execute(sql, params)
-            return conn.last_insert_rowid()
-
-        return await self.run_write(job)
+        """One statement (``run_write(Statement(sql, params))``); returns the last inserted rowid."""
+        return await self.run_write(Statement(sql, params))
 
     def _write_loop(self, ready: Future) -> None:
         try:
@@ -157,7 +146,7 @@ class Database:
         conn.close()
 
     def _run_batch(self, conn: apsw.Connection, batch: list) -> None:
-        results: list[tuple[Future, Any, BaseException | None]] = []
+        results: list[tuple[Any, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
@@ -228,13 +217,10 @@ class Database:
 
 
 def _settle(results: list[tuple[Any, Any, BaseException | None]]) -> None:
-    """Hand each job's outcome to its waiter: concurrent futures directly, asyncio ones per loop in one call."""
+    """Hand each job's outcome to its asyncio future, one call into each waiting loop."""
     by_loop: dict[Any, list] = {}
-    for waiter, value, err in results:
-        if isinstance(waiter, tuple):
-            by_loop.setdefault(waiter[0], []).append((waiter[1], value, err))
-        else:
-            _resolve(waiter, value, err)
+    for (loop, fut), value, err in results:
+        by_loop.setdefault(loop, []).append((fut, value, err))
     for loop, items in by_loop.items():
         try:
             loop.call_soon_threadsafe(_resolve_all, items)

@@ -32,102 +32,19 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from bmo.streaming.sse_writer import data_frame
+from bmo.testing.fake_replies import (  # noqa: F401 - the scripting API, importable from here as before
+    Reply,
+    ScriptedToolCall,
+    count_usage,
+    drop_connection,
+    echo_last_user,
+    error,
+    reply,
+    tool_call,
+)
+
 DEFAULT_MODELS = ("fake-model",)
-
-
-class ScriptedToolCall(msgspec.Struct, kw_only=True):
-    """A tool call the fake model makes; ``arguments`` is the JSON text it streams."""
-
-    name: str
-    arguments: str = "{}"
-    id: str = ""
-
-
-class Reply(msgspec.Struct, kw_only=True):
-    """One scripted answer to one chat request.
-
-    ``status`` other than 200 answers with an OpenAI error body (``error_message``) and
-    ``headers`` (e.g. ``Retry-After``). ``stall`` streams what it has, then never finishes.
-    """
-
-    text: str = ""
-    chunks: int | list[str] | None = None  # a count to split ``text`` into, or the exact pieces
-    reasoning: str = ""  # streamed as ``reasoning_content`` before the text
-    tool_calls: list[ScriptedToolCall] = []
-    finish_reason: str | None = None  # default: "tool_calls" with tool calls, else "stop"
-    usage: dict | None = None  # default: counted from the request and the reply
-    status: int = 200
-    error_message: str = ""
-    error_type: str = "invalid_request_error"
-    error_code: str | None = None
-    headers: dict[str, str] = {}
-    delay_s: float = 0.0  # before the first byte (before the status line)
-    chunk_delay_s: float = 0.0  # between streamed chunks
-    stall: bool = False  # stream the content, then hang without finishing
-    drop: bool = False  # close the connection without any answer
-
-    def pieces(self) -> list[str]:
-        if isinstance(self.chunks, list):
-            return list(self.chunks)
-        if not self.text:
-            return []
-        count = max(1, min(self.chunks or 1, len(self.text)))
-        size = -(-len(self.text) // count)
-        return [self.text[i : i + size] for i in range(0, len(self.text), size)]
-
-    def full_text(self) -> str:
-        return "".join(self.chunks) if isinstance(self.chunks, list) else self.text
-
-
-def reply(
-    text: str = "",
-    *,
-    chunks: int | list[str] | None = None,
-    tool_calls: list[ScriptedToolCall] | None = None,
-    finish_reason: str | None = None,
-    usage: dict | None = None,
-    reasoning: str = "",
-    delay_s: float = 0.0,
-    chunk_delay_s: float = 0.0,
-    stall: bool = False,
-) -> Reply:
-    """A successful answer: text (split into ``chunks``) and/or tool calls."""
-    return Reply(
-        text=text, chunks=chunks, tool_calls=list(tool_calls or []), finish_reason=finish_reason,
-        usage=usage, reasoning=reasoning, delay_s=delay_s, chunk_delay_s=chunk_delay_s, stall=stall,
-    )
-
-
-def tool_call(name: str, arguments: dict | str | None = None, *, id: str = "") -> ScriptedToolCall:
-    """A tool call for :func:`reply`; ``arguments`` as a dict (JSON-encoded) or raw text."""
-    args = arguments if isinstance(arguments, str) else json.dumps(arguments or {})
-    return ScriptedToolCall(name=name, arguments=args, id=id)
-
-
-def error(
-    status: int,
-    message: str = "",
-    *,
-    retry_after: float | int | str | None = None,
-    type: str | None = None,
-    code: str | None = None,
-    headers: dict[str, str] | None = None,
-    delay_s: float = 0.0,
-) -> Reply:
-    """An HTTP error answer with an OpenAI error body (429 with ``retry_after`` sets Retry-After)."""
-    hdrs = dict(headers or {})
-    if retry_after is not None:
-        hdrs["Retry-After"] = str(retry_after)
-    default_type = "rate_limit_error" if status == 429 else ("server_error" if status >= 500 else "invalid_request_error")
-    return Reply(
-        status=status, error_message=message or f"fake upstream error {status}", error_type=type or default_type,
-        error_code=code, headers=hdrs, delay_s=delay_s,
-    )
-
-
-def drop_connection(*, delay_s: float = 0.0) -> Reply:
-    """Close the connection without answering (a crashed upstream)."""
-    return Reply(drop=True, delay_s=delay_s)
 
 
 @dataclass
@@ -143,17 +60,6 @@ class RecordedRequest:
     @property
     def messages(self) -> list[dict]:
         return list(self.body.get("messages", [])) if isinstance(self.body, dict) else []
-
-
-def echo_last_user(body: dict) -> Reply:
-    """The default reply: the last user message's text, echoed back."""
-    for message in reversed(body.get("messages") or []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return reply(f"echo: {content or ''}", chunks=3)
-    return reply("echo: (no user message)")
 
 
 class FakeUpstream:
@@ -313,7 +219,7 @@ class FakeUpstream:
             for c in r.tool_calls
         ]
         finish = r.finish_reason or ("tool_calls" if calls else "stop")
-        usage = r.usage or _count_usage(body, r)
+        usage = r.usage or count_usage(body, r)
         if body.get("stream"):
             return await self._stream(request, body, r, model, completion_id, calls, finish, usage)
         if r.stall:
@@ -336,6 +242,12 @@ class FakeUpstream:
     async def _stream(self, request, body, r: Reply, model, completion_id, calls, finish, usage) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **r.headers})
         await resp.prepare(request)
+        if r.raw_stream:
+            await resp.write(r.raw_stream.encode())
+            await resp.write_eof()
+            self.completed += 1
+            await self._notify()
+            return resp
         created = int(time.time())
 
         async def send(delta: dict | None, finish_reason: str | None = None, *, usage_only: bool = False) -> None:
@@ -345,7 +257,7 @@ class FakeUpstream:
                 chunk["usage"] = usage
             else:
                 chunk["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish_reason, "logprobs": None}]
-            await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            await resp.write(data_frame(json.dumps(chunk).encode()))
 
         async def pause() -> None:
             if r.chunk_delay_s:
@@ -370,7 +282,7 @@ class FakeUpstream:
         await send({}, finish)
         if (body.get("stream_options") or {}).get("include_usage"):
             await send(None, usage_only=True)
-        await resp.write(b"data: [DONE]\n\n")
+        await resp.write(data_frame(b"[DONE]"))
         await resp.write_eof()
         self.completed += 1
         await self._notify()
@@ -403,13 +315,6 @@ def _split(text: str, parts: int) -> list[str]:
         return []
     size = max(1, -(-len(text) // parts))
     return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _count_usage(body: dict, r: Reply) -> dict:
-    # Word counts stand in for tokens: deterministic, and non-zero when there is content.
-    prompt = sum(len(str(m.get("content") or "").split()) + 1 for m in body.get("messages") or [])
-    completion = len(r.full_text().split()) + sum(1 + len(c.arguments) // 8 for c in r.tool_calls)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _error_response(status: int, message: str, type_: str, code: str | None, headers: dict) -> web.Response:

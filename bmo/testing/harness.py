@@ -17,13 +17,13 @@ from aiohttp import web
 from bmo.config import load_config
 from bmo.host import Host, ServeSettings
 from bmo.plugins import create_plugin_manager
-from bmo.server.app import build_host, create_app
+from bmo.server.app import HOST_KEY, build_host, create_app
 
 
 @dataclass
 class RunningServer:
     url: str  # http://127.0.0.1:PORT
-    host: Host
+    host: Host  # the started host: store, records and tracer open until stop()
     runner: web.AppRunner
     token: str | None
     stopped: bool = False
@@ -83,11 +83,11 @@ async def start_server(
     )
     port = free_port()
     serve = ServeSettings(addr=f"127.0.0.1:{port}", auth_token=token, allow_no_auth=token is None)
-    host = build_host(config, pm, serve, env=env)
-    runner = web.AppRunner(create_app(host), access_log=None, shutdown_timeout=5)
-    await runner.setup()
+    app = create_app(build_host(config, pm, serve, env=env))
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+    await runner.setup()  # opens the started host and runs the startup hooks
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    return RunningServer(f"http://127.0.0.1:{port}", host, runner, token)
+    return RunningServer(f"http://127.0.0.1:{port}", app[HOST_KEY], runner, token)
 
 
 @dataclass

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from pluggy import HookCaller
+
+from bmo.hook_calls import call_each
 
 LOG_FILENAME = "bmo.jsonl"
 LEVELS = ("debug", "info", "warn", "error")
@@ -38,21 +41,6 @@ def normalize_level(level: str) -> str:
     return level if level in LEVELS else "info"
 
 
-def _hook_calls(hook) -> list[tuple[str, Any]]:
-    """(plugin, function) per implementation behind a pluggy hook caller, so one failure skips
-    no other; a plain callable is its own single implementation."""
-    get = getattr(hook, "get_hookimpls", None)
-    if get is None:
-        return [("", hook)]
-    calls = []
-    for impl in get():
-        if "record" in impl.argnames:
-            calls.append((impl.plugin_name, impl.function))
-        else:  # pluggy lets an implementation take fewer arguments than the spec
-            calls.append((impl.plugin_name, lambda record, _f=impl.function: _f()))
-    return calls
-
-
 class RecordLog:
     """Appends trace records to ``<dir>/bmo.jsonl`` with bounded rotation (``.1`` … ``.N``)."""
 
@@ -63,7 +51,7 @@ class RecordLog:
         max_bytes: int = 16 * 1024 * 1024,
         backups: int = 5,
         stderr: bool = False,
-        hook=None,
+        hook: HookCaller | None = None,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # records carry requesters and prompts
@@ -90,14 +78,15 @@ class RecordLog:
         self._write(record)
         if self._hook is None:
             return record
-        for plugin, function in _hook_calls(self._hook):
-            try:
-                function(record=record)
-            except Exception as exc:  # a plugin's hook must not break the caller
-                self._write({
-                    "time": now_iso(), "level": "error", "msg": "bmo.trace_hook_failed",
-                    "plugin": plugin, "error": f"{type(exc).__name__}: {exc}", "record_msg": msg,
-                })
+
+        def failed(plugin: str, exc: Exception) -> None:  # a plugin's hook must not break the caller
+            self._write({
+                "time": now_iso(), "level": "error", "msg": "bmo.trace_hook_failed",
+                "plugin": plugin, "error": f"{type(exc).__name__}: {exc}", "record_msg": msg,
+            })
+
+        # Plugin by plugin, in registration order, so one that raises skips no other.
+        call_each(self._hook, {"record": record}, reverse=True, on_error=failed)
         return record
 
     def _write(self, record: dict) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from bmo.streaming.sse_parser import iter_events
+
 
 class BmoApiError(Exception):
     """An error answer from the server, with the envelope's message."""
@@ -83,16 +85,7 @@ class BmoClient:
 
 
 async def read_sse(stream: aiohttp.StreamReader) -> AsyncIterator[dict]:
-    """Parse ``data:`` JSON payloads of a server-sent-event stream; comments are skipped."""
-    data: list[str] = []
-    async for raw in stream:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if not line:
-            if data:
-                payload = "\n".join(data)
-                data = []
-                if payload != "[DONE]":
-                    yield json.loads(payload)
-            continue
-        if line.startswith("data:"):
-            data.append(line[5:].lstrip())
+    """The JSON payloads of a server-sent-event stream (``[DONE]`` left out); comments are skipped."""
+    async for event in iter_events(stream.iter_any()):
+        if event.data != "[DONE]":
+            yield json.loads(event.data)

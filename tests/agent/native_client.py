@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from bmo.agent import coordinator_of
+from bmo.streaming.sse_parser import iter_events
 from bmo.testing.harness import RunningServer
 
 
@@ -73,19 +74,10 @@ class Native:
 
 
 async def read_sse(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
-    name, data = None, []
-    async for raw in resp.content:
-        line = raw.decode().rstrip("\r\n")
-        if not line:
-            if data:
-                event = json.loads("\n".join(data))
-                assert event["type"] == name
-                yield event
-            name, data = None, []
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
+    async for event in iter_events(resp.content.iter_any()):
+        data = json.loads(event.data)
+        assert data["type"] == event.event
+        yield data
 
 
 def of_type(events: list[dict], kind: str) -> list[dict]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
 
 from bmo.agent.errors import NoProviderConfigured, UnknownModel, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from bmo.agent.messages import ChatMessage
-from bmo.testing.fake_upstream import FakeUpstream, drop_connection, error, reply, tool_call
+from bmo.testing.fake_upstream import FakeUpstream, Reply, drop_connection, error, reply, tool_call
 from bmo.testing.fixtures import provider_toml
 from bmo.testing.harness import free_port
 from tests.agent.native_client import of_type
@@ -208,3 +209,57 @@ async def test_tool_call_fragments_usage_and_reasoning_are_assembled_from_the_ch
         ("c1", "read_file", '{"path": "a.txt"}'), ("c2", "read_file", '{"path": "b.txt"}')]
     assert turn.finish_reason == "tool_calls"
     assert (turn.usage.prompt_tokens, turn.usage.completion_tokens, turn.usage.total_tokens) == (7, 3, 10)
+
+
+async def test_an_sse_line_over_the_bound_is_a_502_naming_the_provider(agent, fake_upstream):
+    bmo = await agent()
+    session = await bmo.create_session()
+    fake_upstream.script(reply("x" * (600 * 1024), chunks=1))  # one data: line of about 600 KiB
+    async with bmo.http.post(bmo.url(f"/sessions/{session['id']}/messages"), json={"content": "hi"},
+                             headers=bmo.server.headers()) as resp:
+        body = await resp.json()
+    assert resp.status == 502, body
+    message = body["error"]["message"]
+    assert body["error"]["type"] == "upstream_error"
+    assert "Provider 'fake'" in message and "max_sse_line_bytes" in message
+    assert "Chunk too big" not in message and "ValueError" not in message and "xxxx" not in message
+    run = (await bmo.co.store.run_rows(session["id"]))[0]
+    assert (run["outcome"], run["error_status"]) == ("error", 502)
+
+
+def test_max_sse_line_bytes_below_one_is_refused_naming_the_table():
+    from bmo.agent.config import ProviderOptions
+    from bmo.agent.providers.openai import OpenAIProvider
+
+    with pytest.raises(ValueError, match=r"\[providers.bad\] max_sse_line_bytes must be 1 or more, got 0"):
+        OpenAIProvider("bad", ProviderOptions(base_url="http://127.0.0.1:1/v1", max_sse_line_bytes=0))
+
+
+async def test_an_sse_line_under_a_raised_bound_is_read(agent, fake_upstream):
+    bmo = await agent()
+    bmo.co.providers["fake"].options.max_sse_line_bytes = 1024 * 1024
+    fake_upstream.script(reply("y" * (600 * 1024), chunks=1))
+    assert (await bmo.co.complete("fake/fake-model", USER)).text == "y" * (600 * 1024)
+
+
+
+async def test_data_lines_without_blank_lines_between_them_are_still_read_chunk_by_chunk(agent, fake_upstream):
+    # A sloppy upstream: no blank line between chunks, so the parser joins them into one event's data.
+    bmo = await agent()
+    body = "".join(f"data: {_chunk(p)}\n" for p in "ab") + f"data: {_chunk('', 'stop')}\n\n"
+    fake_upstream.script(Reply(raw_stream=body + "data: [DONE]\n\n"))
+    turn = await bmo.co.complete("fake/fake-model", USER)
+    assert (turn.text, turn.finish_reason) == ("ab", "stop")
+
+
+async def test_an_upstream_framing_its_stream_with_crlf_and_comments_is_read(agent, fake_upstream):
+    bmo = await agent()
+    body = (": hello\r\n\r\n" + "".join(f"data: {_chunk(p)}\r\n\r\n" for p in ("cr", "lf"))
+            + f"event: done\r\ndata: {_chunk('', 'stop')}\r\n\r\ndata: [DONE]\r\n\r\n")
+    fake_upstream.script(Reply(raw_stream=body))
+    turn = await bmo.co.complete("fake/fake-model", USER)
+    assert (turn.text, turn.finish_reason) == ("crlf", "stop")
+
+
+def _chunk(content: str, finish: str | None = None) -> str:
+    return json.dumps({"choices": [{"delta": {"content": content}, "finish_reason": finish}]})

@@ -185,14 +185,14 @@ async def test_trusted_proxies_can_come_from_config(tmp_path, client):
 
 
 async def test_a_bad_trusted_proxy_entry_is_refused_with_an_example():
-    from bmo.server.auth import TrustedProxies
+    from bmo.net import TrustedProxies
 
     with pytest.raises(ValueError, match="10.0.0.0/8"):
         TrustedProxies.parse(["not-an-ip"])
 
 
 def test_trusted_proxies_match_ips_cidrs_and_ipv4_mapped_peers():
-    from bmo.server.auth import TrustedProxies
+    from bmo.net import TrustedProxies
 
     proxies = TrustedProxies.parse(["10.0.0.0/8", "192.0.2.7", "fd00::/8"])
     assert proxies.trusts("10.1.2.3") and proxies.trusts("192.0.2.7") and proxies.trusts("fd00::1")

@@ -30,16 +30,34 @@ def http(method: str, url: str, token: str | None = None, body: dict | None = No
         return exc.code, json.loads(exc.read())
 
 
+def throwaway_distribution(root: Path, name: str, source: str) -> Path:
+    """A distribution ``bmo-<name>-plugin`` 0.0.1 with entry point ``name`` in group bmo, findable on PYTHONPATH=root."""
+    module = f"bmo_{name}_plugin"
+    info = root / f"{module}-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: bmo-{name}-plugin\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[bmo]\n{name} = {module}\n")
+    (root / f"{module}.py").write_text(source)
+    return root
+
+
 @pytest.fixture
 def broken_plugin_path(tmp_path) -> Path:
     """A throwaway distribution whose plugin module fails to import, findable by importlib.metadata."""
-    root = tmp_path / "broken-site"
-    info = root / "bmo_broken_plugin-0.0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bmo-broken-plugin\nVersion: 0.0.1\n")
-    (info / "entry_points.txt").write_text("[bmo]\nbroken = bmo_broken_plugin\n")
-    (root / "bmo_broken_plugin.py").write_text("import a_module_that_does_not_exist_anywhere\n")
-    return root
+    return throwaway_distribution(tmp_path / "broken-site", "broken", "import a_module_that_does_not_exist_anywhere\n")
+
+
+TYPO_PLUGIN = """
+from bmo.hookspecs import hookimpl
+
+@hookimpl
+def bmo_rouets(register):
+    register("GET", "/v1/typo", None)
+
+@hookimpl
+def bmo_sidebar_indicators(register):
+    register("Typo", lambda host: "loaded")
+"""
 
 
 def test_bmo_plugins_lists_the_hello_example_with_version_and_hooks(run_bmo):
@@ -138,7 +156,7 @@ def test_a_plugin_whose_registration_hook_raises_is_reported_not_fatal():
     try:
         config = load_config(pm, env={}, cwd="/nonexistent")
         host = build_host(config, pm, ServeSettings(addr="127.0.0.1:0", auth_token="t"), env={})
-        assert [(f.name, f.error) for f in pm.bmo_failures] == [("test-raises", "bmo_routes: RuntimeError: boom in routes")]
+        assert [(f.name, f.error) for f in pm.failures] == [("test-raises", "bmo_routes: RuntimeError: boom in routes")]
         assert any(r.path == "/v1/bmo/plugins" for r in host.registry.routes)
     finally:
         pm.unregister(name="test-raises")
@@ -149,3 +167,52 @@ def test_a_bmo_load_plugins_name_that_matches_nothing_is_reported(run_bmo):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert "hello" in rows and "error" not in rows["hello"]
     assert rows["helo"]["error"].startswith("not installed")
+
+
+def test_a_misspelt_hook_is_reported_by_bmo_plugins_naming_plugin_and_hook(run_bmo, tmp_path):
+    path = throwaway_distribution(tmp_path / "typo-site", "typo", TYPO_PLUGIN)
+    result = run_bmo("plugins", "--json", env={"PYTHONPATH": str(path), "BMO_LOAD_PLUGINS": "typo"})
+    assert result.returncode == 0, result.stderr
+    rows = [row for row in json.loads(result.stdout) if row["name"] == "typo"]
+    assert rows[0]["hooks"] == ["bmo_rouets", "bmo_sidebar_indicators"]  # it loaded; its other hooks work
+    assert rows[1] == {
+        "name": "typo", "hook": "bmo_rouets", "distribution": "bmo-typo-plugin", "version": "0.0.1", "hooks": [],
+        "error": "bmo_rouets: no loaded plugin declares this hook, so it is never called; did you mean bmo_routes?",
+    }
+    text = run_bmo("plugins", env={"PYTHONPATH": str(path), "BMO_LOAD_PLUGINS": "typo"}).stdout
+    assert "typo  FAILED: bmo_rouets: no loaded plugin declares this hook" in text
+
+
+def test_bmo_serve_starts_with_a_misspelt_hook_and_names_it(tmp_path):
+    path = throwaway_distribution(tmp_path / "typo-site", "typo", TYPO_PLUGIN)
+    server = spawn_serve(["--auth-token", "tok", "--addr", "127.0.0.1:0"], data_dir=tmp_path / "data",
+                         env=clean_env(tmp_path, PYTHONPATH=str(path), BMO_LOAD_PLUGINS="typo"))
+    try:
+        assert server.url, server.stderr()
+        assert "bmo: plugin 'typo' has a failed hook: bmo_rouets: no loaded plugin declares this hook" in server.stderr()
+        status, body = http("GET", server.url + "/v1/bmo/sidebar", "tok")
+        assert status == 200 and {"label": "Typo", "value": "loaded"} in body["data"]
+    finally:
+        assert server.terminate() == 0
+
+
+def test_a_plugin_whose_bmo_addhooks_raises_is_reported_and_left_out(run_bmo, tmp_path):
+    source = ("from bmo.hookspecs import hookimpl\n\n@hookimpl\ndef bmo_addhooks(pluginmanager):\n"
+              "    raise RuntimeError('specs not ready')\n\n@hookimpl\ndef bmo_routes(register):\n    pass\n")
+    path = throwaway_distribution(tmp_path / "addhooks-site", "badspecs", source)
+    result = run_bmo("plugins", "--json", env={"PYTHONPATH": str(path), "BMO_LOAD_PLUGINS": "badspecs"})
+    assert result.returncode == 0, result.stderr
+    rows = [row for row in json.loads(result.stdout) if row["name"] == "badspecs"]
+    assert rows == [{"name": "badspecs", "error": "RuntimeError: specs not ready", "hooks": [],
+                     "distribution": "bmo-badspecs-plugin", "version": "0.0.1"}]  # not half-registered
+
+
+def test_bmo_trace_plugins_prints_each_hook_call_to_stderr(run_bmo):
+    # `bmo config --help` lists the show-<name> subcommands, so it calls bmo_config_show (`bmo plugins` no longer does).
+    traced = run_bmo("config", "--help", env={"BMO_LOAD_PLUGINS": "openai_compat", "BMO_TRACE_PLUGINS": "1"})
+    assert traced.returncode == 0, traced.stderr
+    lines = traced.stderr.splitlines()
+    assert "bmo trace: bmo_addhooks(pluginmanager) -> openai_compat" in lines
+    assert "bmo trace: bmo_config_show(register) -> bmo.agent.plugin" in lines
+    assert "bmo trace: bmo_config_show(register) -> openai_compat" in lines
+    assert "bmo trace:" not in run_bmo("plugins", env={"BMO_LOAD_PLUGINS": "openai_compat"}).stderr

@@ -58,11 +58,11 @@ async def test_concurrent_writes_share_transactions(tmp_path):
 
     try:
         before = db.transactions
-        futures = [db.submit_write(first)]
+        futures = [db.write_soon(first)]
         for i in range(50):
-            futures.append(db.submit_write(lambda conn, i=i: conn.execute("INSERT INTO notes (body) VALUES (?)", (f"n{i}",))))
+            futures.append(db.write_soon(lambda conn, i=i: conn.execute("INSERT INTO notes (body) VALUES (?)", (f"n{i}",))))
         gate.set()
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        await asyncio.gather(*futures)
         assert (await db.fetchone("SELECT count(*) AS n FROM notes"))["n"] == 51
         # 51 jobs, at most two commits: the held job's batch and everything queued behind it.
         assert db.transactions - before <= 2
@@ -74,24 +74,24 @@ async def test_a_failing_job_fails_only_its_own_future(tmp_path):
     db = await open_db(tmp_path)
     try:
         gate = threading.Event()
-        hold = db.submit_write(lambda conn: gate.wait(10))
-        ok1 = db.submit_write(lambda conn: conn.execute("INSERT INTO notes (body) VALUES ('a')"))
-        dup = db.submit_write(lambda conn: conn.execute("INSERT INTO notes (body) VALUES ('a')"))  # UNIQUE violation
+        hold = db.write_soon(lambda conn: gate.wait(10))
+        ok1 = db.write_soon(lambda conn: conn.execute("INSERT INTO notes (body) VALUES ('a')"))
+        dup = db.write_soon(lambda conn: conn.execute("INSERT INTO notes (body) VALUES ('a')"))  # UNIQUE violation
 
         def partly_then_raise(conn):
             conn.execute("INSERT INTO notes (body) VALUES ('rolled back')")
             raise RuntimeError("job bug")
 
-        buggy = db.submit_write(partly_then_raise)
-        ok2 = db.submit_write(lambda conn: conn.execute("INSERT INTO notes (body) VALUES ('b')"))
+        buggy = db.write_soon(partly_then_raise)
+        ok2 = db.write_soon(lambda conn: conn.execute("INSERT INTO notes (body) VALUES ('b')"))
         gate.set()
-        await asyncio.wrap_future(hold)
-        await asyncio.wrap_future(ok1)
-        await asyncio.wrap_future(ok2)
+        await hold
+        await ok1
+        await ok2
         with pytest.raises(apsw.ConstraintError):
-            await asyncio.wrap_future(dup)
+            await dup
         with pytest.raises(RuntimeError, match="job bug"):
-            await asyncio.wrap_future(buggy)
+            await buggy
         # Through the async API the store reports an SQLite failure as StoreError.
         with pytest.raises(StoreError, match="UNIQUE"):
             await db.write("INSERT INTO notes (body) VALUES ('b')")
@@ -113,14 +113,14 @@ async def test_reads_do_not_wait_for_a_running_write(tmp_path):
         release.wait(10)
 
     try:
-        pending = db.submit_write(long_write)
+        pending = db.write_soon(long_write)
         assert await asyncio.to_thread(in_write.wait, 10)
         # The writer holds an open transaction; a read still answers, from the last commit.
         rows = await asyncio.wait_for(db.fetchall("SELECT body FROM notes"), 10)
         assert rows == [{"body": "committed"}]
         assert not pending.done()
         release.set()
-        await asyncio.wrap_future(pending)
+        await pending
         assert len(await db.fetchall("SELECT body FROM notes")) == 2
     finally:
         release.set()
@@ -129,7 +129,7 @@ async def test_reads_do_not_wait_for_a_running_write(tmp_path):
 
 async def test_close_flushes_queued_writes(tmp_path):
     db = await open_db(tmp_path)
-    futures = [db.submit_write(lambda conn, i=i: conn.execute("INSERT INTO notes (body) VALUES (?)", (f"q{i}",)))
+    futures = [db.write_soon(lambda conn, i=i: conn.execute("INSERT INTO notes (body) VALUES (?)", (f"q{i}",)))
                for i in range(200)]
     await db.close()
     assert all(f.done() and f.exception() is None for f in futures)

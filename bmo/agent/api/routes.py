@@ -13,13 +13,14 @@ import msgspec
 from aiohttp import web
 
 from bmo.agent import maybe_coordinator, outcomes
-from bmo.agent.api.sse import KEEPALIVE_S, event_frame, idle, open_stream, pumped, relay
+from bmo.agent.api.event_stream import RunEventStream, run_events, session_runs
 from bmo.agent.errors import AgentError, SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.messages import ChatMessage
 from bmo.agent.permissions import DECISIONS
 from bmo.agent.run import PERMISSION_MODES, RunPolicy
 from bmo.agent.tools.base import TOOL_CLASSES
+from bmo.field_errors import field_error
 from bmo.server.auth import requester_label
 from bmo.server.errors import ApiError
 
@@ -64,9 +65,6 @@ def _requester(request: web.Request) -> str:
     return requester_label(request.get("requester"))
 
 
-_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-
-
 async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
     """The JSON body as ``kind``; a 400 naming the field otherwise."""
     raw = await request.read()
@@ -77,14 +75,9 @@ async def decode(request: web.Request, kind: type, *, empty_ok: bool = False):
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
-        message = str(exc)
-        match = _AT.search(message)
-        param = match.group("path") if match else None
-        unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
-        if unknown:
-            field = ".".join(p for p in (param, unknown.group(1)) if p)
-            raise ApiError(400, f"Unknown field '{field}'; remove it (see docs/agent.md for the fields).", param=field) from None
-        text = message[: match.start()] if match else message
+        param, text, problem = field_error(exc)
+        if problem == "unknown":
+            raise ApiError(400, f"Unknown field '{param}'; remove it (see docs/agent.md for the fields).", param=param) from None
         raise ApiError(400, f"Invalid field '{param or 'body'}': {text}.", param=param) from None
     except msgspec.DecodeError:
         raise ApiError(400, "The request body is not valid JSON; send a JSON object.") from None
@@ -218,23 +211,22 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         result = await run.wait()
         _raise_for_error(result, headers)
         return web.json_response({"run": run.describe(), "result": msgspec.to_builtins(result)}, headers=headers)
-    resp: web.StreamResponse | None = None
-    async with pumped(run) as queue:
-        try:
-            # The first event decides the status: an upstream failing before its first byte is an HTTP error.
-            first = await idle(request, None, queue.get(), [float("inf")])
-            if isinstance(first, RunFinished):
-                _raise_for_error(first, headers)
-            resp = await open_stream(request, headers)
-            await resp.write(event_frame(first, run))
-            if not isinstance(first, RunFinished):
-                await relay(request, resp, run, queue)
-        except asyncio.CancelledError:
-            run.cancel("client disconnected")
-            raise
-        except ConnectionResetError:  # the client left: the run stops, and there is nobody to answer
-            run.cancel("client disconnected")
-    return resp if resp is not None else web.Response(status=499)
+    stream = RunEventStream(request, headers, run_events(run))
+    try:
+        # The first event decides the status: an upstream failing before its first byte is an HTTP error.
+        first = await stream.first()
+        if isinstance(first, RunFinished):
+            _raise_for_error(first, headers)
+        await stream.start()
+        await stream.relay(until_finished=True)
+    except asyncio.CancelledError:
+        run.cancel("client disconnected")
+        raise
+    except ConnectionResetError:  # the client left: the run stops, and there is nobody to answer
+        run.cancel("client disconnected")
+    finally:
+        stream.close()
+    return stream.response if stream.started else web.Response(status=499)
 
 
 def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
@@ -259,26 +251,15 @@ async def follow_session(request: web.Request) -> web.StreamResponse:
     """Every run of the session from now on (and the active one from its start), until the client leaves."""
     co = _coordinator(request)
     session = await _session_or_404(co, request.match_info["session_id"])
-    since = time.time()
-    seen: set[str] = set()
-    resp = await open_stream(request, {"X-BMO-Session-Id": session.id})
-    await resp.write(b": following " + session.id.encode() + b"\n\n")
-    deadline = [asyncio.get_running_loop().time() + KEEPALIVE_S]
+    stream = RunEventStream(request, {"X-BMO-Session-Id": session.id}, session_runs(co, session.id, time.time()))
     try:
-        while not co.closed:
-            active = co.active_run(session.id)
-            candidates = [r for r in co.runs() if r.session_id == session.id and r.id not in seen
-                          and (r.started_at >= since or r is active)]
-            if candidates:
-                run = min(candidates, key=lambda r: r.started_at)
-                seen.add(run.id)
-                async with pumped(run) as queue:
-                    await relay(request, resp, run, queue)
-                continue
-            await idle(request, resp, co.next_run_started(), deadline)
+        await stream.start(comment=f"following {session.id}")
+        await stream.relay(until_finished=False)
     except ConnectionResetError:
         pass  # the follower left; nothing to clean up
-    return resp
+    finally:
+        stream.close()
+    return stream.response
 
 
 # -- permissions ------------------------------------------------------------------------

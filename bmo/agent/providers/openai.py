@@ -22,6 +22,7 @@ from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from bmo.agent.events import ReasoningDelta, TextDelta
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall, Usage
 from bmo.agent.providers.base import ModelTurn, StreamItem
+from bmo.streaming.sse_parser import SseLineTooLong, SseParser
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -71,6 +72,8 @@ class OpenAIProvider:
         self.options = options
         self.host = host
         self.base_url = options.base_url.rstrip("/")
+        if options.max_sse_line_bytes < 1:
+            raise ValueError(f"[providers.{name}] max_sse_line_bytes must be 1 or more, got {options.max_sse_line_bytes}")
         if options.max_connections < 0:
             raise ValueError(f"[providers.{name}] max_connections must be 0 (no limit) or more, "
                              f"got {options.max_connections}")
@@ -196,40 +199,39 @@ class OpenAIProvider:
         finish: str | None = None
         usage = Usage()
         done = False
+        parser = SseParser(self.options.max_sse_line_bytes)
         try:
-            async for raw in resp.content:
-                line = raw.strip()
-                if not line.startswith(b"data:"):
-                    continue  # comments, event names, blank separators
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    done = True
+            async for received in resp.content.iter_any():
+                for event in parser.feed(received):
+                    if event.data == "[DONE]":
+                        done = True
+                        break
+                    for chunk in self._chunks(event.data):
+                        if isinstance(chunk.error, dict):
+                            raise UpstreamError(502, f"Provider '{self.name}' failed mid-answer: "
+                                                     f"{chunk.error.get('message', chunk.error)}")
+                        if isinstance(chunk.usage, dict):
+                            usage = _usage(chunk.usage)
+                        for choice in chunk.choices or ():
+                            delta = choice.delta
+                            if delta is not None:
+                                piece = delta.content
+                                if piece:
+                                    text.append(piece)
+                                    yield TextDelta(text=piece)
+                                thought = delta.reasoning_content or delta.reasoning
+                                if isinstance(thought, str) and thought:
+                                    reasoning.append(thought)
+                                    yield ReasoningDelta(text=thought)
+                                for tc in delta.tool_calls or ():
+                                    _merge_tool_delta(calls, tc)
+                            finish = choice.finish_reason or finish
+                if done:
                     break
-                try:
-                    chunk = _CHUNK.decode(data)
-                except msgspec.ValidationError as exc:
-                    raise UpstreamError(502, f"Provider '{self.name}' sent a chunk that is not a chat completion "
-                                             f"chunk ({exc}): {data[:200].decode(errors='replace')}") from None
-                except msgspec.DecodeError:
-                    continue  # not JSON at all: skipped, as before
-                if isinstance(chunk.error, dict):
-                    raise UpstreamError(502, f"Provider '{self.name}' failed mid-answer: {chunk.error.get('message', chunk.error)}")
-                if isinstance(chunk.usage, dict):
-                    usage = _usage(chunk.usage)
-                for choice in chunk.choices or ():
-                    delta = choice.delta
-                    if delta is not None:
-                        piece = delta.content
-                        if piece:
-                            text.append(piece)
-                            yield TextDelta(text=piece)
-                        thought = delta.reasoning_content or delta.reasoning
-                        if isinstance(thought, str) and thought:
-                            reasoning.append(thought)
-                            yield ReasoningDelta(text=thought)
-                        for tc in delta.tool_calls or ():
-                            _merge_tool_delta(calls, tc)
-                    finish = choice.finish_reason or finish
+        except SseLineTooLong as exc:
+            raise UpstreamError(502, f"Provider '{self.name}' sent a server-sent-events line longer than {exc.limit} "
+                                     f"bytes; raise [providers.{self.name}] max_sse_line_bytes if its answers are "
+                                     "that large.") from None
         except asyncio.TimeoutError as exc:
             raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s mid-answer.") from exc
         except aiohttp.ClientError as exc:
@@ -247,6 +249,19 @@ class OpenAIProvider:
             text="".join(text), reasoning="".join(reasoning), tool_calls=tool_calls,
             finish_reason=finish or "stop", usage=usage,
         )
+
+    def _chunks(self, data: str) -> list[_Chunk]:
+        """The chat-completion chunks of one event's data; text that is not JSON is skipped, as before."""
+        try:
+            return [_CHUNK.decode(data)]
+        except msgspec.ValidationError as exc:
+            raise UpstreamError(502, f"Provider '{self.name}' sent a chunk that is not a chat completion "
+                                     f"chunk ({exc}): {data[:200]}") from None
+        except msgspec.DecodeError:
+            if "\n" not in data:
+                return []
+        # Several data: lines without blank lines between them: a sloppy upstream's chunk per line.
+        return [chunk for line in data.split("\n") for chunk in self._chunks(line)]
 
 
 def _merge_tool_delta(calls: dict[int, dict], tc: _ToolCallDelta) -> None:

@@ -49,7 +49,7 @@ def render(config, as_json: bool) -> str:
         return json.dumps({SECTION: tree}, indent=2)
     if not tree:
         return "# no MCP servers configured; add one, e.g.\n# [mcp.time]\n# command = \"mcp-server-time\""
-    from bmo.cli.config import to_toml
+    from bmo.config.toml_text import to_toml
 
     out = []
     for name, value in tree.items():

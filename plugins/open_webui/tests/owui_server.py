@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from bmo.streaming.sse_parser import SseParser
 from bmo.testing.fake_upstream import FakeUpstream, Reply, echo_last_user, reply, tool_call
 from bmo.testing.fixtures import provider_toml
 from bmo.testing.harness import start_server
@@ -83,9 +84,5 @@ async def ledger_row(session, server, request_id: str, timeout: float = 10.0) ->
 
 
 def sse_events(raw: str) -> list[dict]:
-    """The JSON payloads of an SSE body's ``data:`` lines (``[DONE]`` left out)."""
-    out = []
-    for line in raw.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            out.append(json.loads(line[len("data: "):]))
-    return out
+    """The JSON payloads of an SSE body's ``data:`` events (``[DONE]`` left out)."""
+    return [json.loads(e.data) for e in SseParser().feed(raw.encode()) if e.data != "[DONE]"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from bmo.server.auth import is_loopback_host, split_addr
+from bmo.net import is_loopback_host, split_addr
 from bmo.server.serve import NON_LOOPBACK_WARNING
 from bmo_openai_compat.config import SECTION, options_of
 

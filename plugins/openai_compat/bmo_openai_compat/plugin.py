@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bmo.hookspecs import hookimpl
-from bmo_openai_compat import config_show
+from bmo_openai_compat import config_show, hookspecs
 from bmo_openai_compat.config import SECTION, OpenAICompatOptions
-from bmo_openai_compat.hookspecs import ensure_hookspecs
 from bmo_openai_compat.migrations import MIGRATIONS, OWNER
 from bmo_openai_compat.observe import outcomes
 
@@ -37,6 +36,11 @@ def _routes():
         ("POST", "/v1/responses/{response_id}/cancel", cancel_response, outcomes.RESPONSES_CANCEL),
         ("GET", "/v1/openai-compat/posture", posture, None),
     )
+
+
+@hookimpl
+def bmo_addhooks(pluginmanager):
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @hookimpl
@@ -81,7 +85,6 @@ def _auth_failure_observer(route: str):
 
 @hookimpl
 def bmo_routes(register, host):
-    ensure_hookspecs(host.pm)
     for method, path, handler, label in _routes():
         if label is None:
             register(method, path, handler)
@@ -125,7 +128,6 @@ def bmo_startup(host):
     from bmo_openai_compat.observe.ledger import NO_LEDGER_ENV, Ledger
     from bmo_openai_compat.state import state_of
 
-    ensure_hookspecs(host.pm)
     env = os.environ if host.env is None else host.env
     writes = env.get(NO_LEDGER_ENV, "") != "1"
     state_of(host).ledger = Ledger(host.db, host.emit, writes=writes)

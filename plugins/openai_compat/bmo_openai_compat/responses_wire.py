@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from bmo.field_errors import field_error
 from bmo.server.errors import ApiError
-from bmo_openai_compat import wire
 
 # -- the request ------------------------------------------------------------------------
 
@@ -81,10 +81,9 @@ def decode_request(body: bytes) -> ResponseCreateRequest:
     try:
         req = msgspec.convert(raw, ResponseCreateRequest)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        match = wire._AT.search(message)  # the path msgspec names, as chat reports it
-        param = match.group("path") if match else None
-        text = message[: match.start()] if match else message
+        param, text, problem = field_error(exc)
+        if problem == "missing":
+            raise ApiError(400, f"Missing required field '{param}'.", param=param) from None
         raise ApiError(400, f"Invalid value for '{param or 'body'}': {text.rstrip('.')}.", param=param) from None
     validate(req)
     return req

@@ -7,12 +7,12 @@ Responses encode with the shapes the official ``openai`` SDK validates strictly.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from bmo.field_errors import field_error
 from bmo.server.errors import ApiError
 
 # -- the request ------------------------------------------------------------------------
@@ -89,9 +89,6 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
     parallel_tool_calls: bool | None = None
 
 
-_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
-
-
 def decode_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict]:
     """The typed request and the raw JSON object (for extension hooks), or a 400 naming the field."""
     try:
@@ -104,13 +101,8 @@ def decode_chat_request(body: bytes) -> tuple[ChatCompletionRequest, dict]:
     try:
         req = msgspec.convert(raw, ChatCompletionRequest)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        match = _AT.search(message)
-        param = match.group("path") if match else None
-        text = message[: match.start()] if match else message
-        missing = re.match(r"Object missing required field `([^`]+)`", text)
-        if missing:
-            param = f"{param}.{missing.group(1)}" if param else missing.group(1)
+        param, text, problem = field_error(exc)
+        if problem == "missing":
             raise ApiError(400, f"Missing required field '{param}'.", param=param) from None
         raise ApiError(400, f"Invalid value for '{param or 'body'}': {text.rstrip('.')}.", param=param) from None
     validate_chat_request(req)

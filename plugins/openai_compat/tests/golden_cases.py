@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from bmo.agent import coordinator_of
+from bmo.streaming.sse_parser import SseParser
 from bmo.testing.fake_upstream import Reply
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
@@ -53,13 +54,7 @@ def normalise(value, key: str = ""):
 
 
 def parse_sse(text: str) -> list:
-    events = []
-    for block in text.split("\n\n"):
-        for line in block.splitlines():
-            if line.startswith("data: "):
-                data = line[len("data: "):]
-                events.append(data if data == "[DONE]" else json.loads(data))
-    return events
+    return [e.data if e.data == "[DONE]" else json.loads(e.data) for e in SseParser().feed(text.encode())]
 
 
 async def run_case(compat, case: dict, ids: dict[str, str]) -> dict:

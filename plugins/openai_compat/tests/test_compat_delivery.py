@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import openai
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -11,54 +12,44 @@ from compat_support import MODEL, TOKEN
 
 from bmo.agent import events as ev
 from bmo.agent.run import Run
+from bmo.streaming.event_feed import EventFeed
+from bmo.streaming.sse_writer import SseWriter
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
-from bmo_openai_compat.stream import sse_framing as sse
-from bmo_openai_compat.stream.delivery import EventPump, RunDelivery
-
-
-class CountingQueue(asyncio.Queue):
-    """A queue that counts the waiting ``get`` calls (the slow path: a task and a timer each)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waits = 0
-
-    async def get(self):
-        self.waits += 1
-        return await super().get()
+from bmo_openai_compat.stream.delivery import RunDelivery
+from bmo.testing.fake_upstream import reply
 
 
 async def test_event_pump_takes_queued_events_without_waiting():
     run = Run("run_pump", "sess_pump", MODEL)
     for i in range(5):
         run.emit(ev.TextDelta(text=f"t{i}"))
-    pump = EventPump(run)
-    pump.queue = queue = CountingQueue()  # before the pump task's first step, so every event lands here
+    feed = EventFeed(run.events())
     try:
-        first = await pump.next(5.0)  # nothing queued yet: the one wait
-        assert queue.waits == 1 and first == ev.TextDelta(text="t0")
-        assert [await pump.next(5.0) for _ in range(2)] == [ev.TextDelta(text="t1"), ev.TextDelta(text="t2")]
-        assert queue.waits == 1  # already queued: no wait
-        assert pump.ready(1) == [ev.TextDelta(text="t3")]
-        assert pump.ready(10) == [ev.TextDelta(text="t4")]
-        assert pump.ready(10) == []
+        first = await feed.take(1)  # the copying task has not run yet: the one wait
+        assert feed.waits == 1 and first == [ev.TextDelta(text="t0")]
+        assert [await feed.take(1) for _ in range(2)] == [[ev.TextDelta(text="t1")], [ev.TextDelta(text="t2")]]
+        assert feed.waits == 1  # already queued: no wait
+        assert await feed.take(1) == [ev.TextDelta(text="t3")]
+        assert await feed.take(10) == [ev.TextDelta(text="t4")]
+        assert await feed.take(10, deadline=0.0) == []  # nothing queued and the deadline is past: no wait
         run.emit(ev.RunFinished(outcome="final_answer", finish_reason="stop", text="t0t1t2t3t4"))
-        assert isinstance(await pump.next(5.0), ev.RunFinished)
-        assert queue.waits == 2
+        finished = await feed.take(10)
+        assert isinstance(finished[0], ev.RunFinished)
+        assert feed.waits == 2
     finally:
-        pump.close()
+        await feed.aclose()
 
 
 async def test_a_burst_of_queued_chunks_goes_out_in_one_write(compat, monkeypatch):
     writes: list[int] = []  # data events per write
-    original = sse.SseStream.data
+    original = SseWriter.send
 
     async def counting(self, *payloads):
         writes.append(len(payloads))
         await original(self, *payloads)
 
-    monkeypatch.setattr(sse.SseStream, "data", counting)
+    monkeypatch.setattr(SseWriter, "send", counting)
     run = Run("run_burst", "sess_burst", MODEL)
     pieces = [f"w{i} " for i in range(50)]
     for piece in pieces:  # all waiting before delivery starts, as after a burst from upstream
@@ -99,3 +90,29 @@ async def test_a_burst_of_queued_chunks_goes_out_in_one_write(compat, monkeypatc
     # The role and the 50 waiting chunks in one write; finish and usage in another.
     assert writes == [51, 2]
     await compat.assert_outcome(request_ids[0], outcomes.FINAL_ANSWER, 200)
+
+
+async def test_a_client_that_leaves_a_non_streamed_request_cancels_its_run(compat):
+    compat.model.answer(reply("never finishing", stall=True))
+    async with aiohttp.ClientSession() as http:
+        async def post() -> None:
+            async with http.post(compat.api + "/chat/completions", headers={"Authorization": f"Bearer {TOKEN}"},
+                                 json={"model": MODEL, "messages": [{"role": "user", "content": "hang"}]}) as resp:
+                await resp.read()
+
+        request = asyncio.create_task(post())
+        await compat.up.wait_requests(2, timeout=10)  # the router's call, then the stalled answer
+        request.cancel()  # the client gives up: aiohttp closes its connection
+        await asyncio.gather(request, return_exceptions=True)
+    # Only connection_lost can notice this: nothing is written to a non-streamed client while it waits.
+    await compat.up.wait_disconnect(timeout=10)
+    rows, _ = await compat.ledger.list_runs(limit=1)
+    request_id = rows[0]["request_id"]
+    async with asyncio.timeout(10):
+        while (await compat.row(request_id))["status"] != "finished":
+            await asyncio.sleep(0.05)
+    await compat.assert_outcome(request_id, outcomes.CANCELLED, 499, level="info")
+    timeline = await compat.timeline(request_id)
+    left = [e for e in timeline if e["event"] == "client_disconnected"]
+    assert len(left) == 1 and "run_cancelled" in [e["event"] for e in timeline]
+    assert (await compat.row(request_id))["error"] == "client disconnected while waiting for the answer"

@@ -228,3 +228,11 @@ async def test_a_bad_input_item_is_a_400_naming_it(compat):
         await client.responses.create(model=MODEL, input=[{"type": "function_call_output", "output": "x"}])
     assert err.value.body["param"] == "input[0].call_id"
     await client.close()
+
+
+async def test_a_wrongly_typed_field_is_a_400_naming_it(compat):
+    client = compat.aclient()
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.responses.create(model=MODEL, input=[{"role": "user", "content": 5}])
+    assert err.value.body["param"] == "input[0].content"
+    await client.close()

@@ -97,7 +97,7 @@ class CompatRequest:
         self.fired = True
         fields = self.fields()
         self.host.emit(FIRED, "info", **fields)
-        tracer = self.host.tracer or trace.get_tracer("bmo")
+        tracer = self.host.tracer  # the started host always has one
         self.span = tracer.start_span(
             f"openai_compat.{self.route}", kind=SpanKind.INTERNAL,
             attributes={

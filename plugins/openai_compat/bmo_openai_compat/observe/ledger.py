@@ -17,17 +17,20 @@ from typing import Any
 
 import msgspec
 
+from bmo.store import Batch, Statement, Table
+
 # Statements kept for replay while the store refuses writes; the oldest go first past this.
 MAX_PENDING = 5000
 # Benchmark switch: "1" turns ledger writes off (records, spans and answers are unchanged).
 NO_LEDGER_ENV = "BMO_TEST_NO_LEDGER"
 
-Statement = tuple[str, tuple]
-
 RUN_COLUMNS = (
     "request_id", "route", "kind", "status", "outcome", "http_status", "session_id", "run_id", "model",
     "stream", "is_session_reuse", "client_ua", "requester", "started_at", "finished_at", "elapsed_ms", "error",
 )
+EVENT_COLUMNS = ("request_id", "seq", "event", "at", "elapsed_ms", "terminal", "outcome", "detail")
+RUNS = Table("openai_compat_runs", RUN_COLUMNS, key="request_id")
+EVENTS = Table("openai_compat_run_events", EVENT_COLUMNS)
 
 
 class Ledger:
@@ -66,7 +69,7 @@ class Ledger:
             batch, self._queue = self._queue, []
             statements = self._pending + [s for stmts, _ in batch for s in stmts]
             try:
-                await self.db.run_write(lambda conn: _execute_all(conn, statements))
+                await self.db.run_write(Batch(statements))
                 ok, error = True, ""
             except Exception as exc:  # noqa: BLE001 - StoreError or anything else: degrade, never reach the request
                 ok, error = False, f"{type(exc).__name__}: {exc}"
@@ -106,26 +109,19 @@ class Ledger:
     # -- statements ------------------------------------------------------------------
     @staticmethod
     def insert_run(row: dict[str, Any]) -> Statement:
-        cols = [c for c in RUN_COLUMNS if c in row]
-        sql = f"INSERT INTO openai_compat_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-        return sql, tuple(_sql_value(row[c]) for c in cols)
+        return RUNS.insert(row)
 
     @staticmethod
     def update_run(request_id: str, fields: dict[str, Any]) -> Statement:
-        cols = [c for c in RUN_COLUMNS if c in fields and c != "request_id"]
-        sql = f"UPDATE openai_compat_runs SET {', '.join(f'{c} = ?' for c in cols)} WHERE request_id = ?"
-        return sql, (*(_sql_value(fields[c]) for c in cols), request_id)
+        return RUNS.update(request_id, fields)
 
     @staticmethod
     def insert_event(
         request_id: str, seq: int, event: str, at: str, elapsed_ms: int, detail: dict[str, Any],
         *, terminal: bool = False, outcome: str | None = None,
     ) -> Statement:
-        return (
-            "INSERT INTO openai_compat_run_events (request_id, seq, event, at, elapsed_ms, terminal, outcome, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, seq, event, at, elapsed_ms, int(terminal), outcome, msgspec.json.encode(detail).decode()),
-        )
+        return EVENTS.insert_values((request_id, seq, event, at, elapsed_ms, int(terminal), outcome,
+                                     msgspec.json.encode(detail).decode()))
 
     # -- reads -----------------------------------------------------------------------
     async def list_runs(
@@ -195,15 +191,6 @@ class Ledger:
             "top_user_agents": [{"client_ua": r["client_ua"], "count": r["count"]} for r in agents],
             "last_outcomes": last,
         }
-
-
-def _execute_all(conn, statements: list[Statement]) -> None:
-    for sql, params in statements:
-        conn.execute(sql, params)
-
-
-def _sql_value(value: Any) -> Any:
-    return int(value) if isinstance(value, bool) else value
 
 
 def _run_row(row: dict) -> dict:

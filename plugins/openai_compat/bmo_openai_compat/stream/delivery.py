@@ -3,7 +3,8 @@
 The HTTP status is decided on the run's first event that says something (an upstream that
 fails before its first byte becomes a plain error response); after that the stream is open and
 a failure travels as a ``data: {"error": ...}`` event. Silence longer than the keep-alive
-interval gets a ``: keep-alive`` comment. A client that goes away cancels the run it started.
+interval gets a ``: keep-alive`` comment. A client that goes away cancels the run it started;
+its leaving is heard from the connection's ``connection_lost`` (``bmo.streaming``), not polled.
 Events that are already waiting when the stream takes one go out together, in one write.
 """
 
@@ -17,16 +18,15 @@ from aiohttp import web
 from bmo.agent import events as ev
 from bmo.agent import outcomes as run_outcomes
 from bmo.server.errors import ApiError, ErrorEnvelope
+from bmo.streaming.disconnect import ClientGone, DisconnectWatch
+from bmo.streaming.event_feed import END, EventFeed
+from bmo.streaming.sse_writer import SseWriter
 from bmo_openai_compat import wire
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.stream.chunks import Answer
-from bmo_openai_compat.stream.sse_framing import ClientGone, SseStream, client_gone
 
-_END = object()
-_TICK = object()
-# A client that left is noticed within this many seconds even when nothing is written.
-DISCONNECT_POLL_S = 0.5
+DONE = b"data: [DONE]\n\n"
 # After cancelling, how long we wait for the run to confirm it stopped before closing the books.
 CANCEL_WAIT_S = 10.0
 CLIENT_CLOSED = 499  # nginx's status for "client closed the request"; only ever in the ledger
@@ -68,42 +68,6 @@ def judge(fin: ev.RunFinished, success_outcome: str) -> Verdict:
     return Verdict(outcomes.ERROR_500, 500, f"The agent stopped without an answer: {reason}.", fin.outcome)
 
 
-class EventPump:
-    """Copies a run's events into a queue, so waiting with a timeout never disturbs the generator."""
-
-    def __init__(self, run):
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.task = asyncio.create_task(self._pump(run))
-
-    async def _pump(self, run) -> None:
-        try:
-            async for event in run.events():
-                self.queue.put_nowait(event)
-        except Exception as exc:  # noqa: BLE001 - reported to the consumer as the stream's end
-            self.queue.put_nowait(exc)
-        finally:
-            self.queue.put_nowait(_END)
-
-    async def next(self, timeout: float):
-        """The next event, or ``_TICK`` after ``timeout`` seconds without one."""
-        if not self.queue.empty():  # no task and no timer when the event is already here
-            return self.queue.get_nowait()
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            return _TICK
-
-    def ready(self, limit: int) -> list:
-        """Up to ``limit`` events already queued, in order, taken without waiting."""
-        taken = []
-        while len(taken) < limit and not self.queue.empty():
-            taken.append(self.queue.get_nowait())
-        return taken
-
-    def close(self) -> None:
-        self.task.cancel()
-
-
 class RunDelivery:
     """Delivers one run to one client; ``rt.finish`` is called exactly once on the way out."""
 
@@ -118,19 +82,19 @@ class RunDelivery:
         self.answer = Answer(rt.request_id, model)
         self.headers = headers
         self.keepalive_s = max(0.05, keepalive_s)
-        self.tick_s = min(self.keepalive_s, DISCONNECT_POLL_S)
         self.cancel_on_disconnect = cancel_on_disconnect
         self.success_outcome = success_outcome
         self.finish_detail = dict(finish_detail or {})
         self.text: list[str] = []
         self.reasoning: list[str] = []
-        self.sse: SseStream | None = None
+        self.sse: SseWriter | None = None
         self.frames: list[bytes] = []  # SSE payloads waiting for the next write
 
     async def respond(self) -> web.StreamResponse:
-        pump = EventPump(self.run)
+        watch = DisconnectWatch(self.request)
+        feed = EventFeed(self.run.events(), watch)
         try:
-            return await (self._stream(pump) if self.stream else self._collect(pump))
+            return await (self._stream(feed) if self.stream else self._collect(feed))
         except asyncio.CancelledError:
             # The server cancelled the handler (client gone with handler cancellation on, or shutdown).
             if self.cancel_on_disconnect:
@@ -139,48 +103,47 @@ class RunDelivery:
                                                 **self.finish_detail))
             raise
         finally:
-            pump.close()
+            feed.close()
+            watch.close()
 
     # -- non-streamed ---------------------------------------------------------------
-    async def _collect(self, pump: EventPump) -> web.StreamResponse:
+    async def _collect(self, feed: EventFeed) -> web.StreamResponse:
         while True:
-            event = await pump.next(self.tick_s)
-            if event is _TICK:
-                if client_gone(self.request):
-                    return await self._client_left("waiting for the answer")
-                continue
-            fin = await self._observe(event)
-            if fin is None:
-                continue
-            verdict = judge(fin, self.success_outcome)
-            if not verdict.ok:
-                await self._finish(verdict, fin)
-                return self._error_response(verdict)
-            body = self.answer.completion(
-                fin.text or "".join(self.text), fin.finish_reason, fin.usage,
-                tool_calls=fin.tool_calls, reasoning="".join(self.reasoning),
-            )
+            try:
+                burst = await feed.take(BURST_MAX)
+            except ClientGone:
+                return await self._client_left("waiting for the answer")
+            for event in burst:
+                fin = await self._observe(event)
+                if fin is not None:
+                    return await self._collect_end(fin)
+
+    async def _collect_end(self, fin: ev.RunFinished) -> web.StreamResponse:
+        verdict = judge(fin, self.success_outcome)
+        if not verdict.ok:
             await self._finish(verdict, fin)
-            return web.Response(body=body, content_type="application/json", headers=self.headers)
+            return self._error_response(verdict)
+        body = self.answer.completion(
+            fin.text or "".join(self.text), fin.finish_reason, fin.usage,
+            tool_calls=fin.tool_calls, reasoning="".join(self.reasoning),
+        )
+        await self._finish(verdict, fin)
+        return web.Response(body=body, content_type="application/json", headers=self.headers)
 
     # -- streamed -------------------------------------------------------------------
-    async def _stream(self, pump: EventPump) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+    async def _stream(self, feed: EventFeed) -> web.StreamResponse:
+        started = asyncio.get_running_loop().time()
         try:
             while True:
-                event = await pump.next(self.tick_s)
-                if event is _TICK:
-                    if client_gone(self.request):
-                        return await self._client_left("streaming")
-                    last = self.sse.last_write if self.sse is not None else started
-                    if loop.time() - last >= self.keepalive_s:
-                        await self._open()  # nothing decisive yet: commit to 200 so keep-alives can flow
-                        await self._flush()
-                        await self.sse.keepalive()
+                last = self.sse.last_write if self.sse is not None else started
+                burst = await feed.take(BURST_MAX, last + self.keepalive_s)
+                if not burst:  # silence for keepalive_s
+                    await self._open()  # nothing decisive yet: commit to 200 so keep-alives can flow
+                    await self._flush()
+                    await self.sse.keepalive()
                     continue
                 # A burst of upstream chunks costs one write, not one per chunk.
-                for queued in (event, *pump.ready(BURST_MAX)):
+                for queued in burst:
                     fin = await self._observe(queued)
                     if fin is not None:
                         return await self._stream_end(fin)
@@ -191,14 +154,14 @@ class RunDelivery:
     async def _open(self) -> None:
         """Commit to a 200 stream (headers sent); its first chunk, the role, waits for the next write."""
         if self.sse is None:
-            self.sse = SseStream(self.request, self.headers)
+            self.sse = SseWriter(self.request, self.headers)
             await self.sse.start()
             self.frames.append(self.answer.role())
 
     async def _flush(self) -> None:
         if self.frames:
             frames, self.frames = self.frames, []
-            await self.sse.data(*frames)
+            await self.sse.send(*frames)
 
     async def _stream_end(self, fin: ev.RunFinished) -> web.StreamResponse:
         verdict = judge(fin, self.success_outcome)
@@ -218,13 +181,13 @@ class RunDelivery:
         await self._flush()
         # The books close before [DONE]: a client that has the whole answer finds it in the ledger.
         await self._finish(verdict, fin)
-        await self.sse.done()
+        await self.sse.finish(DONE)
         return self.sse.response
 
     # -- shared ---------------------------------------------------------------------
     async def _observe(self, event) -> ev.RunFinished | None:
         """Record one event and queue its SSE chunk (see ``_flush``); returns the RunFinished that ends the run."""
-        if event is _END or isinstance(event, Exception):
+        if event is END or isinstance(event, Exception):
             error = f"{type(event).__name__}: {event}" if isinstance(event, Exception) else "run ended without a result"
             return ev.RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error=error, error_status=500)
         if isinstance(event, ev.RunFinished):
@@ -298,15 +261,15 @@ async def deliver_text(request: web.Request, rt: CompatRequest, text: str, usage
         body = answer.completion(text, "stop", usage)
         await rt.finish(outcome, 200, **detail)
         return web.Response(body=body, content_type="application/json", headers=headers)
-    sse = SseStream(request, headers)
+    sse = SseWriter(request, headers)
     try:
         await sse.start()
         frames = [answer.role(), *([answer.content(text)] if text else []), answer.finish("stop")]
         if include_usage:
             frames.append(answer.usage(usage))
-        await sse.data(*frames)
+        await sse.send(*frames)
         await rt.finish(outcome, 200, **detail)  # before [DONE], as for runs
-        await sse.done()
+        await sse.finish(DONE)
     except ClientGone:
         await rt.event("client_disconnected", during="streaming")
         await rt.finish(outcomes.CANCELLED, CLIENT_CLOSED, error="client disconnected while streaming", **detail)

@@ -21,8 +21,9 @@ from bmo_openai_compat import responses_events_wire as ew
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
+from bmo.streaming.disconnect import ClientGone
+from bmo.streaming.sse_writer import SseWriter, event_frame
 from bmo_openai_compat.stream.delivery import CLIENT_CLOSED, RunDelivery, Verdict, judge
-from bmo_openai_compat.stream.sse_framing import ClientGone, SseStream
 
 OnFinal = Callable[[rw.ResponseObject], Awaitable[None]]
 # The SDK's ResponseError codes; a failed run maps onto the closest.
@@ -170,7 +171,7 @@ class ResponseAnswer:
         for event in events:
             self.seq += 1
             event.sequence_number = self.seq
-            out.append(b"event: " + ew.event_name(event).encode() + b"\ndata: " + rw.encode(event) + b"\n\n")
+            out.append(event_frame(ew.event_name(event), rw.encode(event)))
         return b"".join(out)
 
 
@@ -186,7 +187,7 @@ class ResponseDelivery(RunDelivery):
     async def _flush(self) -> None:
         if self.frames:
             frames, self.frames = self.frames, []
-            await self.sse.raw(b"".join(frames))
+            await self.sse.write(b"".join(frames))
 
     async def _stream_end(self, fin: ev.RunFinished) -> web.StreamResponse:
         verdict = judge(fin, self.success_outcome)
@@ -201,7 +202,7 @@ class ResponseDelivery(RunDelivery):
         # Stored and booked before the last event: a client that has it can continue from it at once.
         await self._finish(verdict, fin)
         await self._flush()
-        await self.sse.end()
+        await self.sse.finish()  # no [DONE]: the Responses API ends with its completed event
         return self.sse.response
 
     async def _finish(self, verdict: Verdict, fin: ev.RunFinished) -> None:
@@ -225,14 +226,13 @@ async def deliver_response_text(request: web.Request, rt: CompatRequest, answer:
         await on_final(answer.final)
         await rt.finish(outcome, 200, **detail)
         return web.Response(body=body, content_type="application/json", headers=headers)
-    sse = SseStream(request, headers)
+    sse = SseWriter(request, headers)
     try:
         await sse.start()
         frames = answer.role() + answer.content(text) + answer.finish((), usage, "stop")
         await on_final(answer.final)
         await rt.finish(outcome, 200, **detail)
-        await sse.raw(frames)
-        await sse.end()
+        await sse.finish(frames)
     except ClientGone:
         await rt.event("client_disconnected", during="streaming")
         await rt.finish(outcomes.CANCELLED, CLIENT_CLOSED, error="client disconnected while streaming", **detail)
