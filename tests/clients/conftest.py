@@ -23,6 +23,9 @@ TOKEN = "clients-token"
 # Opt-in switches: npm installs and Codex CLI take minutes and need the npm registry.
 NPM_ENV = "BMOTEST_CLIENTS_NPM"
 CODEX_ENV = "BMOTEST_CODEX_E2E"
+# instructor pins jiter<0.15, which forces openai down to 3.3; it runs in a venv of its own
+# (test_instructor.py skips itself before importing it unless this is set).
+INSTRUCTOR_ENV = "BMOTEST_CLIENTS_INSTRUCTOR"
 
 
 @dataclass
