@@ -17,6 +17,7 @@ from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.http.chat import ChatHandler
 from bmo_openai_compat.http.error_replies import compat_error, disabled_error, guarded
+from bmo_openai_compat.http.stored_responses import find_stored
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.response_input import stored_items, to_messages
@@ -65,13 +66,8 @@ class ResponsesHandler(ChatHandler):
 
     # -- the session a response runs in ---------------------------------------------------
     async def _previous(self, response_id: str) -> StoredResponse:
-        """The stored response ``previous_response_id`` names (the one place a response's session is looked up)."""
-        stored = await self.store.get(response_id)
-        if stored is None:
-            raise compat_error(404, f"No stored response {response_id[:64]!r}: it never existed, was deleted, or "
-                                    "was created with store=false. Send the whole conversation as 'input' instead.",
-                               param="previous_response_id", code="response_not_found")
-        return stored
+        """The stored response ``previous_response_id`` names (see ``find_stored``: ownership goes there)."""
+        return await find_stored(self.rt, self.store, response_id, "previous_response_id")
 
     async def _session(self, req: rw.ResponseCreateRequest):
         """(session, messages to seed it with, whether it is new)."""

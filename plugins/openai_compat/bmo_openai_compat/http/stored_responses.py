@@ -19,13 +19,22 @@ MAX_LIMIT = 100
 CANCEL_WAIT_S = 10.0
 
 
-async def _stored(rt, request: web.Request) -> tuple[ResponseStore, StoredResponse]:
-    response_id = request.match_info["response_id"]
-    store = ResponseStore(rt.host.db)
+async def find_stored(rt, store: ResponseStore, response_id: str, param: str) -> StoredResponse:
+    """The stored response, or a 404 naming ``param``.
+
+    Every route that reaches a response (and through it its session) looks it up here: the one
+    place a session-ownership check belongs.
+    """
     stored = await store.get(response_id)
     if stored is None:
         raise compat_error(404, f"No stored response {response_id[:64]!r}: it never existed, was deleted, or was "
-                                "created with store=false.", param="response_id", code="response_not_found")
+                                "created with store=false.", param=param, code="response_not_found")
+    return stored
+
+
+async def _stored(rt, request: web.Request) -> tuple[ResponseStore, StoredResponse]:
+    store = ResponseStore(rt.host.db)
+    stored = await find_stored(rt, store, request.match_info["response_id"], "response_id")
     rt.set(session_id=stored.session_id, run_id=stored.run_id)
     return store, stored
 
