@@ -66,3 +66,14 @@ async def test_chat_client_tools(bmo):
     result = await Runner.run(Agent(name="a", model=chat_model(bmo), tools=[get_weather]), "weather?")
     assert "Oslo" in result.final_output
     assert [m["content"] for m in tool_results(bmo)] == ["sunny in Oslo"]
+
+
+async def test_responses_previous_response_id_keeps_one_session(bmo):
+    agent = Agent(name="a", model=responses_model(bmo))
+    first = await Runner.run(agent, "turn one")
+    second = await Runner.run(agent, "turn two", previous_response_id=first.last_response_id)
+    assert second.final_output == "echo: turn two"
+    rows = await bmo.rows("responses_create")
+    assert len(rows) == 2 and len({r["session_id"] for r in rows}) == 1
+    users = [m["content"] for m in bmo.up.chat_requests[-1].body["messages"] if m["role"] == "user"]
+    assert users == ["turn one", "turn two"]
