@@ -132,7 +132,7 @@ class ResponsesHandler(ChatHandler):
             await rt.event("model_override_applied", requested=model, session_model=session.model)
         history = seed if created else await session.messages()
         appended = [*seed, *to_messages(req, starts_session=not history)]
-        if appended[-1:] and appended[-1].role == "assistant" or len(appended) == len(seed):
+        if len(appended) == len(seed) or appended[-1].role == "assistant":
             raise compat_error(400, "Nothing new to answer: the input ends with an assistant message. End with a "
                                     "user message or function_call_output items.", param="input")
         answer = ResponseAnswer(new_template(response_id_of(rt.request_id), model, **self._echo(req)))
