@@ -236,3 +236,12 @@ async def test_a_wrongly_typed_field_is_a_400_naming_it(compat):
         await client.responses.create(model=MODEL, input=[{"role": "user", "content": 5}])
     assert err.value.body["param"] == "input[0].content"
     await client.close()
+
+
+async def test_input_ending_with_an_assistant_message_has_nothing_to_answer(compat):
+    client = compat.aclient()
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.responses.create(model=MODEL, input=[{"role": "user", "content": "hi"},
+                                                          {"role": "assistant", "content": "hello"}])
+    assert err.value.body["param"] == "input"
+    await client.close()
