@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 import tomllib
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import openai
 import pytest
 
 from bmo.guidance import NO_MODEL
+from tests.host.test_repo_commands import ROOT
 from bmo.testing.harness import clean_env, free_port, spawn_serve
 
 
@@ -153,3 +159,33 @@ def test_serve_with_no_config_starts_prints_the_guidance_once_and_the_routes_ans
         assert len(posture["readiness"]["reasons"]) == 2
     finally:
         assert server.terminate() == 0
+
+
+def test_the_readme_first_line_after_setup_reaches_a_served_chat(tmp_path, fake_server_port):
+    """The README's first command, its setup step left out (the suite runs in the set-up venv)."""
+    first = (ROOT / "README.md").read_text().split("```bash\n", 1)[1].splitlines()[0].split("   #", 1)[0]
+    assert first.startswith("bash scripts/setup && ")
+    bin_dir = Path(sys.executable).parent
+    line = first.removeprefix("bash scripts/setup && ").replace(".venv/bin/bmo", str(bin_dir / "bmo"))
+    data = tmp_path / "data"
+    env = clean_env(tmp_path, BMO_INIT_PROBE_PORTS=str(fake_server_port), BMO_ADDR="127.0.0.1:0",
+                    BMO_DATA_DIR=str(data))
+    with open(tmp_path / "stderr", "wb") as err:
+        proc = subprocess.Popen(["bash", "-c", line],
+                                cwd=tmp_path, env=env, stdout=err, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = ""
+        for _ in range(600):  # until the ready line, or the process ends
+            match = re.search(r"BMO serving on (http://\S+)/v1", (tmp_path / "stderr").read_text(errors="replace"))
+            if match or proc.poll() is not None:
+                url = match.group(1) if match else ""
+                break
+            time.sleep(0.1)
+        assert url, (tmp_path / "stderr").read_text()
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answer = client.chat.completions.create(model=f"local_{fake_server_port}/fake-model",
+                                                messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "echo: hi"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
