@@ -48,6 +48,17 @@ def startup_paragraph(config: Any) -> str | None:
     return f"bmo serve: not ready to answer chats: {'; '.join(problems)}. {NO_MODEL}"
 
 
+def unreachable_paragraph(coordinator: Any) -> str | None:
+    """The paragraph to print at start when providers are configured but none lists a model (all unreachable)."""
+    providers = getattr(coordinator, "providers", {}) or {}
+    if not providers or any(getattr(p, "models", None) for p in providers.values()):
+        return None
+    names = ", ".join(sorted(providers))
+    return (f"bmo serve: not ready to answer chats: no configured provider ({names}) answered with a model list "
+            f"at start; check that its model server runs and its base_url (bmo logs --msg "
+            f"agent.provider.discovery_failed says why). {NO_MODEL}")
+
+
 def readiness(config: Any, coordinator: Any) -> dict:
     """The posture's ``readiness`` view: whether a chat can be answered now, and if not, why and what to do."""
     reasons = config_problems(config)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import msgspec
 
 from bmo.agent import COORDINATOR_STATE_KEY, maybe_coordinator
 from bmo.agent.config import SECTIONS, ProviderOptions
+from bmo.guidance import unreachable_paragraph
 from bmo.hookspecs import hookimpl
 
 
@@ -142,6 +144,8 @@ async def bmo_startup(host):
     coordinator = Coordinator(host, providers)
     await coordinator.discover_models()
     host.state[COORDINATOR_STATE_KEY] = coordinator
+    if paragraph := unreachable_paragraph(coordinator):  # once, before the ready line, as bmo serve's own advice
+        print(paragraph, file=sys.stderr, flush=True)
     if not providers:
         host.emit("agent.no_provider", "warn", hint="add a [providers.NAME] table to bmo.toml to serve models")
 

@@ -189,3 +189,21 @@ def test_the_readme_first_line_after_setup_reaches_a_served_chat(tmp_path, fake_
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+
+
+def test_serve_with_an_unreachable_provider_starts_says_so_once_and_the_posture_says_why(tmp_path):
+    (tmp_path / "bmo.toml").write_text(
+        f'[options.openai_compat]\nenabled = true\n\n[providers.down]\nkind = "openai"\n'
+        f'base_url = "http://127.0.0.1:{free_port()}/v1"\nmax_retries = 0\n')
+    server = serve_in(tmp_path)
+    try:
+        assert server.url, server.stderr()
+        stderr = server.stderr()
+        assert stderr.count(NO_MODEL) == 1 and "no configured provider (down)" in stderr
+        with urllib.request.urlopen(server.url + "/healthz", timeout=30) as resp:
+            assert resp.status == 200
+        status, posture = get_json(server.url + "/v1/bmo/posture")
+        assert status == 200 and posture["readiness"]["ready"] is False
+        assert "unreachable" in posture["readiness"]["reasons"][0]
+    finally:
+        assert server.terminate() == 0
