@@ -7,6 +7,8 @@ import openai
 import pytest
 from compat_support import MODEL, TOKEN
 
+from bmo.agent import coordinator_of
+
 PROXY = {"BMO_REQUESTER_TRUSTED_PROXIES": "127.0.0.1"}
 
 
@@ -63,3 +65,15 @@ async def test_the_owner_and_the_operator_reach_and_continue_it(owned):
     assert again.output_text == "echo: more"
     operator = await client.responses.create(input="ops", previous_response_id=again.id)
     assert operator.output_text == "echo: ops"
+
+
+async def test_a_response_whose_session_is_gone_stays_its_requesters(owned):
+    compat, client, response_id = owned
+    stored = await client.responses.retrieve(response_id, extra_headers=as_user("alice"))
+    session_id = (await compat.row("req_" + stored.id.removeprefix("resp_")))["session_id"]
+    coordinator = coordinator_of(compat.host)
+    await coordinator.delete_session(session_id)
+    assert await coordinator.get_session(session_id) is None  # the owner now comes from the ledger row
+    await compat.ledger.drain()
+    assert (await call(compat, "GET", f"/responses/{response_id}", "bob"))[0] == 404
+    assert (await call(compat, "GET", f"/responses/{response_id}", "alice"))[0] == 200
