@@ -166,7 +166,7 @@ class Database:
 
     @property
     def writer_alive(self) -> bool:
-        return self._writer is not None and self._writer.is_alive()
+        return self._writer is not None and self._writer.is_alive() and self._writer_stopped is None
 
     async def run_write(self, job: Callable[[apsw.Connection], Any]) -> Any:
         """``await`` a job's result; an SQLite failure is a :class:`StoreError` (:class:`StoreFull` for a full disk)."""
@@ -200,15 +200,19 @@ class Database:
                     stopping = True
                     batch = [item for item in batch if item is not _STOP]
                 if batch:
-                    self._run_batch(conn, batch)
+                    try:
+                        self._run_batch(conn, batch)
+                    except BaseException as exc:  # noqa: BLE001 - the batch in hand fails too, then the writer stops
+                        self.jobs_failed += len(batch)
+                        _settle([(waiter, None, StoreError(f"the database writer failed: {exc}")) for _, waiter in batch])
+                        raise  # to the handler below, which stops the writer and fails what is queued
             try:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except apsw.Error:  # a full disk: the WAL stays, SQLite replays it at the next open
                 pass
         except BaseException as exc:  # noqa: BLE001 - the writer must not die silently with callers waiting
             stopped = StoreError(f"the database writer stopped after an unexpected error: {type(exc).__name__}: {exc}")
-            self._note_failure(stopped)
-            raise
+            self._note_failure(stopped)  # told to every caller from now on: no traceback on stderr
         finally:
             self._fail_pending(stopped)
             conn.close()

@@ -75,6 +75,7 @@ class RecordLog:
         self.last_error: str | None = None
         self.last_error_at: str | None = None
         self._dropped_unreported = 0  # dropped since the log last said so in a bmo.records.dropped record
+        self._failing = False  # the last write failed; cleared by the next one that succeeds
         self._writer_error: str | None = None
         self._fh = None
         self._size = 0
@@ -97,7 +98,7 @@ class RecordLog:
                 "written": self.written, "dropped": self.dropped, "write_errors": self.write_errors,
                 "last_error": self._writer_error or self.last_error, "last_error_at": self.last_error_at,
                 "queue_depth": self.queue_depth, "max_queue": self.max_pending,
-                "degraded": self._dropped_unreported > 0 or not self.writer_alive}
+                "degraded": self._failing or not self.writer_alive}
 
     def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
         """Write one record and hand it to every tracing hook; returns it as written.
@@ -203,7 +204,7 @@ class RecordLog:
 
     def _append(self, lines: list[bytes]) -> None:
         """Write ``lines`` (rotating as needed); on an OS error count them dropped and keep going."""
-        if not lines:
+        if not lines and not self._dropped_unreported:  # a flush still writes the report of a gap
             return
         if self.stderr:
             try:
@@ -228,6 +229,7 @@ class RecordLog:
                 self.dropped += lost
                 self._dropped_unreported = lost if reported else self._dropped_unreported + lost
                 self.write_errors += 1
+                self._failing = True
                 self.last_error = f"{exc.strerror or exc} ({self.path})"
                 self.last_error_at = now_iso()
             if not report:
@@ -237,6 +239,7 @@ class RecordLog:
         with self._lock:
             self.written += done - (1 if report else 0)
             self._dropped_unreported -= report
+            self._failing = False
         if report:
             _warn(f"bmo: records are written to {self.path} again ({report} were dropped meanwhile)")
 
