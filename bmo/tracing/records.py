@@ -163,6 +163,10 @@ class RecordLog:
 
     def _loop(self) -> None:
         try:
+            try:
+                self._open()  # the log exists from the start, even before its first record
+            except OSError:
+                pass  # a full disk: the first batch tries again, and counts what it cannot write
             while True:
                 self._wake.wait()
                 # Let a burst gather, unless someone waits for a flush or the stop.
