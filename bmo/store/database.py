@@ -294,8 +294,8 @@ class Database:
         self.transactions += 1
         self.jobs_run += len(results)
         self.jobs_failed += len(settled) + sum(1 for _, _, err in results if err is not None)
-        if settled == [] and self.failing is not None and all(err is None for _, _, err in results):
-            self.failing = None  # a whole batch committed: the disk takes writes again
+        if not settled and not any(isinstance(err, _DISK_ERRORS) for _, _, err in results):
+            self.failing = None  # a commit with no disk error in it: the disk takes writes again
         _settle(settled + results)
 
     def _fail_batch(self, results: list, exc: BaseException) -> None:
