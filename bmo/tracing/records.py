@@ -150,8 +150,9 @@ class RecordLog:
             return
         done = threading.Event()
         self._put((_FLUSH, done), urgent=True)
+        deadline = time.monotonic() + 10
         while not done.wait(0.1):  # a writer that stopped never sets it: do not wait out the 10 s
-            if not self._thread.is_alive():
+            if not self._thread.is_alive() or time.monotonic() > deadline:
                 return
 
     def close(self) -> None:
