@@ -24,6 +24,7 @@ from bmo.agent.tools.base import TOOL_CLASSES
 from bmo.field_errors import field_error
 from bmo.server.auth import requester_label
 from bmo.server.errors import ApiError
+from bmo.streaming.disconnect import DisconnectWatch
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -222,7 +223,12 @@ async def post_message(request: web.Request) -> web.StreamResponse:
                        code="session_busy", headers={"X-BMO-Run-Id": exc.run_id}) from None
     headers = {"X-BMO-Session-Id": session.id, "X-BMO-Run-Id": run.id}
     if not body.stream:
-        result = await run.wait()
+        # A client that leaves before the answer cancels the run, as a streaming one does.
+        with DisconnectWatch(request) as watch:
+            watch.on_lost(lambda: run.cancel("client disconnected"))
+            result = await run.wait()
+        if watch.lost:
+            return web.Response(status=499, headers=headers)
         _raise_for_error(result, headers)
         return web.json_response({"run": run.describe(), "result": msgspec.to_builtins(result)}, headers=headers)
     stream = RunEventStream(request, headers, run_events(run))
@@ -245,7 +251,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
     if result.outcome == outcomes.ERROR:
-        raise ApiError(result.error_status or 500, result.error or "the run failed", headers=headers)
+        raise ApiError(result.error_status or 500, result.error or "the run failed", code=result.error_code,
+                       headers=headers)
 
 
 async def cancel_run(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from bmo.server.app import get_host
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.http.error_replies import (
-    PreparedError, compat_error, disabled_error, guarded, identity_headers, requester_of,
+    PreparedError, agent_error, compat_error, disabled_error, guarded, identity_headers, requester_of,
 )
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -141,7 +141,7 @@ class ChatHandler:
             try:
                 decision = await route(coordinator, req.model, history + appended, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
-                raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
+                raise agent_error(exc, "The ambiguity router's model call failed: ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -230,7 +230,7 @@ class ChatHandler:
             completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req),
                                                          response_format=fmt.upstream() if fmt else None)
         except AgentError as exc:
-            raise compat_error(exc.status, str(exc)) from None
+            raise agent_error(exc) from None
         if fmt is not None:  # one direct call: checked, but no repair step
             error = await asyncio.to_thread(fmt.check, fmt.extract(completion.text or ""))
             await self.rt.event("answer_checked", attempt=1, ok=error is None, format=fmt.describe(),
