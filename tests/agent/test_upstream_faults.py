@@ -13,7 +13,7 @@ from bmo.testing.fake_upstream import Reply, error, reply
 
 
 async def _post(bmo, session_id: str) -> tuple[int, dict]:
-    async with bmo.http.post(bmo.url(f"/sessions/{session_id}/messages"), json={"content": "hi"},
+    async with bmo.http.post(bmo.url(f"/sessions/{session_id}/messages"), json={"content": "hi", "stream": False},
                              headers=bmo.server.headers()) as resp:
         return resp.status, await resp.json()
 
