@@ -11,6 +11,7 @@ from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
 from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
+from bmo.server.capacity import stream_slot
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.http.error_replies import (
@@ -73,7 +74,8 @@ class ChatHandler:
         kind = "task" if pm.hook.bmo_openai_compat_classify(request=request, body=raw) == TASK else "chat"
         rt.set(session_id=session_id, is_session_reuse=bool(session_id), kind=kind, requester=self._requester())
         await rt.fire()
-        with rt.active():  # the router's, the agent's model and tool spans nest under this request's span
+        # A stream past [options.http_server] max_concurrent_streams is a 503 here, before any run starts.
+        with stream_slot(self.host, req.stream), rt.active():  # spans of the router, model, tools nest under this one
             if kind == TASK:
                 return await self._task(req)
             if session_id:
