@@ -27,7 +27,7 @@ class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     # The listening socket's accept queue (aiohttp's default is 128); the kernel caps it at net.core.somaxconn.
     backlog: Annotated[int, msgspec.Meta(ge=1)] = 2048
     # Streamed answers open at once; one more is a 503 with Retry-After. 0: no limit.
-    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=0)] = 4000
+    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=0)] = 1000
 
 
 class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
