@@ -68,9 +68,10 @@ async def test_a_third_concurrent_stream_gets_a_503_envelope_and_the_first_two_f
 async def test_non_streamed_requests_and_freed_slots_are_not_refused(server):
     srv, up = server
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    up.script(reply("a", chunk_delay_s=0.2, chunks=3), reply("b", chunk_delay_s=0.2, chunks=3))
+    up.script(reply("slow a", chunk_delay_s=0.5, chunks=4), reply("slow b", chunk_delay_s=0.5, chunks=4))
     async with aiohttp.ClientSession() as http:
         streams = [await http.post(srv.api + "/chat/completions", json=_chat_body(), headers=headers) for _ in range(2)]
+        assert capacity_of(srv.host).active == 2  # both slots taken
         async with http.post(srv.api + "/chat/completions", json=_chat_body(stream=False), headers=headers) as plain:
             assert plain.status == 200  # a non-streamed answer holds no stream slot
         for resp in streams:
@@ -81,3 +82,24 @@ async def test_non_streamed_requests_and_freed_slots_are_not_refused(server):
                 await asyncio.sleep(0.02)
         async with http.post(srv.api + "/chat/completions", json=_chat_body(), headers=headers) as again:
             assert again.status == 200 and (await again.text()).rstrip().endswith("[DONE]")
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/responses", {"model": "fake/fake-model", "input": "hi", "stream": True}),
+    ("/sessions/{sid}/messages", {"content": "hi", "stream": True}),
+])
+async def test_every_kind_of_stream_counts_toward_the_limit(server, path, body):
+    srv, up = server
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    up.script(reply("slow a", chunk_delay_s=0.5, chunks=4), reply("slow b", chunk_delay_s=0.5, chunks=4))
+    async with aiohttp.ClientSession() as http:
+        async with http.post(srv.api + "/sessions", json={}, headers=headers) as created:
+            sid = (await created.json())["id"]
+        streams = [await http.post(srv.api + "/chat/completions", json=_chat_body(), headers=headers) for _ in range(2)]
+        async with http.post(srv.api + path.format(sid=sid), json=body, headers=headers) as refused:
+            assert refused.status == 503 and (await refused.json())["error"]["code"] == "too_many_streams"
+            assert refused.headers["Retry-After"] == "1"
+        assert len(up.chat_requests) == 2
+        for resp in streams:
+            await resp.read()
+            resp.release()
