@@ -161,7 +161,8 @@ class AgentLoop:
             origin=self.run.policy.origin, outcome=result.outcome, finish_reason=result.finish_reason,
             steps=self.model.steps, prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
-            elapsed_ms=round(elapsed * 1000, 1), error=self.run.error_detail or result.error, error_status=result.error_status,
+            elapsed_ms=round(elapsed * 1000, 1), error=self.run.error_detail or result.error,
+            error_status=result.error_status,
             requester=self.run.requester, depth=self.depth,
         )
         self.emit(result)

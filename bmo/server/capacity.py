@@ -47,7 +47,8 @@ def capacity_of(host) -> StreamCapacity:
     """The host's one stream counter, made on first use from ``[options.http_server]``."""
     capacity = host.state.get(STATE_KEY)
     if capacity is None:
-        capacity = host.state[STATE_KEY] = StreamCapacity(host.config.section("options.http_server").max_concurrent_streams)
+        limit = host.config.section("options.http_server").max_concurrent_streams
+        capacity = host.state[STATE_KEY] = StreamCapacity(limit)
     return capacity
 
 

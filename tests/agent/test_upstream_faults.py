@@ -40,7 +40,8 @@ async def test_a_native_5xx_answer_keeps_its_body_in_the_run_row_not_in_the_repl
     bmo.co.providers["fake"].options.max_retries = 0
     fake_upstream.script(error(503, "pool gpu-7.internal exhausted"))
     status, body = await _post(bmo, session["id"])
-    assert status == 502 and body["error"]["message"] == "Provider 'fake' answered HTTP 503 (a server error on its side)"
+    assert status == 502
+    assert body["error"]["message"] == "Provider 'fake' answered HTTP 503 (a server error on its side)"
     row = (await bmo.co.store.run_rows(session["id"]))[0]
     assert "gpu-7.internal" in row["error"] and fake_upstream.base_url in row["error"]
 

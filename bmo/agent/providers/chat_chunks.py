@@ -59,4 +59,5 @@ def merge_tool_delta(calls: dict[int, dict], tc: ToolCallDelta) -> None:
 def usage_of(raw: dict) -> Usage:
     prompt = int(raw.get("prompt_tokens") or 0)
     completion = int(raw.get("completion_tokens") or 0)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=int(raw.get("total_tokens") or prompt + completion))
+    total = int(raw.get("total_tokens") or prompt + completion)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)

@@ -19,7 +19,7 @@ ASK = [{"role": "user", "content": "hi"}]
 
 
 async def _chat(compat, *, stream: bool, model: str = MODEL) -> tuple[int, dict, str]:
-    """One chat request with plain aiohttp: (status, the error object, request id). A stream's error is its error event."""
+    """One chat request: (status, the error object, request id); a stream's error is its error event."""
     async with aiohttp.ClientSession() as http:
         async with http.post(compat.api + "/chat/completions", headers=HEADERS,
                              json={"model": model, "messages": ASK, "stream": stream}) as resp:
@@ -67,7 +67,8 @@ NO_FINISH = ('data: {"choices": [{"index": 0, "delta": {"content": "half an answ
              "data: [DONE]\n\n")
 
 
-@pytest.mark.parametrize("raw, words", [(GARBAGE, "not chat-completion chunks"), (NO_FINISH, "without a finish_reason")])
+@pytest.mark.parametrize("raw, words", [(GARBAGE, "not chat-completion chunks"),
+                                        (NO_FINISH, "without a finish_reason")])
 async def test_a_garbage_stream_or_done_without_finish_reason_is_a_502_not_a_final_answer(compat, raw, words):
     compat.model.answer(Reply(raw_stream=raw))
     client = compat.aclient(max_retries=0)
