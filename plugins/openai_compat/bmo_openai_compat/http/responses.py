@@ -13,10 +13,11 @@ from aiohttp import web
 from bmo.agent.errors import AgentError
 from bmo.agent.messages import ChatMessage
 from bmo.server.app import get_host
+from bmo.server.capacity import stream_slot
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.http.chat import ChatHandler
-from bmo_openai_compat.http.error_replies import compat_error, disabled_error, guarded
+from bmo_openai_compat.http.error_replies import agent_error, compat_error, disabled_error, guarded
 from bmo_openai_compat.http.stored_responses import find_stored
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -56,7 +57,7 @@ class ResponsesHandler(ChatHandler):
                     is_session_reuse=bool(req.previous_response_id))
         await self.rt.fire()
         self.store = ResponseStore(self.host.db)
-        with self.rt.active():
+        with stream_slot(self.host, req.stream), self.rt.active():  # past max_concurrent_streams: 503, no run
             session, seed, created = await self._session(req)
             try:
                 return await self._converse(req, session, seed, created)
@@ -149,7 +150,7 @@ class ResponsesHandler(ChatHandler):
             try:
                 decision = await route(coordinator, model, history + appended[len(seed):], sampling)
             except AgentError as exc:
-                raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
+                raise agent_error(exc, "The ambiguity router's model call failed: ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
