@@ -44,4 +44,10 @@ CREATE TABLE openai_compat_run_events (
 CREATE INDEX openai_compat_run_events_terminal ON openai_compat_run_events (terminal, id);
 """
 
-MIGRATIONS = ((1, V1),)
+# Start-up crash recovery finds rows left running, and retention old rows, without a table scan.
+V2 = """
+CREATE INDEX openai_compat_runs_running ON openai_compat_runs (id) WHERE status = 'running';
+CREATE INDEX openai_compat_runs_started ON openai_compat_runs (started_at);
+"""
+
+MIGRATIONS = ((1, V1), (2, V2))
