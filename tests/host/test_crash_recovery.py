@@ -32,6 +32,9 @@ def seed_crash(db_path) -> None:
             "INSERT INTO openai_compat_runs (request_id, route, status, started_at) VALUES"
             " ('req-dead', 'chat_completions', 'running', '2026-01-01T00:00:00.000Z'),"
             " ('req-done', 'chat_completions', 'finished', '2026-01-01T00:00:00.000Z')")
+        conn.execute("INSERT INTO openai_compat_responses (response_id, request_id, session_id, status, created_at,"
+                     " response) VALUES ('resp_dead', 'req-dead', 's-tools', 'in_progress', 0,"
+                     " '{\"id\": \"resp_dead\", \"status\": \"in_progress\"}')")
         conn.execute("INSERT INTO openai_compat_run_events (request_id, seq, event, at, elapsed_ms) VALUES"
                      " ('req-dead', 1, 'received', '2026-01-01T00:00:00.000Z', 0),"
                      " ('req-dead', 2, 'agent_started', '2026-01-01T00:00:00.200Z', 200)")
@@ -90,6 +93,17 @@ async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_termina
     finally:
         await srv.stop()
     assert [r["ledger_rows_closed"] for r in records(data, "openai_compat.recovered")] == [0, 1]
+
+
+async def test_a_stored_response_left_in_progress_is_failed_with_the_reason(tmp_path):
+    _, srv = await crashed_server(tmp_path)
+    try:
+        row = await srv.host.db.fetchone("SELECT status, response FROM openai_compat_responses")
+        body = json.loads(row["response"])
+        assert (row["status"], body["status"], body["error"]) == (
+            "failed", "failed", {"code": "server_error", "message": INTERRUPTED})
+    finally:
+        await srv.stop()
 
 
 async def test_runs_without_outcome_are_closed_as_interrupted_errors(tmp_path):

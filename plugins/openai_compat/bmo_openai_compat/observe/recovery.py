@@ -3,7 +3,9 @@
 Each such row becomes ``status = 'interrupted'``, outcome ``error_500``, ``error =``
 :data:`INTERRUPTED`, ``finished_at`` the recovery time and ``elapsed_ms`` the last event's (the
 latest moment known alive); its timeline gets a terminal event saying so. ``http_status`` stays
-empty: no complete answer was sent. One writer job; a closed row is not found again.
+empty: no complete answer was sent. A stored response left ``in_progress`` (``/v1/responses``)
+becomes ``failed`` with a ``server_error`` saying the same. One writer job; a closed row is not
+found again.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ def recover_job(conn: Any) -> dict[str, int]:
                             terminal=True, outcome=outcomes.ERROR_500)(conn)
         Ledger.update_run(request_id, {"status": STATUS, "outcome": outcomes.ERROR_500, "finished_at": at,
                                        "elapsed_ms": elapsed, "error": INTERRUPTED})(conn)
-    return {"ledger_rows_closed": len(rows)}
+    conn.execute(
+        "UPDATE openai_compat_responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
+        " '$.error', json_object('code', 'server_error', 'message', ?)) WHERE status = 'in_progress'", (INTERRUPTED,))
+    return {"ledger_rows_closed": len(rows), "responses_failed": conn.changes()}
 
 
 async def recover(host: Any) -> dict[str, int] | None:
