@@ -72,7 +72,7 @@ def cli() -> None:
 
 
 def _install() -> None:
-    from bmo.cli import config, init, logs, plugins, serve, tui
+    from bmo.cli import config, init, logs, plugins, serve, store, tui
 
     cli.add_command(serve.serve)
     cli.add_command(init.init)
@@ -80,6 +80,7 @@ def _install() -> None:
     cli.add_command(plugins.plugins)
     cli.add_command(logs.logs)
     cli.add_command(tui.tui)
+    cli.add_command(store.store_group)
 
 
 _install()

@@ -24,10 +24,33 @@ class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     body_read_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # a request body must arrive in full within this
     # An idle keep-alive connection, or one that never completes its request headers, is closed after this.
     keepalive_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    # The listening socket's accept queue (aiohttp's default is 128); the kernel caps it at net.core.somaxconn.
+    backlog: Annotated[int, msgspec.Meta(ge=1)] = 2048
+    # Streamed answers open at once; one more is a 503 with Retry-After. 0: no limit.
+    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=0)] = 1000
 
 
 class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = ""  # empty: $XDG_STATE_HOME/bmo
+
+
+class RetentionLimits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 0  # rows older than this go; 0: no age limit
+    max_rows: Annotated[int, msgspec.Meta(ge=0)] = 0  # only the newest this many stay; 0: no count limit
+
+
+class RetentionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    interval_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0  # background prune period; 0: only `bmo store prune`
+    batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 500  # rows per writer job: request writes wait for one batch at most
+    ledger: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
+    runs: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
+    audit: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=90))
+    # Sessions and their messages are user data: kept until deleted unless an idle age or count is set.
+    sessions: RetentionLimits = msgspec.field(default_factory=RetentionLimits)
+
+
+class StoreOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    retention: RetentionOptions = msgspec.field(default_factory=RetentionOptions)
 
 
 class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -43,4 +66,13 @@ class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def bmo_config_sections(register):
     register("options.http_server", HttpServerOptions)
     register("storage", StorageOptions)
+    register("store", StoreOptions)
     register("tracing", TracingOptions)
+
+
+@hookimpl
+def bmo_posture(register, host):
+    from bmo.defaults.writer_posture import records_posture, store_posture
+
+    register("store_writer", store_posture)
+    register("records", records_posture)
