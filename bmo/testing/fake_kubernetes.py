@@ -224,10 +224,12 @@ class FakeKubernetes:
         for clause in filter(None, query.get("labelSelector", "").split(",")):
             key, _, want = clause.partition("=")
             items = [o for o in items if o["metadata"].get("labels", {}).get(key) == want]
-        if "limit" in query:
+        meta = {"resourceVersion": "4711"}
+        if "limit" in query and len(items) > int(query["limit"]):
             items = items[: int(query["limit"])]
+            meta["continue"] = "opaque-continue-token"  # as the API does when a limit cut the list
         return web.json_response({"kind": _KINDS[(group, plural)], "apiVersion": group.split("/", 1)[1],
-                                  "metadata": {"resourceVersion": "4711"}, "items": items})
+                                  "metadata": meta, "items": items})
 
     def _log(self, namespace: str, pod: dict, query) -> web.Response:
         containers = [c["name"] for c in pod["spec"]["containers"]]

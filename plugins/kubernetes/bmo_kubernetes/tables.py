@@ -109,7 +109,7 @@ COLUMNS = {
 def list_table(plural: str, listing: dict, *, max_rows: int) -> str:
     header, row = COLUMNS[plural]
     items = listing.get("items", []) or []
-    more = bool(listing.get("metadata", {}).get("continue")) or len(items) > max_rows
+    more = bool(listing.get("metadata", {}).get("continue"))  # the API cut the list at our limit
     return table(header, [row(o, o.get("metadata", {})) for o in items], max_rows=max_rows, more=more)
 
 
