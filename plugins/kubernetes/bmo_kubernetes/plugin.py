@@ -53,7 +53,7 @@ def bmo_startup(host):
         from bmo_kubernetes.api import ClusterApi
         from bmo_kubernetes.tools import STATE_KEY
 
-        host.state[STATE_KEY] = ClusterApi(host.config.section(SECTION))
+        host.state[STATE_KEY] = ClusterApi(host.config.section(SECTION), env=host.plan.env)
 
 
 @hookimpl

@@ -28,8 +28,10 @@ async def bmo(tmp_path, fake_upstream, kube):  # noqa: F811
     """``await bmo(**kubernetes_options)``: BMO with [kubernetes] pointing at the fake; stopped after the test."""
     started = []
 
-    async def start(*, compat: str = "", rules: bool = True, **options):
-        kubeconfig = kube.write_kubeconfig(tmp_path / f"kubeconfig{len(started)}")
+    async def start(*, compat: str = "", rules: bool = True, env: dict | None = None, kubeconfig: str | None = None,
+                    **options):
+        if kubeconfig is None:
+            kubeconfig = str(kube.write_kubeconfig(tmp_path / f"kubeconfig{len(started)}"))
         workspace = tmp_path / "ws"
         workspace.mkdir(exist_ok=True)
         settings = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in {**RETRIES, **options}.items())
@@ -38,7 +40,7 @@ async def bmo(tmp_path, fake_upstream, kube):  # noqa: F811
                 f'[options.openai_compat]\nenabled = true\n{compat}\n'
                 f'[kubernetes]\nenabled = true\nkubeconfig = "{kubeconfig}"\ncontext = "fake"\n{settings}\n'
                 f'{provider_toml(fake_upstream)}')
-        server = await start_server(tmp_path / f"data{len(started)}", config_toml=text,
+        server = await start_server(tmp_path / f"data{len(started)}", config_toml=text, env=env,
                                     load_plugins="kubernetes,openai_compat")
         started.append(server)
         return server
