@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest_asyncio
 from cluster_objects import CRASH_LOG, objects
+from k8s_support import RETRIES
 
 from bmo.testing.fake_kubernetes import FakeKubernetes
 from bmo.testing.fixtures import fake_upstream, provider_toml  # noqa: F401
 from bmo.testing.harness import start_server
-
-# Fast retries: the tests count attempts, they do not wait for production delays.
-RETRIES = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "retry_budget_s": 5,
-           "request_timeout_s": 2}
 
 
 @pytest_asyncio.fixture

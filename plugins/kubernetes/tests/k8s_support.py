@@ -10,6 +10,9 @@ from openai import AsyncOpenAI
 from bmo.testing.fake_upstream import reply, tool_call
 
 MODEL = "fake/fake-model"
+# Fast retries: the tests count attempts, they do not wait for production delays.
+RETRIES = {"max_attempts": 3, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "retry_budget_s": 5,
+           "request_timeout_s": 2}
 ROUTE_CLEAR = reply(tool_calls=[tool_call("bmo_route", {"decision": "clear", "question": ""})])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import RETRIES
+from k8s_support import RETRIES
 
 from bmo.agent.tools.base import ToolFailed
 from bmo_kubernetes import resources as res
