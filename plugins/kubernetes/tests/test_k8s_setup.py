@@ -33,7 +33,7 @@ async def test_a_missing_kubeconfig_is_an_error_the_model_can_explain_not_a_fail
 
 
 async def test_cluster_reads_are_challenged_without_a_rule_and_denied_when_nobody_answers(bmo, fake_upstream, kube):
-    server = await bmo(rules=False)
+    server = await bmo(rules=False, compat="permission_timeout_s = 1\n")
     fake_upstream.script(ROUTE_CLEAR, calls(("k8s_list", {"kind": "pods", "namespace": "shop"})),
                          reply("I was not allowed to look."))
     raw = await ask(server, "pods?")
