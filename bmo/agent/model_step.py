@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bmo.agent.events import StepStarted, TextDelta
 from bmo.agent.messages import ChatMessage, Usage
 from bmo.agent.providers.base import ModelTurn
-from bmo.agent.telemetry import chat_span, record_usage
+from bmo.agent.telemetry import chat_span, record_turn
 
 if TYPE_CHECKING:
     from bmo.agent.run import Run
@@ -65,8 +65,7 @@ class ModelSteps:
                         else:
                             emit(item)
                 assert turn is not None
-                record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
-                             finish_reason=turn.finish_reason)
+                record_turn(span, self.services.tracer, turn, messages)
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise

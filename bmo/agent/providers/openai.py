@@ -54,6 +54,7 @@ class _Choice(msgspec.Struct):
 
 
 class _Chunk(msgspec.Struct):
+    model: Any = None
     choices: list[_Choice] | None = None
     usage: Any = None
     error: Any = None
@@ -228,8 +229,9 @@ class OpenAIProvider:
         if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), str):
             raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.")
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        model_name = answer.get("model")
         return ModelTurn(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "stop",
-                         usage=_usage(usage))
+                         usage=_usage(usage), response_model=model_name if isinstance(model_name, str) else "")
 
     def _note_retry(self, attempt: int, url: str) -> None:
         if self.host is not None:
@@ -242,6 +244,7 @@ class OpenAIProvider:
         calls: dict[int, dict] = {}
         finish: str | None = None
         usage = Usage()
+        response_model = ""
         done = False
         parser = SseParser(self.options.max_sse_line_bytes)
         try:
@@ -256,6 +259,8 @@ class OpenAIProvider:
                                                      f"{chunk.error.get('message', chunk.error)}")
                         if isinstance(chunk.usage, dict):
                             usage = _usage(chunk.usage)
+                        if isinstance(chunk.model, str) and chunk.model:
+                            response_model = chunk.model
                         for choice in chunk.choices or ():
                             delta = choice.delta
                             if delta is not None:
@@ -293,7 +298,7 @@ class OpenAIProvider:
             finish = "tool_calls"  # some servers say "stop" even when they called tools
         yield ModelTurn(
             text="".join(text), reasoning="".join(reasoning), tool_calls=tool_calls,
-            finish_reason=finish or "stop", usage=usage, refusal="".join(refusal),
+            finish_reason=finish or "stop", usage=usage, refusal="".join(refusal), response_model=response_model,
         )
 
     def _chunks(self, data: str) -> list[_Chunk]:
