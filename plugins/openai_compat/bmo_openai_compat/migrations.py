@@ -44,4 +44,9 @@ CREATE TABLE openai_compat_run_events (
 CREATE INDEX openai_compat_run_events_terminal ON openai_compat_run_events (terminal, id);
 """
 
-MIGRATIONS = ((1, V1),)
+# Version 2 (issue 15): who a failure belongs to: client | upstream | server ("" when none).
+V2 = """
+ALTER TABLE openai_compat_runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
+"""
+
+MIGRATIONS = ((1, V1), (2, V2))
