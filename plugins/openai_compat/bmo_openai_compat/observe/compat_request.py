@@ -167,9 +167,10 @@ class CompatRequest:
         final = self._final_fields(outcome, status, elapsed, error)
         final["error_class"] = error_class
         timeline, self._timeline = self._timeline, []
+        ended_at = now_iso()
         ok = await self.ledger.write([
             *timeline,
-            self._event_statement("terminal", detail, terminal=True, outcome=outcome, elapsed=elapsed),
+            self._event_statement("terminal", detail, terminal=True, outcome=outcome, elapsed=elapsed, at=ended_at),
             Ledger.update_run(self.request_id, final),
         ])
         if not ok and outcome != outcomes.PERSIST_FAILED:
@@ -185,7 +186,7 @@ class CompatRequest:
             ])
         # Counted as served whether or not the ledger took it: the posture shows what clients got.
         self.ledger.counts.served(route=self.route, kind=self.kind, client_ua=self.client_ua,
-                                  request_id=self.request_id, outcome=outcome, elapsed_ms=elapsed, at=now_iso())
+                                  request_id=self.request_id, outcome=outcome, elapsed_ms=elapsed, at=ended_at)
         record = {**self.fields(), "outcome": outcome, "error_class": error_class, "status": status,
                   "elapsed_ms": elapsed, "run_id": self.run_id, "requester": self.requester}
         if error:
@@ -204,10 +205,10 @@ class CompatRequest:
         }
 
     def _event_statement(self, name: str, detail: dict, *, terminal: bool = False,
-                         outcome: str | None = None, elapsed: int | None = None):
+                         outcome: str | None = None, elapsed: int | None = None, at: str | None = None):
         self._seq += 1
         return Ledger.insert_event(
-            self.request_id, self._seq, name, now_iso(),
+            self.request_id, self._seq, name, at or now_iso(),
             self.elapsed_ms() if elapsed is None else elapsed, detail, terminal=terminal, outcome=outcome,
         )
 
