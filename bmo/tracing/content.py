@@ -13,7 +13,6 @@ attribute families, so both kinds of backend render it:
 from __future__ import annotations
 
 import json
-import os
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +113,3 @@ def capture_for(tracer: Any) -> ContentCapture:
         return _BY_TRACER.get(tracer, _OFF)
     except TypeError:  # an object that cannot be weakly referenced was never registered
         return _OFF
-
-
-def env_of(env: dict[str, str] | None) -> dict[str, str]:
-    return dict(os.environ if env is None else env)
