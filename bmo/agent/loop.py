@@ -25,6 +25,7 @@ from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
 from bmo.agent.tool_calls import ToolCallRunner, short_arguments
+from bmo.store import StoreError
 
 if TYPE_CHECKING:
     from bmo.agent.answer_format import AnswerFormat
@@ -115,6 +116,8 @@ class AgentLoop:
             await asyncio.shield(self._close_dangling_calls())
         except AgentError as exc:
             result = self._error(str(exc), exc.status)
+        except StoreError as exc:  # the history cannot be saved (full disk: 507): the run ends, said plainly
+            result = self._error(f"the session's history could not be saved: {exc}", exc.status)
         except Exception as exc:  # the run must end with an event, never vanish
             self.services.record("agent.run.internal_error", "error", run_id=self.run.id, session_id=self.session.id,
                                  error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))

@@ -47,3 +47,11 @@ def bmo_config_sections(register):
     register("options.http_server", HttpServerOptions)
     register("storage", StorageOptions)
     register("tracing", TracingOptions)
+
+
+@hookimpl
+def bmo_posture(register, host):
+    from bmo.defaults.writer_posture import records_posture, store_posture
+
+    register("store_writer", store_posture)
+    register("records", records_posture)

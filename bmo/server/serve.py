@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import os
 import signal
 import sys
+import tempfile
 
 from aiohttp import web
 
@@ -47,6 +50,27 @@ def check_boundary(serve: ServeSettings) -> str | None:
     if serve.auth_token is not None and not serve.loopback:
         return NON_LOOPBACK_WARNING.format(addr=serve.addr)
     return None
+
+
+def check_data_dir(plan: HostPlan) -> None:
+    """Refuse to start on a data dir BMO cannot write (read-only file system, no permission).
+
+    A full disk is not refused: the server starts and degrades (see docs/serving.md).
+    """
+    for directory in dict.fromkeys((plan.data_dir, plan.log_dir)):
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".bmo-write-check-", dir=directory)  # an empty file needs no space
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                continue
+            raise ServeRefused(
+                f"the data dir {directory} is not writable ({exc.strerror or exc}). BMO keeps its database and "
+                "trace records there: pass --data-dir (or set BMO_DATA_DIR) to a writable directory, or fix the "
+                "mount or permissions of this one."
+            ) from None
 
 
 async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:

@@ -8,7 +8,8 @@ import traceback
 from aiohttp import web
 
 from bmo.server.auth import requester_label
-from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.errors import ApiError, envelope_for_http_exception, store_error_reply
+from bmo.store import StoreError
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 
@@ -76,6 +77,9 @@ async def guarded(rt: CompatRequest, work, session_headers=lambda: "") -> web.St
     except ApiError as exc:
         await rt.finish(getattr(exc, OUTCOME_ATTR, outcomes.ERROR_500), exc.status, error=str(exc))
         response = exc.response()
+    except StoreError as exc:  # a durable session cannot be saved (full disk: 507); the request is answered, not a 500
+        await rt.finish(outcomes.ERROR_500, exc.status, error=str(exc))
+        response = store_error_reply(exc).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
