@@ -115,7 +115,8 @@ class AgentLoop:
                                  usage=self.model.usage, error=f"run cancelled: {reason}")
             await asyncio.shield(self._close_dangling_calls())
         except AgentError as exc:
-            result = self._error(str(exc), exc.status)
+            self.run.error_detail = exc.detail  # the full story, for the store and records; clients get str(exc)
+            result = self._error(str(exc), exc.status, exc.code)
         except StoreError as exc:  # the history cannot be saved (full disk: 507): the run ends, said plainly
             result = self._error(f"the session's history could not be saved: {exc}", exc.status)
         except Exception as exc:  # the run must end with an event, never vanish
@@ -125,9 +126,9 @@ class AgentLoop:
         await asyncio.shield(self._finish(result, time.monotonic() - started))
         return result
 
-    def _error(self, message: str, status: int) -> RunFinished:
+    def _error(self, message: str, status: int, code: str | None = None) -> RunFinished:
         return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text),
-                           usage=self.model.usage, error=message, error_status=status)
+                           usage=self.model.usage, error=message, error_status=status, error_code=code)
 
     def _done(self, outcome: str, finish_reason: str = "stop", *, error: str | None = None,
               tool_calls: list[ToolCall] | None = None, refusal: str | None = None) -> RunFinished:
@@ -139,7 +140,7 @@ class AgentLoop:
         end = {
             "finished_at": time.time(), "outcome": result.outcome, "finish_reason": result.finish_reason,
             "steps": self.model.steps, "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens, "error": result.error,
+            "completion_tokens": result.usage.completion_tokens, "error": self.run.error_detail or result.error,
             "error_status": result.error_status, "cancel_reason": self.run.cancel_reason,
         }
         try:
@@ -163,7 +164,8 @@ class AgentLoop:
             origin=self.run.policy.origin, outcome=result.outcome, finish_reason=result.finish_reason,
             steps=self.model.steps, prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
-            elapsed_ms=round(elapsed * 1000, 1), error=result.error, error_status=result.error_status,
+            elapsed_ms=round(elapsed * 1000, 1), error=self.run.error_detail or result.error,
+            error_status=result.error_status,
             requester=self.run.requester, depth=self.depth,
         )
         self.emit(result)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bmo.agent.errors import error_detail
 from bmo.agent.events import StepStarted, TextDelta
 from bmo.agent.messages import ChatMessage, Usage
 from bmo.agent.providers.base import ModelTurn
@@ -67,7 +68,7 @@ class ModelSteps:
                 assert turn is not None
                 record_turn(span, self.services.tracer, turn, messages)
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = error_detail(exc)
             raise
         finally:
             usage = turn.usage if turn is not None else Usage()

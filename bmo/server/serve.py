@@ -90,7 +90,8 @@ async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True)
+        backlog = plan.config.section("options.http_server").backlog
+        site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True, backlog=backlog)
         await site.start()
         # Everything alive now lives as long as the server: keep it out of every future GC pass.
         gc.collect()

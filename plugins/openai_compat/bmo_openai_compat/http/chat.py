@@ -11,10 +11,11 @@ from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
 from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
+from bmo.server.capacity import stream_slot
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.http.error_replies import (
-    PreparedError, compat_error, disabled_error, guarded, identity_headers, requester_of,
+    PreparedError, agent_error, compat_error, disabled_error, guarded, identity_headers, requester_of,
 )
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -73,7 +74,8 @@ class ChatHandler:
         kind = "task" if pm.hook.bmo_openai_compat_classify(request=request, body=raw) == TASK else "chat"
         rt.set(session_id=session_id, is_session_reuse=bool(session_id), kind=kind, requester=self._requester())
         await rt.fire()
-        with rt.active():  # the router's, the agent's model and tool spans nest under this request's span
+        # A stream past [options.http_server] max_concurrent_streams is a 503 here, before any run starts.
+        with stream_slot(self.host, req.stream), rt.active():  # spans of the router, model, tools nest under this one
             if kind == TASK:
                 return await self._task(req)
             if session_id:
@@ -142,7 +144,7 @@ class ChatHandler:
                 decision = await route(coordinator, req.model, history + appended, sampling, conversation_id=session.id,
                                        run_id=rt.request_id)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
-                raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
+                raise agent_error(exc, "The ambiguity router's model call failed: ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -231,7 +233,7 @@ class ChatHandler:
             completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req),
                                                          response_format=fmt.upstream() if fmt else None)
         except AgentError as exc:
-            raise compat_error(exc.status, str(exc)) from None
+            raise agent_error(exc) from None
         if fmt is not None:  # one direct call: checked, but no repair step
             error = await asyncio.to_thread(fmt.check, fmt.extract(completion.text or ""))
             await self.rt.event("answer_checked", attempt=1, ok=error is None, format=fmt.describe(),
