@@ -61,9 +61,16 @@ CREATE TABLE openai_compat_responses (
 CREATE INDEX openai_compat_responses_session ON openai_compat_responses (session_id, created_at);
 """
 
-# Version 3 (issue 15): who a failure belongs to: client | upstream | server ("" when none).
+# Start-up crash recovery finds rows left running, and retention old rows, without a table scan.
 V3 = """
+CREATE INDEX openai_compat_runs_running ON openai_compat_runs (id) WHERE status = 'running';
+CREATE INDEX openai_compat_runs_started ON openai_compat_runs (started_at);
+CREATE INDEX openai_compat_responses_open ON openai_compat_responses (response_id) WHERE status = 'in_progress';
+"""
+
+# Version 4 (issue 15): who a failure belongs to: client | upstream | server ("" when none).
+V4 = """
 ALTER TABLE openai_compat_runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
 """
 
-MIGRATIONS = ((1, V1), (2, V2), (3, V3))
+MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4))

@@ -2,17 +2,21 @@
 
 The posture and the TUI sidebar (every few seconds) read these instead of counting whole tables.
 Requests are counted when they are served, saved or not (a degraded ledger still shows them);
-``runs`` and ``events`` count the rows that did land.
+``runs`` and ``events`` count the rows that did land. A recount every ``RESEED_S`` follows
+retention passes that delete old rows.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections import Counter, deque
 from typing import Any
 
 from bmo_openai_compat.observe import outcomes
 
+# Retention prunes rows while serving: recount this often so the numbers follow it (a scan per 10 min, not per call).
+RESEED_S = 600.0
 MAX_USER_AGENTS = 10_000  # distinct User-Agents tracked; later new ones are not counted (bounded memory)
 LAST = 5
 _RUNS_INSERT = "INSERT INTO openai_compat_runs "
@@ -23,7 +27,7 @@ class LedgerCounts:
     """Ledger size, per-route and per-kind counts, top User-Agents and the last chat outcomes."""
 
     def __init__(self) -> None:
-        self.seeded = False
+        self.seeded_at: float | None = None
         self.runs = 0
         self.events = 0
         self.routes: Counter[str] = Counter()
@@ -31,8 +35,17 @@ class LedgerCounts:
         self.user_agents: Counter[str] = Counter()
         self.last: deque[dict] = deque(maxlen=LAST)
 
+    @property
+    def seeded(self) -> bool:
+        """Counted, and recently enough that a retention pass since would show."""
+        return self.seeded_at is not None and time.monotonic() - self.seeded_at < RESEED_S
+
     async def seed(self, db) -> None:
-        """Count what the ledger already holds (once, at start-up)."""
+        """Count what the ledger holds (at start-up, then every RESEED_S)."""
+        self.routes.clear()
+        self.kinds.clear()
+        self.user_agents.clear()
+        self.last.clear()
         size = await db.fetchone("SELECT COUNT(*) AS n FROM openai_compat_runs")
         events = await db.fetchone("SELECT COUNT(*) AS n FROM openai_compat_run_events")
         self.runs = size["n"] if size else 0
@@ -50,7 +63,7 @@ class LedgerCounts:
             f" WHERE e.terminal = 1 AND r.route IN ({marks}) ORDER BY e.id DESC LIMIT {LAST}",
             tuple(outcomes.CHAT_ROUTES))
         self.last.extend(reversed([dict(r) for r in last]))
-        self.seeded = True
+        self.seeded_at = time.monotonic()
 
     def served(self, *, route: str, kind: str, client_ua: str, request_id: str, outcome: str, elapsed_ms: int,
                at: str) -> None:
