@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = (
     "bmo.defaults.core_config",
     "bmo.defaults.host_routes",
     "bmo.defaults.store_upkeep",
+    "bmo.defaults.tracing_status",
     "bmo.agent.plugin",
 )
 

@@ -30,7 +30,7 @@ from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
 from bmo.agent.services import RunServices, run_events
 from bmo.agent.session import Session
 from bmo.agent.store import AgentStore
-from bmo.agent.telemetry import chat_span, record_usage
+from bmo.agent.telemetry import chat_span, record_prompt, record_turn
 from bmo.agent.tools.base import ToolFailed
 
 if TYPE_CHECKING:
@@ -318,12 +318,14 @@ class Coordinator:
     # -- one direct model call -----------------------------------------------------
     async def complete(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
                        tool_choice: object = None, sampling: dict | None = None,
-                       response_format: dict | None = None) -> Completion:
-        """One model call, no loop, no tool executed, no session."""
+                       response_format: dict | None = None, purpose: str = "chat",
+                       conversation_id: str | None = None, run_id: str | None = None) -> Completion:
+        """One model call, no loop, no tool, no session; ``purpose`` names its span, the ids tie it to a session."""
         provider, upstream = self.resolve_model(model)
         turn: ModelTurn | None = None
         extra = {"response_format": response_format} if response_format is not None else {}
-        with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
+        with chat_span(self.host.tracer, provider=provider.name, model=upstream, purpose=purpose,
+                       session_id=conversation_id, run_id=run_id) as span:
             stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling,
                                      **extra)
             async with contextlib.aclosing(stream) as items:
@@ -331,8 +333,7 @@ class Coordinator:
                     if isinstance(item, ModelTurn):
                         turn = item
             assert turn is not None
-            record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
-                         finish_reason=turn.finish_reason)
+            record_turn(span, self.host.tracer, turn, messages)
         return Completion(text=turn.text, tool_calls=turn.tool_calls, finish_reason=turn.finish_reason, usage=turn.usage)
 
     async def complete_prompt(self, model: str, prompt: str, *, suffix: str | None = None,
@@ -346,8 +347,7 @@ class Coordinator:
             turn = await complete_text(upstream, prompt, suffix=suffix, sampling=sampling)
             if turn is None:
                 return None
-            record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
-                         finish_reason=turn.finish_reason)
+            record_prompt(span, self.host.tracer, prompt, turn)
         return Completion(text=turn.text, finish_reason=turn.finish_reason, usage=turn.usage)
 
     # -- spawning ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from bmo.agent.errors import error_detail
 from bmo.agent.events import StepStarted, TextDelta
 from bmo.agent.messages import ChatMessage, Usage
 from bmo.agent.providers.base import ModelTurn
-from bmo.agent.telemetry import chat_span, record_usage
+from bmo.agent.telemetry import chat_span, record_turn
 
 if TYPE_CHECKING:
     from bmo.agent.run import Run
@@ -66,8 +66,7 @@ class ModelSteps:
                         else:
                             emit(item)
                 assert turn is not None
-                record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
-                             finish_reason=turn.finish_reason)
+                record_turn(span, self.services.tracer, turn, messages)
         except BaseException as exc:
             error = error_detail(exc)
             raise

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bmo.agent.events import ReasoningDelta, ToolFinished, ToolStarted
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.permissions import DENY, digest
-from bmo.agent.telemetry import tool_span
+from bmo.agent.telemetry import mark_failed, record_tool_content, tool_span
 from bmo.agent.tools.base import READ, ToolContext, ToolEndedRun, ToolFailed
 
 if TYPE_CHECKING:
@@ -101,12 +101,14 @@ class ToolCallRunner:
         tool = self.tools.get(name)
         ok = False
         executed = False
+        failure = ""  # the span's error.type when the call failed
         started = time.monotonic()
         with tool_span(services.tracer, name=name, call_id=call.id, tool_class=getattr(tool, "tool_class", "unknown"),
-                       run_id=run.id) as span:
+                       run_id=run.id, session_id=self.session.id) as span:
             if tool is None:
                 offered = sorted(t["function"]["name"] for t in self.model_tools())
                 content = f"Error: there is no tool named {name!r}. Available tools: {', '.join(offered) or 'none'}."
+                failure = "tool_not_found"
             else:
                 try:
                     args = json.loads(arguments)
@@ -115,10 +117,14 @@ class ToolCallRunner:
                 except ValueError as exc:
                     args = None
                     content = f"Error: the arguments for {name} are not a valid JSON object ({exc}); call it again with valid JSON."
+                    failure = "invalid_arguments"
                 if args is not None:
-                    content, ok, executed = await self._permitted_run(tool, arguments, args)
+                    content, ok, executed, failure = await self._permitted_run(tool, arguments, args)
             span.set_attribute("bmo.tool.ok", ok)
-        content = bound_output(content, services.options.max_tool_output_bytes)
+            content = bound_output(content, services.options.max_tool_output_bytes)
+            if failure:
+                mark_failed(span, failure, content)
+            record_tool_content(span, services.tracer, arguments, content)
         if executed:
             await services.store.audit("tool.executed", actor=run.requester, session_id=self.session.id, run_id=run.id,
                                        tool=name, call_id=call.id, ok=ok, arguments_digest=digest(arguments))
@@ -128,14 +134,14 @@ class ToolCallRunner:
         services.emit(ToolFinished(call_id=call.id, name=name, ok=ok, summary=content[:300]))
         return content
 
-    async def _permitted_run(self, tool: Any, arguments: str, args: dict) -> tuple[str, bool, bool]:
-        """(content, ok, executed) after the permission check."""
+    async def _permitted_run(self, tool: Any, arguments: str, args: dict) -> tuple[str, bool, bool, str]:
+        """(content, ok, executed, error type or "") after the permission check."""
         services, run = self.services, self.run
         policy = run.policy
         if policy.allowed_classes is not None and tool.tool_class not in policy.allowed_classes:
             allowed = ", ".join(sorted(policy.allowed_classes)) or "none"
             return (f"Permission denied: {tool.name} is a {tool.tool_class} tool and this run only allows {allowed} tools. "
-                    "Answer with what you can do without it.", False, False)
+                    "Answer with what you can do without it.", False, False, "refused")
         timeout = policy.permission_timeout_s if policy.permission_timeout_s is not None else \
             services.options.permission_timeout_s
         verdict = await services.permissions.check(
@@ -146,20 +152,21 @@ class ToolCallRunner:
             why = "nobody answered the permission request in time" if verdict.decided_by == "timeout" else \
                   f"it was denied ({verdict.decided_by})"
             return (f"Permission denied: {tool.name} was not run because {why}. Do not retry it; tell the user "
-                    "what you wanted to do and why.", False, False)
+                    "what you wanted to do and why.", False, False,
+                    "permission_timeout" if verdict.decided_by == "timeout" else "denied")
         assert verdict.decision != DENY
         ctx = ToolContext(host=services.tool_host, session_id=self.session.id, run_id=run.id,
                           workspace=services.workspace, requester=run.requester, depth=self.depth, spawn=services.spawn)
         try:
-            return await tool.run(args, ctx), True, True
+            return await tool.run(args, ctx), True, True, ""
         except ToolEndedRun as exc:
             self.ended = self.ended or exc
-            return f"Error: {exc}", False, True
+            return f"Error: {exc}", False, True, getattr(exc, "error_type", "tool_error")
         except ToolFailed as exc:
-            return f"Error: {exc}", False, True
+            return f"Error: {exc}", False, True, getattr(exc, "error_type", "tool_error")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a tool's bug goes back to the model; the run goes on
             services.record("agent.tool.crashed", "error", tool=tool.name, run_id=run.id,
                             error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=6))
-            return f"Error: {tool.name} failed: {type(exc).__name__}: {exc}", False, True
+            return f"Error: {tool.name} failed: {type(exc).__name__}: {exc}", False, True, "crashed"

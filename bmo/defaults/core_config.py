@@ -57,6 +57,9 @@ class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     otlp_endpoint: str = ""  # empty: the standard OTEL_EXPORTER_OTLP_* variables, else no export
     otlp_protocol: str = ""  # "http/protobuf" or "grpc"; empty: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf
     service_name: str = ""  # empty: OTEL_SERVICE_NAME, else "bmo"
+    # Message content on model/tool spans; also on with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true.
+    capture_content: bool = False
+    capture_max_bytes: Annotated[int, msgspec.Meta(ge=256)] = 8192  # per attribute value
     log_stderr: bool = False
     log_max_bytes: int = 16 * 1024 * 1024
     log_backups: int = 5

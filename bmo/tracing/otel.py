@@ -12,6 +12,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bmo import __version__
+from bmo.tracing.content import ContentCapture, register
+from bmo.tracing.export_stats import CountingExporter, ExportStats
 
 TRACER_NAME = "bmo"
 
@@ -60,18 +62,33 @@ def _exporter(protocol: str, endpoint: str):
     return OTLPSpanExporter(endpoint=endpoint)
 
 
-def create_tracer_provider(options: Any, env: dict[str, str] | None = None) -> TracerProvider:
+class BmoTracerProvider(TracerProvider):
+    """The SDK provider plus what BMO adds: the content-capture setting and the export counters."""
+
+    def __init__(self, *, content: ContentCapture, export: ExportStats, endpoint: str = "", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.content = content
+        self.export_stats = export
+        self.export_endpoint = endpoint  # "" when nothing is exported
+
+
+def create_tracer_provider(options: Any, env: dict[str, str] | None = None) -> BmoTracerProvider:
     """A provider of our own (not the global one), so tests and servers never share state."""
     env = dict(os.environ if env is None else env)
     name = options.service_name or env.get("OTEL_SERVICE_NAME", "") or "bmo"
     resource = Resource.create({"service.name": name, "service.version": __version__})
-    provider = TracerProvider(resource=resource)
     settings = export_settings(options, env)
+    stats = ExportStats(protocol=settings[0] if settings else "", endpoint=settings[1] if settings else "")
+    provider = BmoTracerProvider(resource=resource, content=ContentCapture.from_config(options, env), export=stats,
+                                 endpoint=settings[1] if settings else "")
     if settings is not None:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(*settings), schedule_delay_millis=500))
+        exporter = CountingExporter(_exporter(*settings), stats)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     return provider
 
 
 def get_tracer(provider: TracerProvider) -> trace.Tracer:
-    """The tracer plugins reach as ``host.tracer``."""
-    return provider.get_tracer(TRACER_NAME, __version__)
+    """The tracer plugins reach as ``host.tracer`` (model and tool spans learn the capture setting from it)."""
+    tracer = provider.get_tracer(TRACER_NAME, __version__)
+    register(tracer, getattr(provider, "content", ContentCapture()))
+    return tracer

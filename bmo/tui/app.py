@@ -19,6 +19,18 @@ LOCAL_COMMANDS = {
 SIDEBAR_REFRESH_S = 5.0
 
 
+def server_problem(status: int) -> str:
+    """The sidebar's ``server:`` value when the server answered with an error."""
+    if status == 401:
+        return "token wrong or missing (bmo tui --auth-token TOKEN, or BMO_AUTH_TOKEN)"
+    return f"error {status}"
+
+
+def decider(decided_by: str) -> str:
+    """``user:alice`` as is; ``user:`` (no name known) as ``user``."""
+    return decided_by.rstrip(":") or "unknown"
+
+
 class BmoApp(App):
     """A client of a running ``bmo serve``; everything it shows comes over HTTP."""
 
@@ -95,7 +107,9 @@ class BmoApp(App):
         assert self.client is not None
         try:
             rows = await self.client.sidebar()
-        except (BmoApiError, OSError):
+        except BmoApiError as exc:
+            rows = [{"label": "server", "value": server_problem(exc.status)}]
+        except OSError:
             rows = [{"label": "server", "value": "unreachable"}]
         self.query_one(Sidebar).show_indicators(rows)
 
@@ -125,7 +139,7 @@ class BmoApp(App):
                 elif kind == "permission.requested":
                     self.push_screen(PermissionScreen(event), callback=self._decider(event["permission_id"]))
                 elif kind == "permission.decided":
-                    self.say("notice", f"{event['tool']}: {event['decision']} ({event['decided_by']})")
+                    self.say("notice", f"{event['tool']}: {event['decision']} ({decider(event['decided_by'])})")
                 elif kind == "run.finished":
                     self.run_status = event["outcome"]
                     if event.get("error"):
@@ -154,9 +168,13 @@ class BmoApp(App):
     async def run_slash(self, line: str) -> None:
         assert self.client is not None
         try:
-            self.say("notice", await self.client.slash(line, width=max(40, self.size.width - 40)))
+            text = await self.client.slash(line, width=max(40, self.size.width - 40))
         except (BmoApiError, OSError) as exc:
             self.say("error", str(exc))
+            return
+        if text.startswith("Unknown command"):  # the server knows only its own; the TUI adds its commands
+            text += ". TUI commands: " + ", ".join(f"/{k}" for k in LOCAL_COMMANDS)
+        self.say("notice", text)
 
     # -- input --------------------------------------------------------------------------
     async def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -102,3 +102,26 @@ async def test_a_wrong_token_is_shown_not_raised(server):
         await until(pilot, lambda: any(r == "error" for r, _ in app.transcript()), "an error line")
     errors = [t for r, t in app.transcript() if r == "error"]
     assert "401" in errors[0] and "bearer token" in errors[0].lower()
+
+
+async def test_a_wrong_token_says_so_in_the_sidebar_and_how_to_pass_one(server):
+    app = BmoApp(server.url, "wrong-token")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await until(pilot, lambda: "token wrong or missing" in str(app.query_one("#indicators").render()),
+                    "the sidebar's token hint")
+        assert "--auth-token" in str(app.query_one("#indicators").render())
+
+
+async def test_an_unknown_command_lists_the_tuis_own_commands_too(server):
+    app = BmoApp(server.url, server.token)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await type_line(pilot, "/nope")
+        await until(pilot, lambda: any("Unknown command /nope" in t for _, t in app.transcript()), "the unknown reply")
+    [text] = [t for _, t in app.transcript() if "Unknown command /nope" in t]
+    assert "/new" in text and "/quit" in text and "/help" in text
+
+
+def test_a_decision_by_a_nameless_user_reads_user():
+    from bmo.tui.app import decider
+
+    assert (decider("user:"), decider("user:alice"), decider("policy")) == ("user", "user:alice", "policy")

@@ -20,6 +20,7 @@ class ModelTurn(msgspec.Struct, kw_only=True):
     finish_reason: str = "stop"
     usage: Usage = msgspec.field(default_factory=Usage)
     refusal: str = ""  # the upstream declined to answer (OpenAI structured outputs' ``refusal``)
+    response_model: str = ""  # the ``model`` the upstream said answered (``gen_ai.response.model``)
 
 
 StreamItem = TextDelta | ReasoningDelta | ModelTurn

@@ -36,6 +36,7 @@ class Choice(msgspec.Struct):
 
 
 class Chunk(msgspec.Struct):
+    model: Any = None  # the model that answered (gen_ai.response.model)
     choices: list[Choice] | None = None
     usage: Any = None
     error: Any = None

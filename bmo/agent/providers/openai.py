@@ -235,8 +235,9 @@ class OpenAIProvider:
             raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.",
                                 code="upstream_bad_answer")
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        model_name = answer.get("model")
         return ModelTurn(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "stop",
-                         usage=usage_of(usage))
+                         usage=usage_of(usage), response_model=model_name if isinstance(model_name, str) else "")
 
     async def _read_body(self, resp: aiohttp.ClientResponse, bounds: AnswerBounds) -> bytes:
         """A whole (non-streamed) answer body, within the bounds."""
@@ -272,6 +273,7 @@ class OpenAIProvider:
         calls: dict[int, dict] = {}
         finish: str | None = None
         usage = Usage()
+        response_model = ""
         done = False
         unparsed: list[str] = []  # data lines that are not JSON (the first few, for the detail)
         unparsed_count = 0
@@ -295,6 +297,8 @@ class OpenAIProvider:
                                                        f"{str(chunk.error.get('message', chunk.error))[:2000]}")
                         if isinstance(chunk.usage, dict):
                             usage = usage_of(chunk.usage)
+                        if isinstance(chunk.model, str) and chunk.model:
+                            response_model = chunk.model
                         for choice in chunk.choices or ():
                             delta = choice.delta
                             if delta is not None:
@@ -332,7 +336,7 @@ class OpenAIProvider:
             finish = "tool_calls"  # some servers say "stop" even when they called tools
         yield ModelTurn(
             text="".join(text), reasoning="".join(reasoning), tool_calls=tool_calls,
-            finish_reason=finish or "stop", usage=usage, refusal="".join(refusal),
+            finish_reason=finish or "stop", usage=usage, refusal="".join(refusal), response_model=response_model,
         )
 
     def _unfinished(self, done: bool, unparsed_count: int, unparsed: list[str]) -> UpstreamError:

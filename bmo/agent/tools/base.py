@@ -16,7 +16,14 @@ TOOL_CLASSES = (READ, WRITE, EXEC, NETWORK, CLUSTER_READ)
 
 
 class ToolFailed(Exception):
-    """A tool's own failure: its message goes back to the model, the run goes on."""
+    """A tool's own failure: its message goes back to the model, the run goes on.
+
+    ``error_type`` is the span's ``error.type``: e.g. "timeout", "disconnected", "tool_error".
+    """
+
+    def __init__(self, message: str = "", *, error_type: str = "tool_error"):
+        super().__init__(message)
+        self.error_type = error_type
 
 
 class ToolEndedRun(ToolFailed):

@@ -40,7 +40,8 @@ class RunShell(Tool):
         )
         text = result.output.decode("utf-8", errors="replace")
         if result.timed_out:
-            raise ToolFailed(f"command timed out after {timeout:g}s and was killed. Output so far:\n{text}")
+            raise ToolFailed(f"command timed out after {timeout:g}s and was killed. Output so far:\n{text}",
+                             error_type="timeout")
         if result.dropped:
             text += f"\n[output truncated: {result.dropped} more bytes]"
         return f"exit code {result.exit_code}\n{text}"

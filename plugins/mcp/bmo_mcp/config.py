@@ -27,6 +27,8 @@ class McpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     tool_class: str = NETWORK  # permission class of every tool of this server; "read" = trusted, no prompt
     timeout_s: float = 60.0  # one tool call
     startup_timeout_s: float = 20.0  # start/connect, handshake and tool listing
+    ping_interval_s: float = 15.0  # an idle connection is pinged this often; no answer: it is dead
+    reconnect_max_s: float = 30.0  # reconnect backoff doubles from 0.5 s up to this
 
     def __post_init__(self) -> None:
         if bool(self.command) == bool(self.url):
@@ -35,8 +37,9 @@ class McpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
             raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
         if self.tool_class not in TOOL_CLASSES:
             raise ValueError(f"`tool_class` must be one of {', '.join(TOOL_CLASSES)}, got {self.tool_class!r}")
-        if self.timeout_s <= 0 or self.startup_timeout_s <= 0:
-            raise ValueError("`timeout_s` and `startup_timeout_s` must be greater than 0")
+        if min(self.timeout_s, self.startup_timeout_s, self.ping_interval_s, self.reconnect_max_s) <= 0:
+            raise ValueError("`timeout_s`, `startup_timeout_s`, `ping_interval_s` and `reconnect_max_s` must be "
+                             "greater than 0")
 
     @property
     def transport(self) -> str:

@@ -16,6 +16,8 @@ enabled = true
 tool_class = "network"
 timeout_s = 60.0
 startup_timeout_s = 20.0
+ping_interval_s = 15.0
+reconnect_max_s = 30.0
 # tools are named mcp__time__<tool>
 [mcp.docs]
 url = "http://127.0.0.1:3001/mcp"
@@ -23,6 +25,8 @@ enabled = true
 tool_class = "read"
 timeout_s = 60.0
 startup_timeout_s = 20.0
+ping_interval_s = 15.0
+reconnect_max_s = 30.0
 [mcp.docs.headers]
 Authorization = "set"
 # tools are named mcp__docs__<tool>"""

@@ -52,8 +52,10 @@ class McpConnection:
     """A connection to the server ``name``: start it, call its tools, close it."""
 
     def __init__(self, name: str, options: McpServerOptions, *, stderr_path: Path | None = None,
-                 client_version: str = "0", record: Callable[..., Any] | None = None):
+                 client_version: str = "0", record: Callable[..., Any] | None = None,
+                 on_lost: Callable[[McpConnection], None] | None = None):
         self.name = name
+        self._on_lost = on_lost  # called once when a connected server goes away (not at close)
         self.options = options
         self.stderr_path = stderr_path
         self.client_version = client_version
@@ -148,14 +150,19 @@ class McpConnection:
                     self._ready.set()
                     async with anyio.create_task_group() as calls:
                         while True:
-                            call = await self._queue.get()
+                            try:
+                                call = await asyncio.wait_for(self._queue.get(), self.options.ping_interval_s)
+                            except TimeoutError:
+                                await self._ping(client)
+                                continue
                             calls.start_soon(self._run_call, client, call)
             if self.state == CONNECTING and not self._closing:
                 self._fail(f"did not start within {self.options.startup_timeout_s:g} s{self._stderr_tail()}")
         except Exception as exc:  # noqa: BLE001 - a server's failure is reported, never raised into the host
             if not self._closing:
-                self._fail(describe_error(exc) + self._stderr_tail())
+                self._fail(self._explain(exc) + self._stderr_tail())
         finally:
+            was_connected = self.connected_at is not None
             if self.state == CONNECTED:
                 if self._closing:
                     self.state = CLOSED
@@ -163,6 +170,30 @@ class McpConnection:
                     self._fail("the connection ended")
             self._drain()
             self._ready.set()
+            if was_connected and not self._closing and self._on_lost is not None:
+                self._on_lost(self)
+
+    async def _ping(self, client: Any) -> None:
+        """An idle connection's heartbeat: a server that does not answer in time is dead (raises).
+
+        A tools/list page, not MCP ``ping``: every protocol version answers it (the SDK deprecates ping).
+        """
+        limit = min(self.options.ping_interval_s, 10.0)
+        try:
+            with anyio.fail_after(limit):
+                await client.list_tools()
+        except TimeoutError:
+            raise ConnectionError(f"the server did not answer a heartbeat within {limit:g} s") from None
+
+    def _explain(self, exc: BaseException) -> str:
+        """The failure in words, naming a stdio command that is not there."""
+        inner = exc
+        while isinstance(inner, BaseExceptionGroup) and inner.exceptions:
+            inner = inner.exceptions[0]
+        if isinstance(inner, FileNotFoundError) and self.options.command:
+            return (f"No such file: the command {self.options.command!r} was not found; install it or fix "
+                    f"[mcp.{self.name}] command")
+        return describe_error(exc)
 
     async def _open(self, stack: AsyncExitStack) -> Any:
         """Enter the SDK client on ``stack`` (transport, session, handshake)."""
@@ -223,7 +254,8 @@ class McpConnection:
             self.last_error = f"{call.tool}: {describe_error(exc)}"
             if getattr(exc, "code", None) == CONNECTION_CLOSED:  # the server went away (a stdio child exited)
                 if self.state == CONNECTED:
-                    self._fail(f"the server closed the connection during {call.tool}; restart BMO to reconnect")
+                    self._fail(f"the server closed the connection during {call.tool}; BMO reconnects with backoff "
+                               f"(see the mcp posture), or restart BMO")
                 exc = NotConnected(self._unavailable())
                 if self._scope is not None:
                     self._scope.cancel()  # end the session so a stdio child is reaped and the state says failed

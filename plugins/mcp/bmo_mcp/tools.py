@@ -71,11 +71,12 @@ class McpTool(Tool):
         try:
             result = await self.connection.call_tool(self.remote_name, args)
         except NotConnected as exc:
-            raise ToolFailed(str(exc)) from None
+            raise ToolFailed(str(exc), error_type="disconnected") from None
         except TimeoutError as exc:
-            raise ToolFailed(str(exc) or f"{self.name} timed out") from None
+            raise ToolFailed(str(exc) or f"{self.name} timed out", error_type="timeout") from None
         except Exception as exc:  # noqa: BLE001 - a protocol error (unknown tool, bad arguments) goes back to the model
-            raise ToolFailed(f"MCP server {self.connection.name!r} refused {self.remote_name}: {describe_error(exc)}") from None
+            raise ToolFailed(f"MCP server {self.connection.name!r} refused {self.remote_name}: {describe_error(exc)}",
+                             error_type="refused") from None
         text = result_text(result)
         if result.is_error:
             self.connection.failed_calls += 1

@@ -69,12 +69,12 @@ def tool_messages(request) -> list[dict]:
     return [m for m in request.messages if m.get("role") == "tool"]
 
 
-def start_everything(log: Path) -> tuple[subprocess.Popen, str]:
-    """Start ``@modelcontextprotocol/server-everything`` (npm) on a free port: (process, its /mcp URL)."""
+def start_everything(log: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``@modelcontextprotocol/server-everything`` (npm) on ``port`` (default a free one): (process, /mcp URL)."""
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("npx (Node.js) is not installed, so the npm MCP server cannot run")
-    port = free_port()
+    port = port or free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen([npx, "-y", EVERYTHING_PACKAGE, "streamableHttp"], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PORT": str(port)},

@@ -79,7 +79,7 @@ async def test_cancelling_a_run_stops_its_mcp_call_at_once(bmo, fake_upstream, e
     assert "after cancel" in tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
 
 
-async def test_an_http_server_that_goes_away_fails_the_next_call_at_once_and_shows_as_failed(bmo, fake_upstream, tmp_path):
+async def test_an_http_server_that_goes_away_fails_the_next_call_at_once_and_is_withdrawn(bmo, fake_upstream, tmp_path):
     proc, url = await asyncio.to_thread(start_everything, tmp_path / "everything.log")
     try:
         server = await bmo(f'[mcp.doomed]\nurl = "{url}"\ntool_class = "read"\n')
@@ -87,11 +87,15 @@ async def test_an_http_server_that_goes_away_fails_the_next_call_at_once_and_sho
     finally:
         await asyncio.to_thread(stop_everything, proc)
     echo = reply(tool_calls=[tool_call("mcp__doomed__echo", {"message": "anyone?"})])
-    fake_upstream.script(echo, reply("It is gone."), echo, reply("Still gone."))
-    for _ in range(2):
-        result, _ = await run_agent(server.host, "echo")
-        assert result.outcome == outcomes.FINAL_ANSWER
-        answer = tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
-        assert answer.startswith("Error: MCP server 'doomed' is not connected: ")
+    fake_upstream.script(echo, reply("It is gone."), reply("Nothing to call."))
+    result, _ = await run_agent(server.host, "echo")
+    assert result.outcome == outcomes.FINAL_ANSWER
+    answer = tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
+    assert answer.startswith("Error: MCP server 'doomed' is not connected: ")
+    # From then on its tools are not offered, and BMO retries the server with backoff.
+    await run_agent(server.host, "echo again")
+    offered = {t["function"]["name"] for t in fake_upstream.chat_requests[-1].body.get("tools", [])}
+    assert not any(name.startswith("mcp__doomed__") for name in offered)
     row = (await server.host.posture())["mcp"]["servers"]["doomed"]
-    assert (row["state"], row["connected"]) == ("failed", False) and row["last_error"]
+    assert (row["state"], row["connected"], row["tools"]) == ("reconnecting", False, 0) and row["last_error"]
+    assert row["reconnecting_since"]

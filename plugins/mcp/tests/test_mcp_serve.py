@@ -29,7 +29,7 @@ async def test_bmo_mcp_serve_over_stdio_returns_the_same_snapshot_as_the_posture
     await sdk.models.list()
     await sdk.close()
     async with asyncio.timeout(10):  # the ledger row is written after the answer went out
-        while not (await get_posture(server))["last_outcomes"]:
+        while not (await get_posture(server))["routes"]["models_list"]:  # last_outcomes shows chat routes only
             await asyncio.sleep(0.05)
 
     params = StdioServerParameters(command=sys.executable, args=["-m", "bmo", "mcp", "serve", "--url", server.url],

@@ -60,12 +60,17 @@ def is_first_user_turn(conversation: list[ChatMessage]) -> bool:
     return users == 1 and not any(m.role in ("assistant", "tool") for m in conversation)
 
 
-async def route(coordinator, model: str, conversation: list[ChatMessage], sampling: dict | None = None) -> RouteDecision:
-    """Ask the model; agent errors (upstream down, unknown model) propagate to the caller."""
+async def route(coordinator, model: str, conversation: list[ChatMessage], sampling: dict | None = None, *,
+                conversation_id: str | None = None, run_id: str | None = None) -> RouteDecision:
+    """Ask the model; agent errors (upstream down, unknown model) propagate to the caller.
+
+    Its span is ``triage <model>``, tied to the session (``gen_ai.conversation.id``) and the request.
+    """
     messages = [ChatMessage(role="system", content=ROUTER_PROMPT)]
     messages += [m for m in conversation if m.role in ("system", "user")]
     completion = await coordinator.complete(model, messages, tools=[ROUTE_TOOL], tool_choice=TOOL_CHOICE,
-                                            sampling={k: v for k, v in (sampling or {}).items() if k == "seed"})
+                                            sampling={k: v for k, v in (sampling or {}).items() if k == "seed"},
+                                            purpose="triage", conversation_id=conversation_id, run_id=run_id)
     usage = getattr(completion, "usage", None)
     calls = [c for c in (completion.tool_calls or []) if c.function.name == ROUTE_TOOL_NAME]
     if not calls:

@@ -68,4 +68,9 @@ CREATE INDEX openai_compat_runs_started ON openai_compat_runs (started_at);
 CREATE INDEX openai_compat_responses_open ON openai_compat_responses (response_id) WHERE status = 'in_progress';
 """
 
-MIGRATIONS = ((1, V1), (2, V2), (3, V3))
+# Version 4 (issue 15): who a failure belongs to: client | upstream | server ("" when none).
+V4 = """
+ALTER TABLE openai_compat_runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
+"""
+
+MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4))

@@ -136,7 +136,8 @@ async def bmo_startup(host):
 
     env = os.environ if host.env is None else host.env
     writes = env.get(NO_LEDGER_ENV, "") != "1"
-    state_of(host).ledger = Ledger(host.db, host.emit, writes=writes)
+    ledger = state_of(host).ledger = Ledger(host.db, host.emit, writes=writes)
+    await ledger.seed_counts()  # once: the posture then reads counters, not whole tables
     if not writes:
         host.emit("openai_compat.ledger_disabled", "warn", env=NO_LEDGER_ENV,
                   detail="the run ledger writes nothing (a benchmark switch); records and answers are unchanged")

@@ -28,7 +28,7 @@ async def test_unsupported_request_is_a_400_naming_the_field(compat, extra, para
     assert err.value.status_code == 400
     assert err.value.body["param"] == param
     assert param.split("[")[0].split(".")[0] in err.value.body["message"]
-    await compat.assert_outcome(err.value.request_id, "error_500", 400, level="warn")
+    await compat.assert_outcome(err.value.request_id, "error_500", 400, level="info")  # a client error (error_class client)
     assert compat.up.chat_requests == []  # nothing reached the model
     await client.close()
 
@@ -50,7 +50,7 @@ async def test_malformed_json_is_a_400_envelope(compat):
             body = await r.json()
             assert r.status == 400 and set(body["error"]) == {"message", "type", "param", "code"}
             assert "not valid JSON" in body["error"]["message"]
-            await compat.assert_outcome(r.headers["X-Request-Id"], "error_500", 400, level="warn")
+            await compat.assert_outcome(r.headers["X-Request-Id"], "error_500", 400, level="info")  # a client error (error_class client)
 
 
 async def test_wrong_token_is_authentication_error_recorded_as_auth_failed(compat):
@@ -70,7 +70,7 @@ async def test_unknown_model_is_not_found(compat):
     with pytest.raises(openai.NotFoundError) as err:
         await client.chat.completions.create(model="fake/nope", messages=[{"role": "user", "content": "hi"}])
     assert err.value.body["code"] == "model_not_found" and err.value.body["param"] == "model"
-    await compat.assert_outcome(err.value.request_id, "error_500", 404, level="warn")
+    await compat.assert_outcome(err.value.request_id, "error_500", 404, level="info")  # a client error (error_class client)
     await client.close()
 
 
@@ -124,7 +124,7 @@ async def test_body_over_the_size_limit_is_413_and_recorded(start_compat):
     with pytest.raises(openai.APIStatusError) as err:
         await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * 5000}])
     assert err.value.status_code == 413 and err.value.body["code"] == "request_too_large"
-    await compat.assert_outcome(err.value.request_id, "error_500", 413, level="warn")
+    await compat.assert_outcome(err.value.request_id, "error_500", 413, level="info")  # a client error (error_class client)
     await client.close()
 
 

@@ -38,11 +38,16 @@ def recipes() -> dict[str, str]:
     return found
 
 
+# What a recipe's output must not show: a client's mistake is not trouble.
+ABSENT = {"trouble": ["error_class=client", "status=404", "status=400"],
+          "server-faults": ["error_class=client"]}
 # What each recipe's output must show, given the traffic below.
 EXPECT = {
     "client-hit": [UA, "openai_compat.fired"],
     "request-end": ["openai_compat.fired", "openai_compat.action", "outcome=final_answer"],
-    "trouble": ["outcome=persist_failed"],
+    "trouble": ["outcome=persist_failed", "error_class=server"],
+    "client-errors": ["error_class=client", "status=404", "status=400"],
+    "server-faults": ["outcome=persist_failed", "error_class=server"],
     "session-reuse": ["is_session_reuse=true", "session_id=s-trace"],
     "session-outcomes": ["outcome=final_answer", "session_id=s-trace"],
     "queued": ["outcome=queued"],
@@ -73,6 +78,11 @@ async def make_traffic(url: str, data_dir: Path, model: ScriptedModel) -> dict[s
         messages=[{"role": "user", "content": "hello"}, {"role": "assistant", "content": "echo: hello"},
                   {"role": "user", "content": "again"}])
     await client.models.list()
+    # two client mistakes: an unknown model (404) and n=2 (400)
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(model="fake/no-such-model", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(model=MODEL, n=2, messages=[{"role": "user", "content": "x"}])
     # queued, then resumed
     model.answer(reply("slowly but surely", chunks=3, chunk_delay_s=0.3))
     slow = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "slow"}], stream=True,
@@ -177,8 +187,10 @@ async def test_every_tracing_recipe_runs_against_a_real_server_log(tmp_path):
     failures = []
     for name, (code, out, err) in outputs.items():
         missing = [want for want in EXPECT[name] if want not in out]
-        if code != 0 or missing:
-            failures.append(f"{name}: `{found[name]}` exit {code}, missing {missing}\n{out[:800]}{err[:400]}")
+        unwanted = [text for text in ABSENT.get(name, ()) if text in out]
+        if code != 0 or missing or unwanted:
+            failures.append(f"{name}: `{found[name]}` exit {code}, missing {missing}, unwanted {unwanted}\n"
+                            f"{out[:800]}{err[:400]}")
     assert not failures, "\n\n".join(failures)
     # The request-end recipe finds exactly the two records of that request.
     lines = [l for l in outputs["request-end"][1].splitlines() if values["REQUEST_ID"] in l]

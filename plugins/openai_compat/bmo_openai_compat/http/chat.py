@@ -141,7 +141,8 @@ class ChatHandler:
         if (self.options.ambiguity_action != "code" and answer_format is None and not forced
                 and is_first_user_turn(history + appended)):
             try:
-                decision = await route(coordinator, req.model, history + appended, sampling)
+                decision = await route(coordinator, req.model, history + appended, sampling, conversation_id=session.id,
+                                       run_id=rt.request_id)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
                 raise agent_error(exc, "The ambiguity router's model call failed: ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,

@@ -163,11 +163,14 @@ class CompatRequest:
             detail["error"] = error
         if served != outcome:
             detail["served_outcome"] = served
+        error_class = outcomes.error_class_of(outcome, status)
         final = self._final_fields(outcome, status, elapsed, error)
+        final["error_class"] = error_class
         timeline, self._timeline = self._timeline, []
+        ended_at = now_iso()
         ok = await self.ledger.write([
             *timeline,
-            self._event_statement("terminal", detail, terminal=True, outcome=outcome, elapsed=elapsed),
+            self._event_statement("terminal", detail, terminal=True, outcome=outcome, elapsed=elapsed, at=ended_at),
             Ledger.update_run(self.request_id, final),
         ])
         if not ok and outcome != outcomes.PERSIST_FAILED:
@@ -175,19 +178,23 @@ class CompatRequest:
             self.persist_failed = True
             served, outcome = outcome, outcomes.PERSIST_FAILED
             self.outcome = outcome
+            error_class = outcomes.error_class_of(outcome, status)
             self.ledger.keep_for_replay([
-                Ledger.update_run(self.request_id, {"outcome": outcome}),
+                Ledger.update_run(self.request_id, {"outcome": outcome, "error_class": error_class}),
                 ("UPDATE openai_compat_run_events SET outcome = ?, detail = json_set(detail, '$.served_outcome', ?)"
                  " WHERE request_id = ? AND terminal = 1", (outcome, served, self.request_id)),
             ])
-        record = {**self.fields(), "outcome": outcome, "status": status, "elapsed_ms": elapsed,
-                  "run_id": self.run_id, "requester": self.requester}
+        # Counted as served whether or not the ledger took it: the posture shows what clients got.
+        self.ledger.counts.served(route=self.route, kind=self.kind, client_ua=self.client_ua,
+                                  request_id=self.request_id, outcome=outcome, elapsed_ms=elapsed, at=ended_at)
+        record = {**self.fields(), "outcome": outcome, "error_class": error_class, "status": status,
+                  "elapsed_ms": elapsed, "run_id": self.run_id, "requester": self.requester}
         if error:
             record["error"] = error
         if served != outcome:
             record["served_outcome"] = served
-        self.host.emit(ACTION, outcomes.SEVERITY[outcome], **record)
-        self._end_span(outcome, status, error, served)
+        self.host.emit(ACTION, outcomes.level_of(outcome, error_class), **record)
+        self._end_span(outcome, status, error, served, error_class)
 
     # -- internals ----------------------------------------------------------------------
     def _final_fields(self, outcome: str, status: int, elapsed: int, error: str | None) -> dict[str, Any]:
@@ -198,10 +205,10 @@ class CompatRequest:
         }
 
     def _event_statement(self, name: str, detail: dict, *, terminal: bool = False,
-                         outcome: str | None = None, elapsed: int | None = None):
+                         outcome: str | None = None, elapsed: int | None = None, at: str | None = None):
         self._seq += 1
         return Ledger.insert_event(
-            self.request_id, self._seq, name, now_iso(),
+            self.request_id, self._seq, name, at or now_iso(),
             self.elapsed_ms() if elapsed is None else elapsed, detail, terminal=terminal, outcome=outcome,
         )
 
@@ -209,9 +216,11 @@ class CompatRequest:
         if not ok:
             self.persist_failed = True
 
-    def _end_span(self, outcome: str, status: int, error: str | None, served: str) -> None:
+    def _end_span(self, outcome: str, status: int, error: str | None, served: str, error_class: str) -> None:
         if self.span is None:
             return
+        if error_class:
+            self.span.set_attribute("openai_compat.error_class", error_class)
         for key, value in self.fields().items():
             self.span.set_attribute(f"openai_compat.{key}", value)
         self.span.set_attribute("openai_compat.outcome", outcome)
@@ -219,6 +228,6 @@ class CompatRequest:
         self.span.set_attribute("http.response.status_code", status)
         if served != outcome:
             self.span.set_attribute("openai_compat.served_outcome", served)
-        if status >= 500 or outcome == outcomes.ERROR_500:
+        if error_class in (outcomes.UPSTREAM, outcomes.SERVER):  # a client's mistake is not the server's error
             self.span.set_status(Status(StatusCode.ERROR, error or outcome))
         self.span.end()

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from bmo.store import Batch, Statement, Table
+from bmo_openai_compat.observe.ledger_counts import LedgerCounts
 
 # Statements kept for replay while the store refuses writes; the oldest go first past this.
 MAX_PENDING = 5000
@@ -27,6 +28,7 @@ NO_LEDGER_ENV = "BMO_TEST_NO_LEDGER"
 RUN_COLUMNS = (
     "request_id", "route", "kind", "status", "outcome", "http_status", "session_id", "run_id", "model",
     "stream", "is_session_reuse", "client_ua", "requester", "started_at", "finished_at", "elapsed_ms", "error",
+    "error_class",
 )
 EVENT_COLUMNS = ("request_id", "seq", "event", "at", "elapsed_ms", "terminal", "outcome", "detail")
 RUNS = Table("openai_compat_runs", RUN_COLUMNS, key="request_id")
@@ -47,6 +49,7 @@ class Ledger:
         self._pending: list[Statement] = []
         self._queue: list[tuple[list[Statement], asyncio.Future]] = []
         self._flusher: asyncio.Task | None = None
+        self.counts = LedgerCounts()  # the posture's numbers, without counting whole tables each time
 
     # -- writes ----------------------------------------------------------------------
     def submit(self, statements: list[Statement]) -> asyncio.Future:
@@ -80,6 +83,7 @@ class Ledger:
 
     def _settle(self, ok: bool, error: str, statements: list[Statement]) -> None:
         if ok:
+            self.counts.wrote(statements)
             self._pending = []
             if self.degraded:
                 self.degraded = False
@@ -167,32 +171,18 @@ class Ledger:
         )
         return [_event_row(r) for r in rows]
 
+    async def seed_counts(self) -> None:
+        """Seed the running counters from the tables (once, at start-up)."""
+        await self.counts.seed(self.db)
+
     async def summary(self) -> dict[str, Any]:
-        """Ledger size, per-route and per-kind (chat/task) counts, top-5 User-Agents and the last 5 terminal outcomes."""
-        size = await self.db.fetchone("SELECT COUNT(*) AS runs FROM openai_compat_runs")
-        events = await self.db.fetchone("SELECT COUNT(*) AS events FROM openai_compat_run_events")
-        routes = await self.db.fetchall(
-            "SELECT route, COUNT(*) AS count FROM openai_compat_runs GROUP BY route ORDER BY route"
-        )
-        kinds = await self.db.fetchall(
-            "SELECT kind, COUNT(*) AS count FROM openai_compat_runs GROUP BY kind ORDER BY kind"
-        )
-        agents = await self.db.fetchall(
-            "SELECT client_ua, COUNT(*) AS count FROM openai_compat_runs"
-            " GROUP BY client_ua ORDER BY count DESC, client_ua LIMIT 5"
-        )
-        last = await self.db.fetchall(
-            "SELECT request_id, outcome, elapsed_ms, at FROM openai_compat_run_events"
-            " WHERE terminal = 1 ORDER BY id DESC LIMIT 5"
-        )
-        return {
-            "runs": size["runs"] if size else 0,
-            "events": events["events"] if events else 0,
-            "routes": {r["route"]: r["count"] for r in routes},
-            "kinds": {r["kind"]: r["count"] for r in kinds},
-            "top_user_agents": [{"client_ua": r["client_ua"], "count": r["count"]} for r in agents],
-            "last_outcomes": last,
-        }
+        """Ledger size, per-route and per-kind (chat/task) counts, top-5 User-Agents and the last 5 chat outcomes.
+
+        From running counters (seeded once), not from counting the tables.
+        """
+        if not self.counts.seeded:
+            await self.seed_counts()
+        return self.counts.summary()
 
 
 def _run_row(row: dict) -> dict:

@@ -32,6 +32,30 @@ SEVERITY = {
 }
 OUTCOMES = tuple(SEVERITY)
 
+# error_class: who a failed request's failure belongs to ("" when it did not fail).
+CLIENT = "client"  # the request was wrong (400, 404, 409, 413 ...) or the client went away
+UPSTREAM = "upstream"  # the model server failed or could not be reached (502, 504)
+SERVER = "server"  # BMO itself failed (500, 503, a ledger that could not save)
+ERROR_CLASSES = (CLIENT, UPSTREAM, SERVER)
+
+
+def error_class_of(outcome: str, status: int) -> str:
+    """The error class of a request that ended with ``outcome`` and HTTP ``status``."""
+    if outcome == PERSIST_FAILED:
+        return SERVER
+    if status in (502, 504):
+        return UPSTREAM
+    if status >= 500:
+        return SERVER
+    if status >= 400:
+        return CLIENT
+    return UPSTREAM if outcome == RECOVERY_FAILED else ""
+
+
+def level_of(outcome: str, error_class: str) -> str:
+    """The record's level: the outcome's severity, but a client's mistake is info, not trouble."""
+    return "info" if error_class == CLIENT else SEVERITY[outcome]
+
 # Route labels: the ``route`` field of records and ledger rows.
 CHAT_COMPLETIONS = "chat_completions"
 MODELS_LIST = "models_list"
@@ -46,3 +70,5 @@ RESPONSES_INPUT_ITEMS = "responses_input_items"
 RESPONSES_CANCEL = "responses_cancel"
 ROUTES = (CHAT_COMPLETIONS, MODELS_LIST, RUNS_LIST, RUN_EVENTS_LIST, MODELS_GET, COMPLETIONS, RESPONSES_CREATE,
           RESPONSES_GET, RESPONSES_DELETE, RESPONSES_INPUT_ITEMS, RESPONSES_CANCEL)
+# Routes whose outcomes the posture's "last outcomes" shows (reads of runs and models do not push them out).
+CHAT_ROUTES = (CHAT_COMPLETIONS, COMPLETIONS, RESPONSES_CREATE)
