@@ -76,10 +76,10 @@ async def test_limit_and_continue_page_through_the_whole_list_once(get, plural):
     assert names == [o["metadata"]["name"] for o in _json(whole)["items"]] and pages == len(names)
 
 
-async def test_a_stale_continue_token_is_a_410_status(get, library):
+async def test_a_continue_token_the_server_did_not_issue_is_a_400_status(get):
     status, _, body = await get("/api/v1/pods", {"limit": "1", "continue": "not-a-token-the-fake-gave"})
-    assert status == 410 and shape_problems(_json(body), "V1Status") == []
-    assert _json(body)["reason"] == "Expired"
+    assert status == 400 and shape_problems(_json(body), "V1Status") == []
+    assert _json(body)["reason"] == "BadRequest" and "continue key is not valid" in _json(body)["message"]
 
 
 async def test_pod_logs_are_plain_text_not_json(get):
