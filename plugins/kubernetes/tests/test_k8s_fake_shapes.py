@@ -34,6 +34,9 @@ ENDPOINTS = [
     ("/apis/apps/v1/namespaces/shop/replicasets/web-7d4b9c", {}, "V1ReplicaSet"),
     ("/apis/apps/v1/statefulsets", {"limit": "50"}, "V1StatefulSetList"),
     ("/apis/apps/v1/namespaces/shop/statefulsets/db", {}, "V1StatefulSet"),
+    # Served so the tests can prove no tool reaches them.
+    ("/api/v1/namespaces/shop/secrets", {}, "V1SecretList"),
+    ("/api/v1/namespaces/shop/configmaps/web-config", {}, "V1ConfigMap"),
 ]
 
 
@@ -108,6 +111,12 @@ async def test_an_unknown_object_is_a_404_status_naming_it(get, library):
     assert status == 404 and shape_problems(_json(body), "V1Status") == []
     got = deserialized(library, body, "V1Status")
     assert (got.reason, got.details.name, got.details.kind) == ("NotFound", "nope", "pods")
+
+
+async def test_a_write_verb_is_a_405_status(kube):
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {kube.token}"}) as http:
+        async with http.delete(kube.url + POD) as response:
+            assert response.status == 405 and shape_problems(await response.json(), "V1Status") == []
 
 
 async def test_a_wrong_token_is_a_401_status(kube, get):
