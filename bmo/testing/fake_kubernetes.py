@@ -1,8 +1,9 @@
 """A small fake Kubernetes API server for tests (aiohttp, a real socket): the Kubernetes plugin's only fake.
 
 It serves the read endpoints the ``bmo_kubernetes`` tools use, in the API's JSON shapes (the
-``*List`` envelopes, ``Status`` errors, plain-text pod logs; see ``api/openapi-spec/v3`` of
-kubernetes/kubernetes), checks the bearer token, records every request (write verbs included,
+``*List`` envelopes with ``limit``/``continue`` paging, ``Status`` errors, plain-text pod logs),
+checked against the OpenAPI models by ``plugins/kubernetes/tests/test_k8s_fake_shapes.py``; checks
+the bearer token, records every request (write verbs included,
 answered 405), and can be told to fail the next requests: ``refuse`` (stop listening), ``reset``
 (drop the connection), ``hang``, or a status (429 with ``Retry-After``, 5xx, 403, 401).
 :meth:`FakeKubernetes.write_kubeconfig` writes a real kubeconfig pointing at it.
@@ -18,7 +19,10 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import math
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +42,12 @@ _CLUSTER_SCOPED = {"namespaces", "nodes"}
 _PLURAL = {"Namespace": "namespaces", "Pod": "pods", "Service": "services", "Node": "nodes", "Event": "events",
            "Secret": "secrets", "ConfigMap": "configmaps", "Deployment": "deployments",
            "ReplicaSet": "replicasets", "StatefulSet": "statefulsets"}
+# The apimachinery StatusReason of each code; a code without one (502) sends no reason, as the API does.
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-            429: "TooManyRequests", 500: "InternalError", 502: "BadGateway", 503: "ServiceUnavailable",
+            410: "Expired", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
             504: "Timeout"}
+_RESOURCE_VERSION = "4711"
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}  # Go's strconv.ParseBool, as the API parses ?previous=
 
 
 @dataclass
@@ -59,12 +66,18 @@ class _Failure:
     times: int = 1  # -1: for ever
 
 
-def status_body(code: int, message: str, *, name: str = "", kind: str = "") -> dict:
+def status_body(code: int, message: str, *, name: str = "", kind: str = "",
+                retry_after: float | None = None) -> dict:
     """A ``Status`` object (io.k8s.apimachinery.pkg.apis.meta.v1.Status) as the API sends with an error."""
     body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": message, "reason": _REASONS.get(code, "Unknown"), "code": code}
-    if name or kind:
-        body["details"] = {"name": name, "kind": kind}
+                            "message": message, "code": code}
+    if code in _REASONS:
+        body["reason"] = _REASONS[code]
+    details: dict[str, Any] = {k: v for k, v in (("name", name), ("kind", kind)) if v}
+    if retry_after is not None:
+        details["retryAfterSeconds"] = math.ceil(retry_after)  # an integer in the API, beside the header
+    if details:
+        body["details"] = details
     return body
 
 
@@ -188,7 +201,8 @@ class FakeKubernetes:
             finally:
                 self._hangs.discard(fut)
         headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
-        return _status(failure.status, f"scripted failure {failure.status}", headers=headers)
+        return _status(failure.status, f"scripted failure {failure.status}", headers=headers,
+                       retry_after=failure.retry_after if failure.status == 429 else None)
 
     def _read(self, request: web.Request) -> web.Response:
         parts = request.path.strip("/").split("/")
@@ -224,10 +238,20 @@ class FakeKubernetes:
         for clause in filter(None, query.get("labelSelector", "").split(",")):
             key, _, want = clause.partition("=")
             items = [o for o in items if o["metadata"].get("labels", {}).get(key) == want]
-        meta = {"resourceVersion": "4711"}
-        if "limit" in query and len(items) > int(query["limit"]):
-            items = items[: int(query["limit"])]
-            meta["continue"] = "opaque-continue-token"  # as the API does when a limit cut the list
+        start = 0
+        if query.get("continue"):
+            start = _continue_start(query["continue"])
+            if start is None:
+                return _status(400, "continue key is not valid: it was not issued by this server "
+                                    "(pass back the metadata.continue of the previous page)")
+        items = items[start:]
+        meta: dict[str, Any] = {"resourceVersion": _RESOURCE_VERSION}
+        limit = int(query.get("limit") or 0)
+        if 0 < limit < len(items):
+            # As the API does when a limit cut the list: a token for the next page and what is left.
+            meta["continue"] = _continue_token(start + limit)
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
         return web.json_response({"kind": _KINDS[(group, plural)], "apiVersion": group.split("/", 1)[1],
                                   "metadata": meta, "items": items})
 
@@ -237,7 +261,7 @@ class FakeKubernetes:
         if not container:
             return _status(400, f"a container name must be specified for pod {pod['metadata']['name']}, "
                                 f"choose one of: [{' '.join(containers)}]")
-        previous = query.get("previous") == "true"
+        previous = query.get("previous", "") in _TRUE
         text = self.logs.get((namespace, pod["metadata"]["name"], container, previous))
         if text is None:
             which = "previous terminated container" if previous else "container"
@@ -258,8 +282,25 @@ def _field(obj: dict, path: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _status(code: int, message: str, *, name: str = "", kind: str = "", headers: dict | None = None) -> web.Response:
-    return web.json_response(status_body(code, message, name=name, kind=kind), status=code, headers=headers)
+def _continue_token(start: int) -> str:
+    """Opaque to clients, like the API's own (base64 JSON of the resource version and where to start)."""
+    return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": int(_RESOURCE_VERSION),
+                                                "start": start}).encode()).decode()
+
+
+def _continue_start(token: str) -> int | None:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error):
+        return None
+    start = decoded.get("start") if isinstance(decoded, dict) else None
+    return start if isinstance(start, int) and start >= 0 else None
+
+
+def _status(code: int, message: str, *, name: str = "", kind: str = "", headers: dict | None = None,
+            retry_after: float | None = None) -> web.Response:
+    return web.json_response(status_body(code, message, name=name, kind=kind, retry_after=retry_after),
+                             status=code, headers=headers)
 
 
 def _free_port() -> int:
