@@ -72,14 +72,17 @@ class AgentLoop:
         self, services: RunServices, run: Run, session: Session, *, client_tools: list[dict] | None,
         sampling: dict | None, depth: int = 0, unwritten_run_row: dict | None = None,
         answer_format: AnswerFormat | None = None, tool_choice: object = None,
+        history: list[ChatMessage] | None = None,
     ):
         self.services = services
+        self.start_history = history  # read by the caller already: None reads it from the session
         self.run = run
         self.session = session
         self.depth = depth
         self.unwritten_run_row = unwritten_run_row  # a run on an in-memory session is written once, at its end
         self.history: list[ChatMessage] = []
         self.text: list[str] = []
+        self.persisted_chars = 0  # of self.text, how much is in persisted assistant messages
         self.answer_format = answer_format
         self.tool_choice = tool_choice  # the first step's only: later steps are "auto"
         self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append,
@@ -113,6 +116,7 @@ class AgentLoop:
             result = RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop", text="".join(self.text),
                                  usage=self.model.usage, error=f"run cancelled: {reason}")
             await asyncio.shield(self._close_dangling_calls())
+            await asyncio.shield(self._keep_partial_answer())
         except AgentError as exc:
             result = self._error(str(exc), exc.status)
         except Exception as exc:  # the run must end with an event, never vanish
@@ -168,6 +172,20 @@ class AgentLoop:
     async def _persist(self, messages: list[ChatMessage]) -> None:
         await self.session.append(messages, self.run.id)
         self.history.extend(messages)
+        self.persisted_chars += sum(len(m.content or "") for m in messages if m.role == "assistant")
+
+    async def _keep_partial_answer(self) -> None:
+        """After a stop, the answer text the client already saw stays in the history, marked interrupted."""
+        partial = "".join(self.text)[self.persisted_chars:]
+        if not partial:
+            return
+        try:
+            message = ChatMessage(role="assistant", content=partial)
+            await self.session.append([message], self.run.id, interrupted=True)
+            self.history.append(message)
+        except Exception as exc:
+            self.services.record("agent.persist_failed", "error", run_id=self.run.id,
+                                 error=f"{type(exc).__name__}: {exc}")
 
     async def _close_dangling_calls(self) -> None:
         """After a cancel, answer tool calls that never got a result, so the history stays valid."""
@@ -186,12 +204,13 @@ class AgentLoop:
 
     async def _loop(self) -> RunFinished:
         options = self.services.options
-        self.history = await self.session.messages()
+        self.history = self.start_history if self.start_history is not None else await self.session.messages()
         max_steps = self.run.policy.max_steps or options.max_steps
         offered = self.tool_calls.model_tools()
         tools_ran = False
         recovery_used = False
-        nudge: list[ChatMessage] = []  # the recovery prompt: sent once, never persisted
+        # The recovery prompt, or the continue prompt when the history ends in an answer: sent once, never persisted.
+        nudge: list[ChatMessage] = self._continuation()
         system = options.system_prompt
         if self.answer_format is not None:  # said on every step, persisted nowhere
             system = (system + "\n\n" if system else "") + self.answer_format.instructions()
@@ -236,6 +255,14 @@ class AgentLoop:
                    "Ask to continue, or raise the limit.")
         self.say(("\n\n" if self.text else "") + message)
         return self._done(outcomes.MAX_STEPS, error=message)
+
+    def _continuation(self) -> list[ChatMessage]:
+        """A history ending in an assistant answer is a "continue": asked like length recovery asks."""
+        last = self.history[-1] if self.history else None
+        if last is None or last.role != "assistant" or last.tool_calls or not (last.content or "").strip():
+            return []
+        self.services.record("agent.continue_answer", "info", run_id=self.run.id, session_id=self.session.id)
+        return [ChatMessage(role="user", content=self.services.length_recovery.continue_prompt)]
 
     # -- the answer format ---------------------------------------------------------
     async def _formatted_answer(self, turn: ModelTurn, messages: list[ChatMessage]) -> RunFinished:

@@ -1,4 +1,4 @@
-"""Which messages of a chat request are new to BMO's session, in the agent's message shape."""
+"""Session ids of chat requests, and request messages in the agent's message shape (see ``transcript``)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,3 @@ def to_agent(message: RequestMessage) -> ChatMessage:
                  for c in message.tool_calls]
     return ChatMessage(role=role, content=message_text(message.content), tool_calls=calls,
                        tool_call_id=message.tool_call_id, name=message.name)
-
-
-def new_messages(request_messages: list[RequestMessage], history: list[ChatMessage]) -> list[ChatMessage]:
-    """What to append to a session: everything when it has no history, else what follows the last answer.
-
-    BMO's copy of the conversation is authoritative (it holds BMO's own tool calls), so what the
-    client re-sends before its last assistant message is not appended again; system prompts only
-    count when the session starts.
-    """
-    converted = [to_agent(m) for m in request_messages]
-    if not history:
-        return converted
-    last_answer = max((i for i, m in enumerate(converted) if m.role == "assistant"), default=-1)
-    return [m for m in converted[last_answer + 1:] if m.role != "system"]

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
+from bmo.agent.history import History, HistoryChanged
 from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
 from bmo_openai_compat import wire
@@ -19,8 +20,9 @@ from bmo_openai_compat.http.error_replies import (
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.retries import IDEMPOTENCY_HEADER, check_key, intent_of, retries_of
-from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, new_messages, to_agent
+from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
+from bmo_openai_compat.transcript import TRANSCRIPT_HEADER, Plan, is_full_transcript, reconcile, transcript_mode
 from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
 
 TASK = "task"
@@ -47,6 +49,8 @@ class ChatHandler:
         self.rt = rt
         self.session_header = ""  # the session id echoed in X-BMO-Session-Id
         self.idempotency_key = ""  # scoped by requester: one client's key never joins another's run
+        self.whole_chat_client = False  # the session is keyed by a client that sends whole chats (a hook's key)
+        self.found_session = None  # the session looked up before the fired record (is_session_reuse)
 
     @property
     def coordinator(self):
@@ -70,8 +74,12 @@ class ChatHandler:
         else:
             hooked = pm.hook.bmo_openai_compat_session_key(request=request, body=raw)
             session_id = check_session_id(str(hooked), "bmo_openai_compat_session_key") if hooked else ""
+            self.whole_chat_client = bool(session_id)
         kind = "task" if pm.hook.bmo_openai_compat_classify(request=request, body=raw) == TASK else "chat"
-        rt.set(session_id=session_id, is_session_reuse=bool(session_id), kind=kind, requester=self._requester())
+        if session_id and kind != TASK:  # looked up once, here: reuse means the session existed before this request
+            self.found_session = await self.coordinator.get_session(session_id)
+        rt.set(session_id=session_id, is_session_reuse=self.found_session is not None, kind=kind,
+               requester=self._requester())
         await rt.fire()
         with rt.active():  # the router's, the agent's model and tool spans nest under this request's span
             if kind == TASK:
@@ -123,11 +131,7 @@ class ChatHandler:
                     param="model", code="model_override_rejected", outcome=outcomes.MODEL_OVERRIDE_REJECTED)
             run_model, success = req.model, outcomes.MODEL_OVERRIDE_APPLIED
             await rt.event("model_override_applied", requested=req.model, session_model=session.model)
-        history = [] if created else await session.messages()
-        appended = new_messages(req.messages, history)
-        if not appended:
-            raise compat_error(400, "Nothing new to answer: the messages end with an assistant message. End with a "
-                                    "user message (or tool results).", param="messages")
+        plan, start = await self._reconcile(req, session, created)
         policy_kwargs = {}
         sampling = wire.sampling_of(req)
         answer_format = wire.answer_format_of(req)
@@ -137,9 +141,9 @@ class ChatHandler:
         # A client that asks for a format or forces a tool runs a program: a clarifying question would break it.
         forced = req.tool_choice not in (None, "auto", "none")
         if (self.options.ambiguity_action != "code" and answer_format is None and not forced
-                and is_first_user_turn(history + appended)):
+                and is_first_user_turn(start)):
             try:
-                decision = await route(coordinator, req.model, history + appended, sampling)
+                decision = await route(coordinator, req.model, start, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
                 raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
@@ -165,7 +169,7 @@ class ChatHandler:
                     await rt.event("tool_choice", choice=req.tool_choice, first_step_only=True)
         if req.parallel_tool_calls is not None:
             sampling["parallel_tool_calls"] = req.parallel_tool_calls
-        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs,
+        run = await self._start_run(session, plan, run_model, client_tools, sampling, policy_kwargs,
                                     answer_format=answer_format, tool_choice=tool_choice,
                                     intent=intent_of("" if session.ephemeral else session.id, req),
                                     durable=not session.ephemeral)
@@ -266,7 +270,7 @@ class ChatHandler:
             session = await coordinator.create_session(ephemeral=True, **common)
             await rt.event("session", session_id=session.id, new_session=True, ephemeral=True)
             return session, True
-        session = await coordinator.get_session(session_id)
+        session = self.found_session
         if session is not None and not may_reach(session.created_by, rt.requester):
             # Another requester's session: refused as if it did not exist, and never created over it.
             raise compat_error(404, f"No session {session_id!r} for this requester; use another "
@@ -279,7 +283,23 @@ class ChatHandler:
         await rt.event("session", session_id=session_id, new_session=True, ephemeral=False)
         return session, True
 
-    async def _start_run(self, session, appended, run_model, client_tools, sampling, policy_kwargs, *,
+    async def _reconcile(self, req: wire.ChatCompletionRequest, session, created: bool):
+        """The turn's plan against the session's history (read once, here) and the history the run starts from."""
+        history = History() if created else await session.history()
+        messages = [to_agent(m) for m in req.messages]
+        mode = transcript_mode(self.request.headers.get(TRANSCRIPT_HEADER))
+        full = is_full_transcript(messages, whole_chat_client=self.whole_chat_client, mode=mode)
+        plan = reconcile(messages, history, full=full)
+        kept = history.upto(plan.fork.at_seq) if plan.fork is not None else history.messages
+        start = kept + plan.append
+        if not full and not plan.append and start and start[-1].role == "assistant":
+            raise compat_error(400, "Nothing new to answer: this session's last message is already an answer and the "
+                                    "request adds no user message. Send the next user message, or send the whole "
+                                    f"chat (or header {TRANSCRIPT_HEADER}: full) to continue the last answer.",
+                               param="messages")
+        return plan, start
+
+    async def _start_run(self, session, plan: Plan, run_model, client_tools, sampling, policy_kwargs, *,
                          answer_format=None, tool_choice=None, intent: str = "", durable: bool = True):
         from bmo.agent.coordinator import RunPolicy
 
@@ -292,16 +312,29 @@ class ChatHandler:
         )
         try:
             run = await self.coordinator.start_run(
-                session, appended, policy=policy, model=run_model, client_tools=client_tools,
+                session, plan.append, policy=policy, model=run_model, client_tools=client_tools,
                 sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
-                answer_format=answer_format, tool_choice=tool_choice,
+                answer_format=answer_format, tool_choice=tool_choice, history=plan.history, fork=plan.fork,
             )
         except SessionBusy as exc:
             raise self._queued(session.id, exc.run_id) from None
+        except HistoryChanged:
+            raise compat_error(409, "This chat changed while BMO was preparing the answer (another message arrived "
+                                    "at the same moment). Send your message again.",
+                               code="session_changed", outcome=outcomes.QUEUED) from None
         retries_of(self.host).started(run, session.id, intent, self.idempotency_key, durable=durable)
         self.rt.set(run_id=run.id)
+        if plan.fork is not None:
+            await self.rt.event("session_forked", at_seq=plan.fork.at_seq, reason=plan.fork.reason,
+                                common_turns=plan.common_turns, visible_turns=plan.visible_turns,
+                                set_aside=plan.set_aside)
+        starts_from = plan.history.upto(plan.fork.at_seq) if plan.fork else plan.history.messages
+        last = (starts_from + plan.append)[-1:] or [None]
+        if last[0] is not None and last[0].role == "assistant" and not last[0].tool_calls:
+            await self.rt.event("continue_answer", chars=len(last[0].content or ""))
         await self.rt.event("run_started", run_id=run.id, model=run_model or session.model,
-                            messages=len(appended), read_only=bool(policy_kwargs))
+                            messages=len(plan.append), read_only=bool(policy_kwargs),
+                            transcript="full" if plan.full else "delta")
         return run
 
     def _queued(self, session_id: str, running: str) -> PreparedError:
