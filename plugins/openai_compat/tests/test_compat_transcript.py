@@ -117,7 +117,9 @@ async def test_a_stateless_request_ending_in_an_answer_is_continued(compat):
         model=MODEL, messages=[{"role": "user", "content": "say hello world"},
                                {"role": "assistant", "content": "Hello, wor"}])
     assert done.choices[0].message.content == "ld!"
-    assert upstream_view(compat)[:2] == [("user", "say hello world"), ("assistant", "Hello, wor")]
+    view = upstream_view(compat)
+    assert view[:2] == [("user", "say hello world"), ("assistant", "Hello, wor")]
+    assert view[2][0] == "user" and "Continue" in view[2][1]
     await client.close()
 
 
