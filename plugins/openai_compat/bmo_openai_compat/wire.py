@@ -375,6 +375,8 @@ class QueuedErrorBody(msgspec.Struct, kw_only=True):
     code: str = "queued"
     running_request_id: str
     session_id: str
+    resume_hint: str = ""  # for a program: how to follow the running answer instead of waiting
+    resume_headers: dict[str, str] = {}
 
 
 class QueuedError(msgspec.Struct, kw_only=True):

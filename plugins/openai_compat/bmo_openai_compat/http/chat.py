@@ -125,9 +125,9 @@ class ChatHandler:
             if self.options.model_override_policy == "reject":
                 await rt.event("model_override_rejected", requested=req.model, session_model=session.model)
                 raise compat_error(
-                    400, f"Session {session.id} is bound to model {session.model!r}; this request asks for "
-                         f"{req.model!r}. Send model {session.model!r}, start a new session, or set "
-                         "model_override_policy = \"allow_ephemeral\" under [options.openai_compat].",
+                    400, f"This conversation runs on model {session.model!r}, so it cannot continue on {req.model!r}. "
+                         f"Switch back to {session.model!r} or start a new chat for {req.model!r}. (Operators: "
+                         "model_override_policy = \"allow_ephemeral\" under [options.openai_compat] allows it.)",
                     param="model", code="model_override_rejected", outcome=outcomes.MODEL_OVERRIDE_REJECTED)
             run_model, success = req.model, outcomes.MODEL_OVERRIDE_APPLIED
             await rt.event("model_override_applied", requested=req.model, session_model=session.model)
@@ -145,7 +145,9 @@ class ChatHandler:
             try:
                 decision = await route(coordinator, req.model, start, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
-                raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
+                raise compat_error(exc.status, f"BMO could not get an answer from the model to read your message "
+                                               f"({exc}). Try again in a moment; if it keeps failing, the model "
+                                               "server may be down.") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -339,9 +341,12 @@ class ChatHandler:
 
     def _queued(self, session_id: str, running: str) -> PreparedError:
         body = wire.QueuedError(error=wire.QueuedErrorBody(
-            message=f"Session {session_id} is busy with request {running}. Wait for it, or follow its answer by "
-                    f"sending the request again with header {RESUME_HEADER}: {running}.",
+            # A chat UI shows the message to a person; the resume mechanics are for programs, in their own fields.
+            message="BMO is still answering the previous message in this chat. Wait for that answer to finish "
+                    "(or press Stop), then send your message again.",
             running_request_id=running, session_id=session_id,
+            resume_hint=f"Send the request again with header {RESUME_HEADER}: {running} to follow the running answer.",
+            resume_headers={RESUME_HEADER: running},
         ))
         return PreparedError(409, wire.encode(body), f"session {session_id} busy with request {running}",
                              outcomes.QUEUED, {"running_request_id": running})
