@@ -6,7 +6,8 @@ import re
 
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
 from bmo.server.errors import ApiError
-from bmo_openai_compat.wire import RequestMessage, message_text
+from bmo_openai_compat.content_parts import agent_content
+from bmo_openai_compat.wire import RequestMessage
 
 SESSION_HEADER = "X-BMO-Session-Id"
 RESUME_HEADER = "X-BMO-Resume"
@@ -21,11 +22,13 @@ def check_session_id(value: str, source: str = SESSION_HEADER) -> str:
     return value
 
 
-def to_agent(message: RequestMessage) -> ChatMessage:
+def to_agent(message: RequestMessage, *, images: bool = False, model: str = "") -> ChatMessage:
+    """The agent's message for a request message; image parts kept only when the model takes them."""
     role = "system" if message.role == "developer" else message.role
     calls = None
     if message.tool_calls:
         calls = [ToolCall(id=c.id, function=FunctionCall(name=c.function.name, arguments=c.function.arguments))
                  for c in message.tool_calls]
-    return ChatMessage(role=role, content=message_text(message.content), tool_calls=calls,
+    content, _ = agent_content(message.content, images=images, model=model)
+    return ChatMessage(role=role, content=content, tool_calls=calls,
                        tool_call_id=message.tool_call_id, name=message.name)

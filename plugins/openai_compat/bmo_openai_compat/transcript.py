@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from bmo.agent.history import Fork, History
-from bmo.agent.messages import ChatMessage
+from bmo.agent.messages import ChatMessage, text_of
 from bmo.server.errors import ApiError
 
 TRANSCRIPT_HEADER = "X-BMO-Transcript"
@@ -61,8 +61,12 @@ def is_full_transcript(messages: list[ChatMessage], *, whole_chat_client: bool, 
     return whole_chat_client or any(m.role == "assistant" for m in messages)
 
 
-def _norm(text: str | None) -> str:
-    return _DETAILS.sub("", text or "").strip()
+def _norm(content) -> str:
+    """What a message shows, for comparing: the text without <details> blocks, and each image's address."""
+    if isinstance(content, list):
+        images = "".join(f"\x00image:{(p.image_url or {}).get('url', '')}" for p in content if p.type == "image_url")
+        content = text_of(content) + images
+    return _DETAILS.sub("", content or "").strip()
 
 
 def visible_turns(history: History) -> list[Turn]:

@@ -14,6 +14,7 @@ from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
+from bmo_openai_compat.content_parts import accepts_images
 from bmo_openai_compat.http.error_replies import (
     PreparedError, compat_error, disabled_error, guarded, identity_headers, requester_of,
 )
@@ -229,7 +230,8 @@ class ChatHandler:
     async def _task(self, req: wire.ChatCompletionRequest) -> web.StreamResponse:
         """A client's background task (title, tags, follow-ups): one model call, nothing else."""
         self._check_model(req.model)
-        messages = [to_agent(m) for m in req.messages]
+        images = accepts_images(self.coordinator, req.model)
+        messages = [to_agent(m, images=images, model=req.model) for m in req.messages]
         await self.rt.event("task_started", model=req.model)
         fmt = wire.answer_format_of(req)
         try:
@@ -288,7 +290,11 @@ class ChatHandler:
     async def _reconcile(self, req: wire.ChatCompletionRequest, session, created: bool):
         """The turn's plan against the session's history (read once, here) and the history the run starts from."""
         history = History() if created else await session.history()
-        messages = [to_agent(m) for m in req.messages]
+        images = accepts_images(self.coordinator, req.model)
+        messages = [to_agent(m, images=images, model=req.model) for m in req.messages]
+        parts = sum(isinstance(m.content, list) and any(p.type != "text" for p in m.content) for m in req.messages)
+        if parts:
+            await self.rt.event("content_parts", messages=parts, images_passed=images)
         mode = transcript_mode(self.request.headers.get(TRANSCRIPT_HEADER))
         full = is_full_transcript(messages, whole_chat_client=self.whole_chat_client, mode=mode)
         plan = reconcile(messages, history, full=full)
