@@ -14,6 +14,7 @@ from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
+from bmo_openai_compat.client_tools import select_client_tools
 from bmo_openai_compat.content_parts import accepts_images
 from bmo_openai_compat.http.error_replies import (
     PreparedError, compat_error, disabled_error, guarded, identity_headers, requester_of,
@@ -166,8 +167,12 @@ class ChatHandler:
             elif req.tool_choice == "none":  # the client asked for no call of its tools on this turn
                 await rt.event("tool_choice", choice="none", client_tools_offered=0)
             else:
-                client_tools = wire.client_tools_of(req)
-                if forced:
+                client_tools, withheld = select_client_tools(wire.client_tools_of(req), self.options.client_tools)
+                if withheld:
+                    await rt.event("client_tools_withheld", count=len(withheld), offered=len(client_tools),
+                                   names=withheld[:20])
+                client_tools = client_tools or None
+                if forced and client_tools:
                     tool_choice = req.tool_choice
                     await rt.event("tool_choice", choice=req.tool_choice, first_step_only=True)
         if req.parallel_tool_calls is not None:
