@@ -104,6 +104,8 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_sse_line_bytes: int = 512 * 1024  # longest streamed line read; a longer one is a 502
 
 
+from bmo.agent.context import ContextOptions  # noqa: E402 - the section lives with the code that applies it
+
 SECTIONS = {
     "agent": AgentOptions,
     "agent.file_tools": FileToolsOptions,
@@ -112,4 +114,5 @@ SECTIONS = {
     "agent.length_recovery": LengthRecoveryOptions,
     "agent.spawning": SpawningOptions,
     "agent.sandbox": SandboxOptions,
+    "agent.context": ContextOptions,
 }

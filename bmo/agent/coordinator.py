@@ -279,7 +279,8 @@ class Coordinator:
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
         loop = AgentLoop(self._services(run, depth, forward_to), run, session, client_tools=client_tools,
                          sampling=sampling, depth=depth, unwritten_run_row=row, answer_format=answer_format,
-                         tool_choice=tool_choice, history=_start_history(history, fork, new_messages))
+                         tool_choice=tool_choice,
+                         history=history.start(fork, new_messages) if history is not None else None)
         task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
         run.attach(task)
         task.add_done_callback(lambda t, run=run: self._run_done(run, t))
@@ -294,7 +295,7 @@ class Coordinator:
             offered=self.tools_for(run.policy), workspace=self.workspace, options=self.options,
             loop_detection=self.loop_detection, length_recovery=self.length_recovery, emit=run_events(run, parent),
             record=self.host.emit, tracer=self.host.tracer, spawn=functools.partial(self.spawn, run, depth),
-            tool_host=self.host,
+            tool_host=self.host, context=self.host.config.section("agent.context"),
         )
 
     def _run_done(self, run: Run, task: asyncio.Task) -> None:
@@ -385,14 +386,6 @@ class Coordinator:
                 await provider.close()
             except Exception as exc:
                 self._record("agent.provider.close_failed", "warn", provider=provider.name, error=str(exc))
-
-
-def _start_history(history: History | None, fork: Fork | None, new: list[ChatMessage]) -> list[ChatMessage] | None:
-    """What the run's loop starts from when the caller read the history: no second read."""
-    if history is None:
-        return None
-    kept = history.upto(fork.at_seq) if fork is not None else list(history.messages)
-    return kept + list(new)
 
 
 def answer_text(events: list[Any]) -> str:

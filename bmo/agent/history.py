@@ -55,6 +55,10 @@ class History:
         """The messages at or before ``seq``: what a fork at ``seq`` keeps."""
         return [m for m, s in zip(self.messages, self.seqs) if s <= seq]
 
+    def start(self, fork: Fork | None, new: list[ChatMessage]) -> list[ChatMessage]:
+        """What a run starts from: this history (up to the fork, if any), then the new messages."""
+        return (self.upto(fork.at_seq) if fork is not None else list(self.messages)) + list(new)
+
 
 @dataclass(frozen=True)
 class Fork:

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from bmo.agent import outcomes
+from bmo.agent.context import ContextFitter
 from bmo.agent.errors import AgentError
 from bmo.agent.events import AnswerChecked, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
@@ -89,6 +90,7 @@ class AgentLoop:
                                 hold_text=answer_format is not None)
         self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
+        self.context = ContextFitter(services.context, run.model, services.record, run.id)
 
     def emit(self, event: Any) -> None:
         self.services.emit(event)
@@ -296,6 +298,14 @@ class AgentLoop:
         self.emit(TextDelta(text=text))
         return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
 
+    async def _summarise(self, messages: list[ChatMessage]) -> str:
+        """The compaction call: its text never reaches the client (held like a formatted answer's)."""
+        held, self.model.hold_text = self.model.hold_text, True
+        try:
+            return (await self.model.call(messages, [], "compaction")).text.strip()
+        finally:
+            self.model.hold_text = held
+
     # -- loop detection ------------------------------------------------------------
     def _loop_check(self, calls: list[ToolCall]) -> str | None:
         """An explanation when a call repeats past [agent.loop_detection], else None."""
@@ -323,8 +333,10 @@ class AgentLoop:
         # A step without tools can ask the upstream for the format itself (see bmo.agent.answer_format).
         response_format = self.answer_format.upstream() if self.answer_format is not None and not tools else None
         tool_choice, self.tool_choice = self.tool_choice, None
+        messages = await self.context.fit(messages, tools, self._summarise)
         turn = await self.model.call(messages, tools, "model", tool_choice=tool_choice if tools else None,
                                      response_format=response_format)
+        self.context.learn(messages, tools, turn.usage.prompt_tokens)
         opts = self.services.length_recovery
         if turn.finish_reason != "length" or turn.tool_calls or not opts.enabled:
             return turn
