@@ -44,4 +44,21 @@ CREATE TABLE openai_compat_run_events (
 CREATE INDEX openai_compat_run_events_terminal ON openai_compat_run_events (terminal, id);
 """
 
-MIGRATIONS = ((1, V1),)
+# The Responses API's stored responses: which session and run each response id continues.
+V2 = """
+CREATE TABLE openai_compat_responses (
+    response_id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    run_id TEXT NOT NULL DEFAULT '',
+    previous_response_id TEXT,
+    status TEXT NOT NULL,
+    history_len INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    input_items TEXT NOT NULL DEFAULT '[]',
+    response TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX openai_compat_responses_session ON openai_compat_responses (session_id, created_at);
+"""
+
+MIGRATIONS = ((1, V1), (2, V2))

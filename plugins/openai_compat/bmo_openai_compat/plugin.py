@@ -19,7 +19,11 @@ def _routes():
     from bmo_openai_compat.http.completions import completions
     from bmo_openai_compat.http.models import get_model, list_models
     from bmo_openai_compat.http.posture_route import posture
+    from bmo_openai_compat.http.responses import create_response
     from bmo_openai_compat.http.runs import list_run_events, list_runs
+    from bmo_openai_compat.http.stored_responses import (
+        cancel_response, delete_response, get_response, list_input_items,
+    )
 
     return (
         ("POST", "/v1/chat/completions", chat_completions, outcomes.CHAT_COMPLETIONS),
@@ -28,6 +32,11 @@ def _routes():
         ("POST", "/v1/completions", completions, outcomes.COMPLETIONS),
         ("GET", "/v1/openai-compat/runs", list_runs, outcomes.RUNS_LIST),
         ("GET", "/v1/openai-compat/runs/{request_id}/events", list_run_events, outcomes.RUN_EVENTS_LIST),
+        ("POST", "/v1/responses", create_response, outcomes.RESPONSES_CREATE),
+        ("GET", "/v1/responses/{response_id}", get_response, outcomes.RESPONSES_GET),
+        ("DELETE", "/v1/responses/{response_id}", delete_response, outcomes.RESPONSES_DELETE),
+        ("GET", "/v1/responses/{response_id}/input_items", list_input_items, outcomes.RESPONSES_INPUT_ITEMS),
+        ("POST", "/v1/responses/{response_id}/cancel", cancel_response, outcomes.RESPONSES_CANCEL),
         ("GET", "/v1/openai-compat/posture", posture, None),
     )
 

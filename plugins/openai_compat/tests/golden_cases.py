@@ -28,10 +28,13 @@ _VOLATILE_STRINGS = (
     (re.compile(r"\bcmpl-[0-9a-f]{24}"), "cmpl-<id>"),
     (re.compile(r"call_fake\d+"), "<call_id>"),
     (re.compile(r"sess_[0-9a-f]{24}"), "<session_id>"),
+    (re.compile(r"\b(resp|msg|rs|fc)_[0-9a-f]{24}"), r"\1_<id>"),
 )
 _VOLATILE_KEYS = {"created": "<created>", "elapsed_ms": "<elapsed_ms>", "started_at": "<time>",
-                  "finished_at": "<time>", "at": "<time>"}
+                  "finished_at": "<time>", "at": "<time>", "created_at": "<created>"}
 _REF = re.compile(r"\{request_id:([^}]+)\}")
+# A Responses API case names an earlier case's response: resp_ + that request id's hex.
+_RESP_REF = re.compile(r"\{response_id:([^}]+)\}")
 
 
 def load_cases() -> list[dict]:
@@ -63,14 +66,19 @@ async def run_case(compat, case: dict, ids: dict[str, str]) -> dict:
     for route in setup.get("routes", []):
         compat.model.route(Reply(**_reply_args(route)))
     path = _REF.sub(lambda m: ids[m.group(1)], request["path"])
+    path = _RESP_REF.sub(lambda m: "resp_" + ids[m.group(1)].removeprefix("req_"), path)
     headers = {"User-Agent": USER_AGENT, **request.get("headers", {})}
     if not setup.get("no_auth"):
         headers["Authorization"] = "Bearer test-token"
     async with aiohttp.ClientSession() as http:
         background = await _hold_session(compat, http, setup["busy_session"]) if setup.get("busy_session") else None
         try:
+            body = request.get("body")
+            if body is not None:  # a body may name an earlier case's response too
+                body = json.loads(_RESP_REF.sub(lambda m: "resp_" + ids[m.group(1)].removeprefix("req_"),
+                                                json.dumps(body)))
             async with http.request(request["method"], compat.server.url + path, headers=headers,
-                                    json=request.get("body")) as response:
+                                    json=body) as response:
                 text = await response.text()
                 out = {"status": response.status,
                        "headers": {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}}
@@ -121,7 +129,7 @@ async def _release(compat, response, request_id: str) -> None:
 def render_example(case: dict) -> str:
     """The curl command and the response, as the reference doc shows them."""
     request, response = case["request"], case["response"]
-    path = _REF.sub("$REQUEST_ID", request["path"])
+    path = _RESP_REF.sub("$RESPONSE_ID", _REF.sub("$REQUEST_ID", request["path"]))
     url = f"http://127.0.0.1:9000{path}"
     quote = '"' if "$" in url else "'"  # a shell variable in the URL only expands inside double quotes
     parts = [f"curl -sS{' -N' if (request.get('body') or {}).get('stream') else ''}"
@@ -132,11 +140,16 @@ def render_example(case: dict) -> str:
         parts.append(f'-H "{name}: {value}"')
     if request.get("body") is not None:
         parts.append('-H "Content-Type: application/json"')
-        parts.append(f"-d '{json.dumps(request['body'])}'")
+        # Close the single quotes around a response id variable, so the shell expands it.
+        data = _RESP_REF.sub(lambda m: "'\"$RESPONSE_ID\"'", json.dumps(request["body"]))
+        parts.append(f"-d '{data}'")
     curl = " \\\n  ".join(parts)
     head = [f"HTTP {response['status']}"] + [f"{k}: {v}" for k, v in response["headers"].items()]
     if "events" in response:
-        body = "\n\n".join(f"data: {e if e == '[DONE]' else json.dumps(e)}" for e in response["events"])
+        # Responses API events carry an ``event:`` line naming their type; chat chunks do not.
+        named = path.startswith("/v1/responses")
+        body = "\n\n".join((f"event: {e['type']}\n" if named else "")
+                           + f"data: {e if e == '[DONE]' else json.dumps(e)}" for e in response["events"])
     else:
         body = json.dumps(response["body"], indent=2, ensure_ascii=False)
     return f"```bash\n{curl}\n```\n\n```http\n" + "\n".join(head) + f"\n\n{body}\n```"
