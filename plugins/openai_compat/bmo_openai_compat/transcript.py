@@ -37,7 +37,7 @@ class Plan:
     common_turns: int = 0  # visible turns the client's messages share with the session
     visible_turns: int = 0
     set_aside: int = 0  # messages of the history the fork sets aside
-    history: History = field(default_factory=History)  # what the plan was made on, handed to start_run
+    history: History | None = None  # what the plan was made on, handed to start_run (None: the loop reads it)
 
 
 @dataclass

@@ -312,8 +312,10 @@ class ChatHandler:
                                param="messages")
         return plan, start
 
-    async def _start_run(self, session, plan: Plan, run_model, client_tools, sampling, policy_kwargs, *,
+    async def _start_run(self, session, plan: Plan | list, run_model, client_tools, sampling, policy_kwargs, *,
                          answer_format=None, tool_choice=None, intent: str = "", durable: bool = True):
+        if not isinstance(plan, Plan):  # the messages to append, as the Responses route plans its own turn
+            plan = Plan(append=list(plan))
         from bmo.agent.coordinator import RunPolicy
 
         auto = self.options.tool_policy == "auto_approve"
@@ -341,9 +343,8 @@ class ChatHandler:
             await self.rt.event("session_forked", at_seq=plan.fork.at_seq, reason=plan.fork.reason,
                                 common_turns=plan.common_turns, visible_turns=plan.visible_turns,
                                 set_aside=plan.set_aside)
-        starts_from = plan.history.upto(plan.fork.at_seq) if plan.fork else plan.history.messages
-        last = (starts_from + plan.append)[-1:] or [None]
-        if last[0] is not None and last[0].role == "assistant" and not last[0].tool_calls:
+        last = (plan.history.start(plan.fork, plan.append) if plan.history is not None else plan.append)[-1:] or [None]
+        if plan.history is not None and last[0] is not None and last[0].role == "assistant" and not last[0].tool_calls:
             await self.rt.event("continue_answer", chars=len(last[0].content or ""))
         await self.rt.event("run_started", run_id=run.id, model=run_model or session.model,
                             messages=len(plan.append), read_only=bool(policy_kwargs),
