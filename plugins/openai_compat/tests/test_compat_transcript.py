@@ -212,3 +212,25 @@ async def test_is_session_reuse_is_false_on_the_request_that_creates_the_session
     assert (await compat.row(first.headers["x-request-id"]))["is_session_reuse"] is False
     assert (await compat.row(second.headers["x-request-id"]))["is_session_reuse"] is True
     await client.close()
+
+
+async def test_the_transcript_header_makes_user_only_messages_a_full_transcript(compat):
+    client = compat.aclient()
+    await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "one"}],
+                                         extra_headers=session_headers("s-full"))
+    edited = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "one, edited"}],
+        extra_headers={**session_headers("s-full"), "X-BMO-Transcript": "full"})
+    assert edited.parse().choices[0].message.content == "echo: one, edited"
+    assert upstream_view(compat) == [("user", "one, edited")]
+    assert [f["reason"] for f in await forks_of(compat, edited.headers["x-request-id"])] == ["edit"]
+    await client.close()
+
+
+async def test_an_unknown_transcript_mode_is_a_400_naming_the_header(compat):
+    client = compat.aclient(max_retries=0)
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "one"}],
+                                             extra_headers={**session_headers("s-mode"), "X-BMO-Transcript": "some"})
+    assert err.value.body["param"] == "X-BMO-Transcript"
+    await client.close()
