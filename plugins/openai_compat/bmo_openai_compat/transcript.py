@@ -146,6 +146,14 @@ def reconcile(messages: list[ChatMessage], history: History, *, full: bool) -> P
     return plan
 
 
+async def plan_turn(session, created: bool, messages: list[ChatMessage], *, mode: str | None,
+                    whole_chat_client: bool) -> Plan:
+    """Read the session's history once (none for a session this request created) and plan the turn on it."""
+    history = History() if created else await session.history()
+    full = is_full_transcript(messages, whole_chat_client=whole_chat_client, mode=transcript_mode(mode))
+    return reconcile(messages, history, full=full)
+
+
 def _delta(messages: list[ChatMessage], visible: list[Turn]) -> Plan:
     new = [m for m in messages if m.role != "system"]
     # A resend of the turn that failed: its messages are already the unanswered end of the history.

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
-from bmo.agent.history import History, HistoryChanged
+from bmo.agent.history import HistoryChanged
 from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
 from bmo_openai_compat import wire
@@ -24,7 +24,7 @@ from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.retries import IDEMPOTENCY_HEADER, check_key, intent_of, retries_of
 from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
-from bmo_openai_compat.transcript import TRANSCRIPT_HEADER, Plan, is_full_transcript, reconcile, transcript_mode
+from bmo_openai_compat.transcript import TRANSCRIPT_HEADER, Plan, plan_turn
 from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
 
 TASK = "task"
@@ -294,18 +294,15 @@ class ChatHandler:
 
     async def _reconcile(self, req: wire.ChatCompletionRequest, session, created: bool):
         """The turn's plan against the session's history (read once, here) and the history the run starts from."""
-        history = History() if created else await session.history()
         images = accepts_images(self.coordinator, req.model)
-        messages = [to_agent(m, images=images, model=req.model) for m in req.messages]
         parts = sum(isinstance(m.content, list) and any(p.type != "text" for p in m.content) for m in req.messages)
         if parts:
             await self.rt.event("content_parts", messages=parts, images_passed=images)
-        mode = transcript_mode(self.request.headers.get(TRANSCRIPT_HEADER))
-        full = is_full_transcript(messages, whole_chat_client=self.whole_chat_client, mode=mode)
-        plan = reconcile(messages, history, full=full)
-        kept = history.upto(plan.fork.at_seq) if plan.fork is not None else history.messages
-        start = kept + plan.append
-        if not full and not plan.append and start and start[-1].role == "assistant":
+        messages = [to_agent(m, images=images, model=req.model) for m in req.messages]
+        plan = await plan_turn(session, created, messages, mode=self.request.headers.get(TRANSCRIPT_HEADER),
+                               whole_chat_client=self.whole_chat_client)
+        start = plan.history.start(plan.fork, plan.append)
+        if not plan.full and not plan.append and start and start[-1].role == "assistant":
             raise compat_error(400, "Nothing new to answer: this session's last message is already an answer and the "
                                     "request adds no user message. Send the next user message, or send the whole "
                                     f"chat (or header {TRANSCRIPT_HEADER}: full) to continue the last answer.",
