@@ -12,16 +12,19 @@ A step's model call runs in :mod:`bmo.agent.model_step`, its tool calls in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import traceback
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from bmo.agent import outcomes
 from bmo.agent.context import ContextFitter
 from bmo.agent.errors import AgentError
-from bmo.agent.events import AnswerChecked, ReasoningDelta, RunFinished, TextDelta
+from bmo.agent.events import AnswerChecked, PermissionRequested, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
@@ -88,7 +91,10 @@ class AgentLoop:
         self.tool_choice = tool_choice  # the first step's only: later steps are "auto"
         self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append,
                                 hold_text=answer_format is not None)
+        if run.policy.announce_waits:
+            services = dataclasses.replace(services, emit=self._emit_announcing_waits)
         self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
+        self.said_pending = ""  # BMO's own lines said since the last persisted answer text, stored with the next
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
         self.context = ContextFitter(services.context, run.model, services.record, run.id)
 
@@ -171,7 +177,24 @@ class AgentLoop:
         )
         self.emit(result)
 
+    def _emit_announcing_waits(self, event: Any) -> None:
+        self.emit(event)
+        if isinstance(event, PermissionRequested):
+            where = (f"the TUI (bmo tui --session {self.session.id}) or POST /v1/sessions/{self.session.id}/"
+                     f"permissions/{event.permission_id}")
+            line = (f"\n\n> BMO is waiting up to {event.timeout_s:g} s for permission to run {event.tool} "
+                    f"({event.tool_class}). Answer it in {where}; without an answer it is denied.\n\n")
+            self.say(line)
+            self.said_pending += line
+
     async def _persist(self, messages: list[ChatMessage]) -> None:
+        if self.said_pending:  # what the client saw BMO say goes with the next answer text, so transcripts match
+            for i, m in enumerate(messages):
+                if m.role == "assistant" and not m.tool_calls:
+                    messages = [*messages[:i], msgspec.structs.replace(m, content=self.said_pending + (m.content or "")),
+                                *messages[i + 1:]]
+                    self.said_pending = ""
+                    break
         await self.session.append(messages, self.run.id)
         self.history.extend(messages)
         self.persisted_chars += sum(len(m.content or "") for m in messages if m.role == "assistant")

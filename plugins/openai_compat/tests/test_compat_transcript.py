@@ -234,3 +234,22 @@ async def test_an_unknown_transcript_mode_is_a_400_naming_the_header(compat):
                                              extra_headers={**session_headers("s-mode"), "X-BMO-Transcript": "some"})
     assert err.value.body["param"] == "X-BMO-Transcript"
     await client.close()
+
+
+async def test_a_permission_wait_is_said_in_the_answer_and_kept_so_the_next_turn_matches(start_compat):
+    compat = await start_compat(permission_timeout_s=0.3)
+    compat.model.answer(reply(tool_calls=[tool_call("write_file", {"path": "out.txt", "content": "x"})]),
+                        reply("I could not write the file."))
+    client = compat.aclient()
+    first = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "write"}],
+                                                 extra_headers=session_headers("s-wait"))
+    answer = first.choices[0].message.content
+    assert "waiting up to 0.3 s for permission to run write_file" in answer
+    assert "bmo tui --session s-wait" in answer and answer.endswith("I could not write the file.")
+    nxt = await client.chat.completions.with_raw_response.create(
+        model=MODEL, extra_headers=session_headers("s-wait"),
+        messages=[{"role": "user", "content": "write"}, {"role": "assistant", "content": answer},
+                  {"role": "user", "content": "ok"}])
+    assert nxt.parse().choices[0].message.content == "echo: ok"
+    assert await forks_of(compat, nxt.headers["x-request-id"]) == []
+    await client.close()

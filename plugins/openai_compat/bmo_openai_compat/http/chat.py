@@ -319,7 +319,7 @@ class ChatHandler:
         policy = RunPolicy(
             permission_mode="auto_approve" if auto else "ask",
             permission_timeout_s=self.options.permission_timeout_s,
-            origin="openai_compat",
+            origin="openai_compat", announce_waits=not auto,
             **policy_kwargs,
         )
         try:
