@@ -102,6 +102,9 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_retry_wait_s: float = 30.0  # cap on honouring Retry-After
     max_connections: int = 0  # upstream connections open at once; 0: no limit
     max_sse_line_bytes: int = 512 * 1024  # longest streamed line read; a longer one is a 502
+    # One answer's bounds, retries included: past them the turn ends as a 504 (time) or 502 (size).
+    max_answer_s: float = 600.0  # the openai SDK's own default request timeout
+    max_answer_bytes: int = 32 * 1024 * 1024  # as received, SSE framing included (~128k streamed tokens)
 
 
 from bmo.agent.context import ContextOptions  # noqa: E402 - the section lives with the code that applies it

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from bmo.agent import outcomes
-from bmo.agent.errors import NoProviderConfigured, SessionBusy, UnknownModel
+from bmo.agent.errors import NoProviderConfigured, SessionBusy, UnknownModel, error_detail
 from bmo.agent.events import RunFinished, TextDelta
 from bmo.agent.loop import AgentLoop
 from bmo.agent.messages import ChatMessage, ToolCall, Usage
@@ -96,7 +96,7 @@ class Coordinator:
                 await provider.discover()
                 self._record("agent.provider.discovered", provider=name, models=len(provider.models))
             except Exception as exc:
-                self._record("agent.provider.discovery_failed", "warn", provider=name, error=str(exc))
+                self._record("agent.provider.discovery_failed", "warn", provider=name, error=error_detail(exc))
 
         await asyncio.gather(*(one(n, p) for n, p in self.providers.items() if not p.models))
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 class AgentError(Exception):
+    """``str()`` is what a client may read; ``detail`` (when set) is the full story for records and the ledger."""
+
     status = 500
+    code: str | None = None  # the error envelope's ``code``; None: the status's default
+    detail: str | None = None
 
 
 class NoProviderConfigured(AgentError):
@@ -28,20 +32,38 @@ class UnknownModel(AgentError):
 
 
 class UpstreamError(AgentError):
-    """The upstream answered with an error; 4xx passes on with its message."""
+    """The upstream answered with an error or a broken answer; 4xx passes on with its message."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, detail: str | None = None, code: str | None = None):
         self.status = status if 400 <= status < 500 else 502
         self.upstream_status = status
+        self.detail = detail
+        self.code = code
         super().__init__(message)
 
 
 class UpstreamUnreachable(AgentError):
     status = 502
+    code = "upstream_unreachable"
+
+    def __init__(self, message: str, *, detail: str | None = None):
+        self.detail = detail
+        super().__init__(message)
 
 
 class UpstreamTimeout(AgentError):
     status = 504
+    code = "upstream_timeout"
+
+    def __init__(self, message: str, *, detail: str | None = None):
+        self.detail = detail
+        super().__init__(message)
+
+
+def error_detail(exc: BaseException) -> str:
+    """The full text of a failure for records and ledgers: an AgentError's ``detail``, else its message."""
+    detail = getattr(exc, "detail", None)
+    return detail or (f"{type(exc).__name__}: {exc}" if not isinstance(exc, AgentError) else str(exc))
 
 
 class SessionBusy(AgentError):

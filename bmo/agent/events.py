@@ -73,6 +73,7 @@ class RunFinished(Event, tag="run.finished"):
     usage: Usage = msgspec.field(default_factory=Usage)
     error: str | None = None
     error_status: int | None = None  # HTTP status a route should answer with, when outcome is error
+    error_code: str | None = None  # the error envelope's code, when the failure has its own (upstream_timeout ...)
     refusal: str | None = None  # the model declined to answer; ``text`` is then empty
 
 

@@ -29,6 +29,7 @@ from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
 from bmo.agent.tool_calls import ToolCallRunner, short_arguments
+from bmo.store import StoreError
 
 if TYPE_CHECKING:
     from bmo.agent.answer_format import AnswerFormat
@@ -126,7 +127,10 @@ class AgentLoop:
             await asyncio.shield(self._close_dangling_calls())
             await asyncio.shield(self._keep_partial_answer())
         except AgentError as exc:
-            result = self._error(str(exc), exc.status)
+            self.run.error_detail = exc.detail  # the full story, for the store and records; clients get str(exc)
+            result = self._error(str(exc), exc.status, exc.code)
+        except StoreError as exc:  # the history cannot be saved (full disk: 507): the run ends, said plainly
+            result = self._error(f"the session's history could not be saved: {exc}", exc.status)
         except Exception as exc:  # the run must end with an event, never vanish
             self.services.record("agent.run.internal_error", "error", run_id=self.run.id, session_id=self.session.id,
                                  error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
@@ -134,9 +138,9 @@ class AgentLoop:
         await asyncio.shield(self._finish(result, time.monotonic() - started))
         return result
 
-    def _error(self, message: str, status: int) -> RunFinished:
+    def _error(self, message: str, status: int, code: str | None = None) -> RunFinished:
         return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text),
-                           usage=self.model.usage, error=message, error_status=status)
+                           usage=self.model.usage, error=message, error_status=status, error_code=code)
 
     def _done(self, outcome: str, finish_reason: str = "stop", *, error: str | None = None,
               tool_calls: list[ToolCall] | None = None, refusal: str | None = None) -> RunFinished:
@@ -148,7 +152,7 @@ class AgentLoop:
         end = {
             "finished_at": time.time(), "outcome": result.outcome, "finish_reason": result.finish_reason,
             "steps": self.model.steps, "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens, "error": result.error,
+            "completion_tokens": result.usage.completion_tokens, "error": self.run.error_detail or result.error,
             "error_status": result.error_status, "cancel_reason": self.run.cancel_reason,
         }
         try:
@@ -172,7 +176,8 @@ class AgentLoop:
             origin=self.run.policy.origin, outcome=result.outcome, finish_reason=result.finish_reason,
             steps=self.model.steps, prompt_tokens=result.usage.prompt_tokens,
             completion_tokens=result.usage.completion_tokens,
-            elapsed_ms=round(elapsed * 1000, 1), error=result.error, error_status=result.error_status,
+            elapsed_ms=round(elapsed * 1000, 1), error=self.run.error_detail or result.error,
+            error_status=result.error_status,
             requester=self.run.requester, depth=self.depth,
         )
         self.emit(result)

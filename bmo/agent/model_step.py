@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from bmo.agent.errors import error_detail
 from bmo.agent.events import StepStarted, TextDelta
 from bmo.agent.messages import ChatMessage, Usage
 from bmo.agent.providers.base import ModelTurn
@@ -68,7 +69,7 @@ class ModelSteps:
                 record_usage(span, input_tokens=turn.usage.prompt_tokens, output_tokens=turn.usage.completion_tokens,
                              finish_reason=turn.finish_reason)
         except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = error_detail(exc)
             raise
         finally:
             usage = turn.usage if turn is not None else Usage()

@@ -38,6 +38,7 @@ class Run:
         self.finished_at: float | None = None
         self.result: RunFinished | None = None
         self.cancel_reason: str | None = None
+        self.error_detail: str | None = None  # a failure's full text (records, ledgers), never sent to clients
         self._events: list[AnyEvent] = []
         self._wake = asyncio.Event()
         self._finished = asyncio.Event()

@@ -23,7 +23,7 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     """Serve the BMO HTTP API (OpenAI-compatible routes come from plugins)."""
     from bmo.server.app import build_host
     from bmo.server.event_loop import loop_factory
-    from bmo.server.serve import ServeRefused, check_boundary, serve_forever
+    from bmo.server.serve import ServeRefused, check_boundary, check_data_dir, serve_forever
 
     pm = plugin_manager()
     config = load_or_exit(pm, config_files, {"options.http_server.addr": addr, "storage.data_dir": data_dir})
@@ -33,6 +33,7 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
     try:
         warning = check_boundary(settings)
         plan = build_host(config, pm, settings)
+        check_data_dir(plan)
         factory = loop_factory(config.section("options.http_server").event_loop)
     except (ServeRefused, ValueError) as exc:
         click.echo(f"bmo serve: {exc}", err=True)

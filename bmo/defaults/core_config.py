@@ -24,6 +24,10 @@ class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     body_read_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0  # a request body must arrive in full within this
     # An idle keep-alive connection, or one that never completes its request headers, is closed after this.
     keepalive_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    # The listening socket's accept queue (aiohttp's default is 128); the kernel caps it at net.core.somaxconn.
+    backlog: Annotated[int, msgspec.Meta(ge=1)] = 2048
+    # Streamed answers open at once; one more is a 503 with Retry-After. 0: no limit.
+    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=0)] = 1000
 
 
 class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,3 +48,11 @@ def bmo_config_sections(register):
     register("options.http_server", HttpServerOptions)
     register("storage", StorageOptions)
     register("tracing", TracingOptions)
+
+
+@hookimpl
+def bmo_posture(register, host):
+    from bmo.defaults.writer_posture import records_posture, store_posture
+
+    register("store_writer", store_posture)
+    register("records", records_posture)

@@ -16,11 +16,11 @@ from bmo.net import TrustedProxies
 from bmo.registry import collect_registry, maybe_await
 from bmo.server.auth import PUBLIC_ROUTES, requester_of, token_matches
 from bmo.server.boundary import Boundary, add_cors_headers, make_body_middleware, make_origin_middleware
-from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.errors import ApiError, envelope_for_http_exception, store_error_reply
 from bmo.server.event_loop import loop_name
 from bmo.server.protocol import handler_args
 from bmo.server.request_trace import make_request_trace_middleware
-from bmo.store import collect_migrations
+from bmo.store import StoreError, collect_migrations
 from bmo.tracing.otel import export_settings
 
 # What the app was built from; the started host appears under HOST_KEY once resources are open.
@@ -76,6 +76,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return envelope_for_http_exception(exc).response()
     except (asyncio.CancelledError, ConnectionResetError):
         raise
+    except StoreError as exc:  # a full or failing disk is the operator's to fix, not an internal error
+        request.app[HOST_KEY].emit("bmo.store_unavailable", "warn", path=request.path, method=request.method,
+                                   status=exc.status, error=str(exc))
+        return store_error_reply(exc).response()
     except Exception as exc:
         host = request.app[HOST_KEY]
         host.emit(

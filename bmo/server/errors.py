@@ -20,6 +20,7 @@ _TYPES = {
     500: ("server_error", "internal_error"),
     502: ("upstream_error", "upstream_unreachable"),
     503: ("server_error", "unavailable"),
+    507: ("server_error", "disk_full"),  # HTTP 507 Insufficient Storage: the data dir's disk is full
     504: ("upstream_error", "upstream_timeout"),
 }
 
@@ -83,3 +84,21 @@ def envelope_for_http_exception(exc: web.HTTPException) -> ApiError:
     else:
         message = exc.text or exc.reason
     return ApiError(status, message)
+
+
+def store_error_reply(exc: Exception) -> ApiError:
+    """The answer to a request whose durable write failed: 507 ``disk_full`` or 503 ``store_unavailable``."""
+    from bmo.store import StoreError  # the store is below the server; imported late to keep this module light
+
+    status = exc.status if isinstance(exc, StoreError) else 503
+    code = exc.code if isinstance(exc, StoreError) else "store_unavailable"
+    return ApiError(status, store_error_message(exc), code=code, headers={"Retry-After": "30"})
+
+
+def store_error_message(exc: Exception) -> str:
+    """What the client is told when a session's write fails; no path, no internals beyond SQLite's own words."""
+    if getattr(exc, "status", None) == 507:
+        return ("BMO cannot save this session: the disk holding its data directory is full. Requests without a "
+                "session (no X-BMO-Session-Id) are still answered; retry once the operator has freed space.")
+    return (f"BMO cannot save this session right now ({exc}). Requests without a session (no X-BMO-Session-Id) "
+            "are still answered; retry later.")

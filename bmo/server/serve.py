@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import os
 import signal
 import sys
+import tempfile
 
 from aiohttp import web
 
@@ -49,6 +52,27 @@ def check_boundary(serve: ServeSettings) -> str | None:
     return None
 
 
+def check_data_dir(plan: HostPlan) -> None:
+    """Refuse to start on a data dir BMO cannot write (read-only file system, no permission).
+
+    A full disk is not refused: the server starts and degrades (see docs/serving.md).
+    """
+    for directory in dict.fromkeys((plan.data_dir, plan.log_dir)):
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".bmo-write-check-", dir=directory)  # an empty file needs no space
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                continue
+            raise ServeRefused(
+                f"the data dir {directory} is not writable ({exc.strerror or exc}). BMO keeps its database and "
+                "trace records there: pass --data-dir (or set BMO_DATA_DIR) to a writable directory, or fix the "
+                "mount or permissions of this one."
+            ) from None
+
+
 async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
     """Serve until SIGINT/SIGTERM, then stop accepting, finish or cancel in-flight work, close."""
     app = create_app(plan)
@@ -66,7 +90,8 @@ async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True)
+        backlog = plan.config.section("options.http_server").backlog
+        site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True, backlog=backlog)
         await site.start()
         # Everything alive now lives as long as the server: keep it out of every future GC pass.
         gc.collect()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import queue
+import time
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,11 +18,38 @@ import apsw
 from bmo.store.statements import Statement
 
 DB_FILENAME = "bmo.sqlite3"
+MAX_PENDING_WRITES = 10_000  # jobs queued for the writer beyond this are refused at once, never buffered
 _STOP = object()
+# What the disk under the data dir, not a job, got wrong: the store is degraded until a commit succeeds.
+_DISK_ERRORS = (apsw.FullError, apsw.ReadOnlyError, apsw.IOError, apsw.CantOpenError)
 
 
 class StoreError(Exception):
-    """A write or read the store could not do; the caller decides what it means."""
+    """A write or read the store could not do; the caller decides what it means.
+
+    ``status`` and ``code`` are what an HTTP route answers when the failure reaches a client.
+    """
+
+    status = 503
+    code = "store_unavailable"
+
+
+class StoreFull(StoreError):
+    """The disk under the data dir is full (SQLITE_FULL / ENOSPC): nothing new can be written."""
+
+    status = 507
+    code = "disk_full"
+
+
+def store_error(exc: BaseException, doing: str = "write") -> StoreError:
+    """The :class:`StoreError` that says what ``exc`` (an apsw error or a StoreError) means."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, apsw.FullError) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        return StoreFull(f"database {doing} failed: the disk holding the data dir is full ({exc})")
+    if isinstance(exc, apsw.ReadOnlyError):
+        return StoreError(f"database {doing} failed: the data dir is read-only ({exc})")
+    return StoreError(f"database {doing} failed: {exc}")
 
 
 @dataclass(frozen=True)
@@ -57,9 +86,13 @@ class Database:
     only its own future. Reads run on a small pool with one connection per thread.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, max_pending: int = MAX_PENDING_WRITES):
         self.path = Path(path)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.max_pending = max_pending
+        # Held while a job is queued and while a stopped writer fails what is left: no job slips in between.
+        self._gate = threading.Lock()
+        self._writer_stopped: StoreError | None = None
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bmo-db-read")
         self._local = threading.local()
@@ -69,6 +102,12 @@ class Database:
         # Transactions the writer committed and jobs it ran: jobs/transactions is the batching gain.
         self.transactions = 0
         self.jobs_run = 0
+        self.jobs_failed = 0  # jobs whose write did not happen (their callers got the error)
+        self.refused = 0  # jobs refused because the queue was full or the writer had stopped
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        # Sticky from a failed write until a commit succeeds again: the store is degraded meanwhile.
+        self.failing: StoreError | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     async def open(self, migrations: Iterable[Migration] = ()) -> None:
@@ -105,18 +144,36 @@ class Database:
         """
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        if self.closed:
-            fut.set_exception(StoreError("the database is closed"))
-            return fut
-        self._jobs.put((job, (loop, fut)))
+        refusal = None
+        with self._gate:
+            if self._writer_stopped is not None:
+                refusal = self._writer_stopped
+            elif self.closed:
+                refusal = StoreError("the database is closed")
+            elif self._jobs.qsize() >= self.max_pending:
+                refusal = StoreError(f"the database writer is {self.max_pending} jobs behind; try again shortly")
+            else:
+                self._jobs.put((job, (loop, fut)))
+        if refusal is not None:
+            self.refused += 1
+            fut.set_exception(refusal)
         return fut
 
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting for the writer (the batch it is running not included)."""
+        return self._jobs.qsize()
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._writer is not None and self._writer.is_alive() and self._writer_stopped is None
+
     async def run_write(self, job: Callable[[apsw.Connection], Any]) -> Any:
-        """``await`` a job's result; an SQLite failure is a :class:`StoreError`."""
+        """``await`` a job's result; an SQLite failure is a :class:`StoreError` (:class:`StoreFull` for a full disk)."""
         try:
             return await self.write_soon(job)
-        except apsw.Error as exc:
-            raise StoreError(f"database write failed: {exc}") from exc
+        except (apsw.Error, StoreError) as exc:
+            raise store_error(exc) from exc
 
     async def write(self, sql: str, params: tuple | dict = ()) -> int:
         """One statement (``run_write(Statement(sql, params))``); returns the last inserted rowid."""
@@ -129,52 +186,121 @@ class Database:
             ready.set_exception(exc)
             return
         ready.set_result(None)
-        stopping = False
-        while not stopping:
-            batch = [self._jobs.get()]
+        stopped = StoreError("the database is closed")
+        try:
+            stopping = False
+            while not stopping:
+                batch = [self._jobs.get()]
+                while True:
+                    try:
+                        batch.append(self._jobs.get_nowait())
+                    except queue.Empty:
+                        break
+                if _STOP in batch:
+                    stopping = True
+                    batch = [item for item in batch if item is not _STOP]
+                if batch:
+                    try:
+                        self._run_batch(conn, batch)
+                    except BaseException as exc:  # noqa: BLE001 - the batch in hand fails too, then the writer stops
+                        self.jobs_failed += len(batch)
+                        _settle([(waiter, None, StoreError(f"the database writer failed: {exc}")) for _, waiter in batch])
+                        raise  # to the handler below, which stops the writer and fails what is queued
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except apsw.Error:  # a full disk: the WAL stays, SQLite replays it at the next open
+                pass
+        except BaseException as exc:  # noqa: BLE001 - the writer must not die silently with callers waiting
+            stopped = StoreError(f"the database writer stopped after an unexpected error: {type(exc).__name__}: {exc}")
+            self._note_failure(stopped)  # told to every caller from now on: no traceback on stderr
+        finally:
+            self._fail_pending(stopped)
+            conn.close()
+
+    def _fail_pending(self, reason: StoreError) -> None:
+        """The writer is gone: every queued job and every later one fails with ``reason``."""
+        with self._gate:
+            self._writer_stopped = reason
+            left = []
             while True:
                 try:
-                    batch.append(self._jobs.get_nowait())
+                    item = self._jobs.get_nowait()
                 except queue.Empty:
                     break
-            if _STOP in batch:
-                stopping = True
-                batch = [item for item in batch if item is not _STOP]
-            if batch:
-                self._run_batch(conn, batch)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
+                if item is not _STOP:
+                    left.append((item[1], None, reason))
+        self.jobs_failed += len(left)
+        _settle(left)
+
+    def _note_failure(self, exc: BaseException) -> None:
+        """Remember a failure of the disk or the writer (a job's own constraint error is not one)."""
+        if not isinstance(exc, (*_DISK_ERRORS, StoreError)):
+            return
+        self.last_error = str(store_error(exc))
+        self.last_error_at = time.time()
+        if isinstance(exc, _DISK_ERRORS):
+            self.failing = store_error(exc)
 
     def _run_batch(self, conn: apsw.Connection, batch: list) -> None:
+        """Run ``batch`` in one transaction, a savepoint per job; every job's future is settled exactly once.
+
+        SQLite may roll the whole transaction back by itself on SQLITE_FULL or an I/O error; then
+        the jobs already done are lost too, so they fail with that error and the rest of the
+        batch goes on in a new transaction. A failed batch leaves the connection outside any
+        transaction, ready for the next one.
+        """
+        settled: list[tuple[Any, Any, BaseException | None]] = []
         results: list[tuple[Any, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
-            _settle([(waiter, None, exc) for _, waiter in batch])
+            self._fail_batch([(waiter, None, exc) for _, waiter in batch], exc)
             return
-        for job, fut in batch:
+        for index, (job, fut) in enumerate(batch):
             try:
                 conn.execute("SAVEPOINT job")
                 value = job(conn)
                 conn.execute("RELEASE job")
                 results.append((fut, value, None))
             except BaseException as exc:  # noqa: BLE001 - the job's own failure goes to its caller
-                try:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                except apsw.Error:
-                    pass
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                    except apsw.Error:
+                        pass
+                if isinstance(exc, apsw.Error):
+                    self._note_failure(exc)
+                if not conn.in_transaction:  # SQLite rolled back everything: the earlier jobs are undone too
+                    settled += [(f, None, err or exc) for f, _, err in results] + [(fut, None, exc)]
+                    results = []
+                    try:
+                        conn.execute("BEGIN IMMEDIATE")
+                    except apsw.Error as again:
+                        self._fail_batch(settled + [(w, None, again) for _, w in batch[index + 1:]], again)
+                        return
+                    continue
                 results.append((fut, None, exc))
         try:
             conn.execute("COMMIT")
-            self.transactions += 1
-            self.jobs_run += len(batch)
         except apsw.Error as exc:
-            try:
-                conn.execute("ROLLBACK")
-            except apsw.Error:
-                pass
-            results = [(fut, None, err or exc) for fut, _, err in results]
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except apsw.Error:
+                    pass
+            self._fail_batch(settled + [(fut, None, err or exc) for fut, _, err in results], exc)
+            return
+        self.transactions += 1
+        self.jobs_run += len(results)
+        self.jobs_failed += len(settled) + sum(1 for _, _, err in results if err is not None)
+        if not settled and not any(isinstance(err, _DISK_ERRORS) for _, _, err in results):
+            self.failing = None  # a commit with no disk error in it: the disk takes writes again
+        _settle(settled + results)
+
+    def _fail_batch(self, results: list, exc: BaseException) -> None:
+        self._note_failure(exc)
+        self.jobs_failed += len(results)
         _settle(results)
 
     # -- reads -----------------------------------------------------------------------
@@ -194,7 +320,7 @@ class Database:
         try:
             return await loop.run_in_executor(self._readers, lambda: job(self._reader()))
         except apsw.Error as exc:
-            raise StoreError(f"database read failed: {exc}") from exc
+            raise store_error(exc, "read") from exc
 
     async def fetchall(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         """Rows as dicts keyed by column name."""

@@ -42,6 +42,7 @@ class Reply(msgspec.Struct, kw_only=True):
     stall: bool = False  # stream the content, then hang without finishing
     drop: bool = False  # close the connection without any answer
     raw_stream: str = ""  # a streamed answer's exact body (e.g. odd line ends), sent instead of chunks
+    endless: bool = False  # after the content, stream one more chunk every chunk_delay_s until the client leaves
 
     def pieces(self) -> list[str]:
         if isinstance(self.chunks, list):
@@ -68,11 +69,13 @@ def reply(
     delay_s: float = 0.0,
     chunk_delay_s: float = 0.0,
     stall: bool = False,
+    endless: bool = False,
 ) -> Reply:
     """A successful answer: text (split into ``chunks``) and/or tool calls."""
     return Reply(
         text=text, chunks=chunks, tool_calls=list(tool_calls or []), finish_reason=finish_reason,
         usage=usage, reasoning=reasoning, refusal=refusal, delay_s=delay_s, chunk_delay_s=chunk_delay_s, stall=stall,
+        endless=endless,
     )
 
 

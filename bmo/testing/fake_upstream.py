@@ -291,6 +291,9 @@ class FakeUpstream:
             for part in _split(call.arguments, 3):
                 await pause()
                 await send({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+        while r.endless:  # an endless trickle: only the client's leaving ends it
+            await asyncio.sleep(r.chunk_delay_s)
+            await send({"content": "."})
         if r.stall:
             await asyncio.Event().wait()  # hang mid-stream until the client leaves
         await send({}, finish)

@@ -87,7 +87,8 @@ async def start_server(
     app = create_app(build_host(config, pm, serve, env=env))
     runner = EnvelopeRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()  # opens the started host and runs the startup hooks
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    backlog = config.section("options.http_server").backlog  # as bmo serve does
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=backlog).start()
     return RunningServer(f"http://127.0.0.1:{port}", app[HOST_KEY], runner, token)
 
 

@@ -25,6 +25,7 @@ LEVELS = ("debug", "info", "warn", "error")
 # Spellings people and libraries use for the same severities.
 LEVEL_ALIASES = {"warning": "warn", "err": "error", "critical": "error", "fatal": "error"}
 BATCH_WINDOW_S = 0.02  # how long the writer lets records gather before it writes them
+MAX_PENDING_RECORDS = 20_000  # records waiting beyond this are dropped (and counted), never buffered
 _FLUSH = object()
 _STOP = object()
 _encoder = msgspec.json.Encoder()
@@ -52,6 +53,7 @@ class RecordLog:
         backups: int = 5,
         stderr: bool = False,
         hook: HookCaller | None = None,
+        max_pending: int = MAX_PENDING_RECORDS,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # records carry requesters and prompts
@@ -62,11 +64,41 @@ class RecordLog:
         self._hook = hook
         # Encoded lines and control items wait here; the writer takes them all at once.
         self._pending: list = []
+        self._pending_lines = 0
+        self.max_pending = max_pending
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        # What the posture shows: a full disk costs records (counted), never the writer.
+        self.written = 0
+        self.dropped = 0
+        self.write_errors = 0
+        self.last_error: str | None = None
+        self.last_error_at: str | None = None
+        self._dropped_unreported = 0  # dropped since the log last said so in a bmo.records.dropped record
+        self._failing = False  # the last write failed; cleared by the next one that succeeds
+        self._writer_error: str | None = None
+        self._fh = None
+        self._size = 0
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, name="bmo-records", daemon=True)
         self._thread.start()
-        self._closed = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Records waiting for the writer."""
+        return self._pending_lines
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> dict:
+        """The writer's counters, for the posture's ``records`` section."""
+        return {"writer": "running" if self.writer_alive else "stopped", "path": str(self.path),
+                "written": self.written, "dropped": self.dropped, "write_errors": self.write_errors,
+                "last_error": self._writer_error or self.last_error, "last_error_at": self.last_error_at,
+                "queue_depth": self.queue_depth, "max_queue": self.max_pending,
+                "degraded": self._failing or not self.writer_alive}
 
     def emit(self, msg: str, level: str = "info", **fields: Any) -> dict:
         """Write one record and hand it to every tracing hook; returns it as written.
@@ -101,6 +133,12 @@ class RecordLog:
 
     def _put(self, item: Any, urgent: bool = False) -> None:
         with self._lock:
+            if isinstance(item, bytes):
+                if self._pending_lines >= self.max_pending or not self._thread.is_alive():
+                    self.dropped += 1
+                    self._dropped_unreported += 1
+                    return
+                self._pending_lines += 1
             self._pending.append(item)
         # Waking the writer costs a thread hand-off: once per batch, not once per record.
         if urgent or not self._wake.is_set():
@@ -112,7 +150,10 @@ class RecordLog:
             return
         done = threading.Event()
         self._put((_FLUSH, done), urgent=True)
-        done.wait(10)
+        deadline = time.monotonic() + 10
+        while not done.wait(0.1):  # a writer that stopped never sets it: do not wait out the 10 s
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                return
 
     def close(self) -> None:
         if self._closed:
@@ -122,9 +163,11 @@ class RecordLog:
         self._thread.join(10)
 
     def _loop(self) -> None:
-        fh = open(self.path, "ab")
-        size = fh.tell()
         try:
+            try:
+                self._open()  # the log exists from the start, even before its first record
+            except OSError:
+                pass  # a full disk: the first batch tries again, and counts what it cannot write
             while True:
                 self._wake.wait()
                 # Let a burst gather, unless someone waits for a flush or the stop.
@@ -134,29 +177,128 @@ class RecordLog:
                     time.sleep(BATCH_WINDOW_S)
                 with self._lock:
                     items, self._pending = self._pending, []
+                    self._pending_lines = 0
                     self._wake.clear()
                 stop = False
+                lines: list[bytes] = []
                 for item in items:
+                    if isinstance(item, bytes):
+                        lines.append(item)
+                        continue
+                    self._append(lines)  # what came before a flush or the stop is written first
+                    lines = []
                     if item is _STOP:
                         stop = True
-                    elif isinstance(item, tuple) and item[0] is _FLUSH:
-                        fh.flush()
-                        item[1].set()
                     else:
-                        if size + len(item) > self.max_bytes and size > 0:
-                            fh.close()
-                            self._rotate()
-                            fh = open(self.path, "ab")
-                            size = 0
-                        fh.write(item)
-                        size += len(item)
-                        if self.stderr:
-                            sys.stderr.buffer.write(item)
-                fh.flush()
+                        item[1].set()
+                self._append(lines)
                 if stop:
                     return
+        except BaseException as exc:  # noqa: BLE001 - say it once, plainly; emit() then counts drops
+            self._writer_error = f"the records writer stopped: {type(exc).__name__}: {exc}"
+            _warn(f"bmo: {self._writer_error}; further records are dropped")
         finally:
-            fh.close()
+            self._close_file()
+            with self._lock:
+                self.dropped += self._pending_lines
+                self._pending_lines = 0
+                for item in self._pending:
+                    if isinstance(item, tuple):
+                        item[1].set()
+                self._pending = []
+
+    def _append(self, lines: list[bytes]) -> None:
+        """Write ``lines`` (rotating as needed); on an OS error count them dropped and keep going."""
+        if not lines and not self._dropped_unreported:  # a flush still writes the report of a gap
+            return
+        if self.stderr:
+            try:
+                sys.stderr.buffer.write(b"".join(lines))
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+        report = self._dropped_unreported  # the log says what it missed, first thing once it can write again
+        if report:
+            lines = [self._dropped_line(), *lines]
+        done = 0
+        try:
+            for segment in self._segments(lines):
+                self._write_all(b"".join(segment))
+                done += len(segment)
+        except OSError as exc:
+            self._close_file()  # reopened on the next batch: the file may be gone or rotated meanwhile
+            reported = bool(report and done)
+            with self._lock:
+                lost = len(lines) - done - (1 if report and not done else 0)
+                self.written += done - (1 if reported else 0)
+                self.dropped += lost
+                self._dropped_unreported = lost if reported else self._dropped_unreported + lost
+                self.write_errors += 1
+                self._failing = True
+                self.last_error = f"{exc.strerror or exc} ({self.path})"
+                self.last_error_at = now_iso()
+            if not report:
+                _warn(f"bmo: cannot write records to {self.path}: {exc.strerror or exc}; "
+                      "dropping them (and counting) until the disk takes writes again")
+            return
+        with self._lock:
+            self.written += done - (1 if report else 0)
+            self._dropped_unreported -= report
+            self._failing = False
+        if report:
+            _warn(f"bmo: records are written to {self.path} again ({report} were dropped meanwhile)")
+
+    def _dropped_line(self) -> bytes:
+        return _encoder.encode({"time": now_iso(), "level": "warn", "msg": "bmo.records.dropped",
+                                "dropped": self._dropped_unreported, "total_dropped": self.dropped,
+                                "error": self.last_error}) + b"\n"
+
+    def _segments(self, lines: list[bytes]):
+        """``lines`` cut where the log must rotate before the next one, rotating in between."""
+        self._open()
+        segment: list[bytes] = []
+        size = self._size
+        for line in lines:
+            if size + len(line) > self.max_bytes and size > 0:
+                if segment:
+                    yield segment
+                    segment = []
+                self._close_file()
+                self._rotate()
+                self._open()
+                size = 0
+            segment.append(line)
+            size += len(line)
+        if segment:
+            yield segment
+
+    def _open(self) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "ab", buffering=0)
+            self._size = self._fh.tell()
+
+    def _write_all(self, data: bytes) -> None:
+        """Append ``data`` whole or not at all: a short write is cut back so no half line stays."""
+        start, view = self._size, memoryview(data)
+        try:
+            while view:
+                n = self._fh.write(view)
+                view = view[n:]
+        except OSError:
+            try:
+                os.ftruncate(self._fh.fileno(), start)
+            except OSError:
+                pass
+            raise
+        self._size = start + len(data)
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
 
     def _rotate(self) -> None:
         for i in range(self.backups, 0, -1):
@@ -166,6 +308,13 @@ class RecordLog:
                 os.replace(src, dst)
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
+
+
+def _warn(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _plain(value: Any) -> Any:

@@ -58,7 +58,8 @@ async def test_5xx_and_dropped_connections_are_retried_but_bounded(agent, fake_u
     fake_upstream.script(error(500, "boom"), error(500, "boom"), error(500, "still boom"), reply("unused"))
     with pytest.raises(UpstreamError) as failed:
         await bmo.co.complete("fake/fake-model", USER)
-    assert failed.value.status == 502 and "still boom" in str(failed.value)
+    # Issue 11: a 5xx body maps the internal network, so it is kept in ``detail``, not in the client's message.
+    assert failed.value.status == 502 and "still boom" in failed.value.detail and "still boom" not in str(failed.value)
     assert fake_upstream.pending == 1  # 1 try + max_retries (2), no more
 
 

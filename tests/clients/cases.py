@@ -7,8 +7,6 @@ import pydantic
 from bmo.testing.fake_upstream import reply, tool_call
 
 WEATHER_PARAMS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-# Until i13-chat's response_format / text.format work lands, BMO answers structured-output requests with 400.
-STRUCTURED_PENDING = "structured output (response_format / text.format) is issue 13 point 1, built in i13-chat"
 
 
 class City(pydantic.BaseModel):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import openai
-import pytest
 from agents import Agent, OpenAIChatCompletionsModel, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 
-from tests.clients.cases import STRUCTURED_PENDING, City, city_json, tool_results, weather_call
+from tests.clients.cases import City, city_json, tool_results, weather_call
 from tests.clients.conftest import MODEL, TOKEN
 
 set_tracing_disabled(True)  # the SDK would otherwise export traces to api.openai.com
@@ -49,11 +48,11 @@ async def test_responses_stream(bmo):
     assert "".join(deltas) == result.final_output == "echo: stream agent"
 
 
-@pytest.mark.xfail(strict=True, reason=STRUCTURED_PENDING)
 async def test_structured_output(bmo):
     bmo.up.script(city_json())
     result = await Runner.run(Agent(name="a", model=responses_model(bmo), output_type=City), "Oslo?")
     assert result.final_output == City(name="Oslo", population=700000)
+    assert '"population"' in bmo.up.chat_requests[0].body["messages"][0]["content"]  # the run held to City's schema
 
 
 async def test_chat(bmo):

@@ -19,7 +19,7 @@ import instructor  # noqa: E402
 import openai  # noqa: E402
 
 from bmo.testing.fake_upstream import reply, tool_call  # noqa: E402
-from tests.clients.cases import STRUCTURED_PENDING, City, city_json  # noqa: E402
+from tests.clients.cases import City, city_json  # noqa: E402
 from tests.clients.conftest import MODEL, TOKEN  # noqa: E402
 
 pytestmark = pytest.mark.clients_instructor
@@ -43,7 +43,6 @@ async def test_chat(bmo):
     assert text.choices[0].message.content == "echo: hi inst"
 
 
-@pytest.mark.xfail(strict=True, reason=STRUCTURED_PENDING)
 async def test_structured_output(bmo):
     bmo.up.script(city_json())
     city = await client(bmo, instructor.Mode.JSON_SCHEMA).chat.completions.create(

@@ -34,6 +34,13 @@ async def test_structured_output(bmo):
     assert await chat(bmo).with_structured_output(City).ainvoke("Oslo?") == City(name="Oslo", population=700000)
 
 
+async def test_responses_structured_output(bmo):
+    bmo.up.script(city_json())
+    structured = chat(bmo, use_responses_api=True).with_structured_output(City, method="json_schema")
+    assert await structured.ainvoke("Oslo?") == City(name="Oslo", population=700000)
+    assert [r["route"] for r in await bmo.rows()] == ["responses_create"]
+
+
 async def test_responses(bmo):
     message = await chat(bmo, use_responses_api=True).ainvoke("hi responses")
     assert message.text == "echo: hi responses"

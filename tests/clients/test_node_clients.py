@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.cases import weather_call
+from tests.clients.cases import city_json, weather_call
 from tests.clients.conftest import MODEL, TOKEN
 from bmo.testing.fake_upstream import reply
 
@@ -55,10 +55,11 @@ async def test_openai_node(bmo, node_modules):
 
 async def test_vercel_ai_sdk(bmo, node_modules):
     bmo.up.script(reply("echo: hi vercel"), reply("echo: hi vercel chat"), reply("echo: flow vercel"), weather_call(),
-                  reply("It is sunny."))
+                  reply("It is sunny."), city_json(), city_json())
     out = await run_node(node_modules, "vercel_ai.mjs", bmo)
     assert out["responses"] == "echo: hi vercel" and out["chat"] == "echo: hi vercel chat"
     assert out["stream"] == "echo: flow vercel"
     assert out["tools"] == "It is sunny."
+    assert out["object"] == out["chat_object"] == {"name": "Oslo", "population": 700000}
     routes = [r["route"] for r in await bmo.rows()]
-    assert routes.count("responses_create") == 4 and routes.count("chat_completions") == 1
+    assert routes.count("responses_create") == 5 and routes.count("chat_completions") == 2

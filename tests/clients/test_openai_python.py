@@ -44,6 +44,21 @@ async def test_structured_output(bmo):
     assert parsed.choices[0].message.parsed == City(name="Oslo", population=700000)
 
 
+async def test_responses_structured_output(bmo):
+    bmo.up.script(city_json())
+    parsed = await client(bmo).responses.parse(model=MODEL, input="Oslo?", text_format=City)
+    assert parsed.output_parsed == City(name="Oslo", population=700000)
+
+
+async def test_responses_structured_output_stream(bmo):
+    bmo.up.script(city_json())
+    async with client(bmo).responses.stream(model=MODEL, input="Oslo?", text_format=City) as stream:
+        deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        final = await stream.get_final_response()
+    assert final.output_parsed == City(name="Oslo", population=700000)
+    assert "".join(deltas) == '{"name": "Oslo", "population": 700000}'
+
+
 async def test_responses(bmo):
     c = client(bmo)
     first = await c.responses.create(model=MODEL, input="first")

@@ -24,7 +24,9 @@ from bmo.agent.run import PERMISSION_MODES, RunPolicy
 from bmo.agent.tools.base import TOOL_CLASSES
 from bmo.field_errors import field_error
 from bmo.server.auth import requester_label
+from bmo.server.capacity import stream_slot
 from bmo.server.errors import ApiError
+from bmo.streaming.disconnect import DisconnectWatch
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -64,10 +66,14 @@ def _coordinator(request: web.Request):
     return coordinator
 
 
-def _agent_options(request: web.Request):
+def _host(request: web.Request):
     from bmo.server.app import get_host
 
-    return get_host(request).config.section("agent")
+    return get_host(request)
+
+
+def _agent_options(request: web.Request):
+    return _host(request).config.section("agent")
 
 
 def _requester(request: web.Request) -> str:
@@ -210,6 +216,11 @@ async def post_message(request: web.Request) -> web.StreamResponse:
     co = _coordinator(request)
     session = await _session_or_404(co, request.match_info["session_id"], request)
     body = await decode(request, PostMessageBody)
+    with stream_slot(_host(request), body.stream):  # past max_concurrent_streams: a 503 before the run starts
+        return await _run_message(request, co, session, body)
+
+
+async def _run_message(request: web.Request, co, session, body: PostMessageBody) -> web.StreamResponse:
     messages = _new_messages(body)
     policy = _policy(body, _agent_options(request).max_permission_mode)
     model = body.model or session.model
@@ -235,7 +246,12 @@ async def post_message(request: web.Request) -> web.StreamResponse:
                        code="session_busy", headers={"X-BMO-Run-Id": exc.run_id}) from None
     headers = {"X-BMO-Session-Id": session.id, "X-BMO-Run-Id": run.id}
     if not body.stream:
-        result = await run.wait()
+        # A client that leaves before the answer cancels the run, as a streaming one does.
+        with DisconnectWatch(request) as watch:
+            watch.on_lost(lambda: run.cancel("client disconnected"))
+            result = await run.wait()
+        if watch.lost:
+            return web.Response(status=499, headers=headers)
         _raise_for_error(result, headers)
         return web.json_response({"run": run.describe(), "result": msgspec.to_builtins(result)}, headers=headers)
     stream = RunEventStream(request, headers, run_events(run))
@@ -258,7 +274,8 @@ async def post_message(request: web.Request) -> web.StreamResponse:
 
 def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
     if result.outcome == outcomes.ERROR:
-        raise ApiError(result.error_status or 500, result.error or "the run failed", headers=headers)
+        raise ApiError(result.error_status or 500, result.error or "the run failed", code=result.error_code,
+                       headers=headers)
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -278,15 +295,16 @@ async def follow_session(request: web.Request) -> web.StreamResponse:
     """Every run of the session from now on (and the active one from its start), until the client leaves."""
     co = _coordinator(request)
     session = await _session_or_404(co, request.match_info["session_id"], request)
-    stream = RunEventStream(request, {"X-BMO-Session-Id": session.id}, session_runs(co, session.id, time.time()))
-    try:
-        await stream.start(comment=f"following {session.id}")
-        await stream.relay(until_finished=False)
-    except ConnectionResetError:
-        pass  # the follower left; nothing to clean up
-    finally:
-        stream.close()
-    return stream.response
+    with stream_slot(_host(request)):
+        stream = RunEventStream(request, {"X-BMO-Session-Id": session.id}, session_runs(co, session.id, time.time()))
+        try:
+            await stream.start(comment=f"following {session.id}")
+            await stream.relay(until_finished=False)
+        except ConnectionResetError:
+            pass  # the follower left; nothing to clean up
+        finally:
+            stream.close()
+        return stream.response
 
 
 async def list_branches(request: web.Request) -> web.Response:

@@ -3,6 +3,8 @@
 Every call streams, so text reaches the caller as the upstream produces it; a
 non-streaming caller simply collects. Connect errors, 429 and 5xx are retried only
 before the first byte of a successful answer: after that a retry could duplicate text.
+Each answer is bounded in total time and size (:mod:`.answer_bounds`); failures say what a
+client may read and keep the rest in ``detail`` (:mod:`.faults`).
 """
 
 from __future__ import annotations
@@ -21,45 +23,15 @@ from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from bmo.agent.events import ReasoningDelta, TextDelta
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall, Usage
+from bmo.agent.providers.answer_bounds import AnswerBounds
 from bmo.agent.providers.base import ModelTurn, StreamItem
+from bmo.agent.providers.chat_chunks import CHUNK_DECODER as _CHUNK, Chunk as _Chunk, merge_tool_delta, usage_of
+from bmo.agent.providers.faults import describe, error_text, network_failure
 from bmo.streaming.sse_parser import SseLineTooLong, SseParser
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-# The shape of one streamed chunk, decoded in one pass (unknown fields are skipped, not built).
-# Fields the old dict code type-checked itself stay ``Any``; usage and errors arrive once per stream.
-class _FunctionDelta(msgspec.Struct):
-    name: str | None = None
-    arguments: str | None = None
-
-
-class _ToolCallDelta(msgspec.Struct):
-    index: int | None = None
-    id: str | None = None
-    function: _FunctionDelta | None = None
-
-
-class _Delta(msgspec.Struct):
-    content: str | None = None
-    reasoning_content: Any = None
-    reasoning: Any = None
-    refusal: str | None = None
-    tool_calls: list[_ToolCallDelta] | None = None
-
-
-class _Choice(msgspec.Struct):
-    delta: _Delta | None = None
-    finish_reason: str | None = None
-
-
-class _Chunk(msgspec.Struct):
-    choices: list[_Choice] | None = None
-    usage: Any = None
-    error: Any = None
-
-
-_CHUNK = msgspec.json.Decoder(_Chunk)
 _ENCODE = msgspec.json.Encoder().encode
 
 
@@ -75,6 +47,9 @@ class OpenAIProvider:
         self.base_url = options.base_url.rstrip("/")
         if options.max_sse_line_bytes < 1:
             raise ValueError(f"[providers.{name}] max_sse_line_bytes must be 1 or more, got {options.max_sse_line_bytes}")
+        if options.max_answer_s <= 0 or options.max_answer_bytes < 1:
+            raise ValueError(f"[providers.{name}] max_answer_s and max_answer_bytes must be positive, got "
+                             f"{options.max_answer_s:g} and {options.max_answer_bytes}")
         if options.max_connections < 0:
             raise ValueError(f"[providers.{name}] max_connections must be 0 (no limit) or more, "
                              f"got {options.max_connections}")
@@ -117,10 +92,14 @@ class OpenAIProvider:
             timeout = aiohttp.ClientTimeout(total=min(self.options.timeout_s, 10.0))
             async with self._http().get(url, headers=self._headers(), timeout=timeout) as resp:
                 if resp.status != 200:
-                    raise UpstreamError(resp.status, f"GET {url} answered {resp.status}: {await _error_text(resp)}")
+                    public, full = await error_text(resp)
+                    raise UpstreamError(resp.status, f"Provider '{self.name}' answered HTTP {resp.status} to its model "
+                                                     f"list{': ' + public if public else ''}",
+                                        detail=f"GET {url} answered {resp.status}: {full}")
                 body = await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise UpstreamUnreachable(f"Cannot list models of provider '{self.name}' at {url}: {_describe(exc)}") from exc
+            raise UpstreamUnreachable(f"Cannot list models of provider '{self.name}': {network_failure(exc)}.",
+                                      detail=f"GET {url}: {describe(exc)}") from exc
         self.models = [str(m["id"]) for m in body.get("data", []) if isinstance(m, dict) and "id" in m]
         return self.models
 
@@ -151,13 +130,27 @@ class OpenAIProvider:
     ) -> AsyncIterator[StreamItem]:
         """Deltas as they arrive, then one :class:`ModelTurn`."""
         body = self.request_body(model, messages, tools, tool_choice, sampling, response_format)
-        resp = await self._open(body)
+        bounds = AnswerBounds(self.name, self.options.max_answer_s, self.options.max_answer_bytes)
         try:
-            async for item in self._read(resp):
-                yield item
+            resp = await self._open_bounded(body, bounds)
+            try:
+                async for item in self._read(resp, bounds):
+                    yield item
+            finally:
+                # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.
+                resp.close()
         finally:
-            # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.
-            resp.close()
+            bounds.close()
+
+    async def _open_bounded(self, body: dict, bounds: AnswerBounds, path: str = "/chat/completions"):
+        """``_open`` within the answer's time bound (retries included), the response then watched by it."""
+        try:
+            async with asyncio.timeout_at(bounds.deadline):
+                resp = await self._open(body, path)
+        except TimeoutError:
+            raise bounds.timed_out() from None
+        bounds.watch(resp)
+        return resp
 
     async def _open(self, body: dict, path: str = "/chat/completions") -> aiohttp.ClientResponse:
         url = f"{self.base_url}{path}"
@@ -173,22 +166,25 @@ class OpenAIProvider:
                     await asyncio.sleep(min(wait, self.options.max_retry_wait_s))
                     continue
                 raise UpstreamTimeout(
-                    f"Provider '{self.name}' at {url} did not answer within {self.options.timeout_s:g}s "
-                    f"([providers.{self.name}] timeout_s)."
+                    f"Provider '{self.name}' did not answer within {self.options.timeout_s:g}s "
+                    f"([providers.{self.name}] timeout_s).", detail=f"POST {url}: {describe(exc)}"
                 ) from exc
             except aiohttp.ClientConnectionError as exc:
                 if attempt >= self.options.max_retries:
                     raise UpstreamUnreachable(
-                        f"Cannot reach provider '{self.name}' at {url} after {attempt + 1} attempt(s): {_describe(exc)}. "
-                        f"Check that the model server is running and [providers.{self.name}] base_url is right."
+                        f"Cannot reach provider '{self.name}' after {attempt + 1} attempt(s): {network_failure(exc)}. "
+                        f"Check that the model server is running and [providers.{self.name}] base_url is right.",
+                        detail=f"POST {url} after {attempt + 1} attempt(s): {describe(exc)}",
                     ) from exc
             else:
                 if resp.status == 200:
                     return resp
-                message = await _error_text(resp)
+                public, full = await error_text(resp)
                 resp.close()
                 if resp.status not in RETRY_STATUSES or attempt >= self.options.max_retries:
-                    raise UpstreamError(resp.status, f"Provider '{self.name}' answered HTTP {resp.status}: {message}")
+                    kind = f": {public}" if public else (" (a server error on its side)" if resp.status >= 500 else "")
+                    raise UpstreamError(resp.status, f"Provider '{self.name}' answered HTTP {resp.status}{kind}",
+                                        detail=f"POST {url} answered HTTP {resp.status}: {full}")
                 wait = _retry_after(resp.headers.get("Retry-After")) or wait
             attempt += 1
             self._note_retry(attempt, url)
@@ -208,34 +204,60 @@ class OpenAIProvider:
                                 **{k: v for k, v in (sampling or {}).items() if v is not None}}
         if suffix:
             body["suffix"] = suffix
+        bounds = AnswerBounds(self.name, self.options.max_answer_s, self.options.max_answer_bytes)
         try:
-            resp = await self._open(body, "/completions")
-        except UpstreamError as exc:
-            if exc.upstream_status in (404, 405, 501):
-                self._no_completions = True
-                return None
-            raise
-        try:
-            answer = await resp.json(content_type=None)
-        except asyncio.TimeoutError as exc:
-            raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s "
-                                  "mid-answer.") from exc
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise UpstreamError(502, f"Provider '{self.name}' sent a completion that is not JSON: {_describe(exc)}") from exc
+            try:
+                resp = await self._open_bounded(body, bounds, "/completions")
+            except UpstreamError as exc:
+                if exc.upstream_status in (404, 405, 501):
+                    self._no_completions = True
+                    return None
+                raise
+            try:
+                answer = msgspec.json.decode(await self._read_body(resp, bounds))
+            except msgspec.DecodeError as exc:
+                raise UpstreamError(502, f"Provider '{self.name}' sent a completion that is not JSON.",
+                                    detail=describe(exc), code="upstream_bad_answer") from None
+            finally:
+                resp.close()
         finally:
-            resp.close()
+            bounds.close()
         choice = (answer.get("choices") or [{}])[0] if isinstance(answer, dict) else None
         if not isinstance(choice, dict) or not isinstance(choice.get("text", ""), str):
-            raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.")
+            raise UpstreamError(502, f"Provider '{self.name}' sent a completion without choices[0].text.",
+                                code="upstream_bad_answer")
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
         return ModelTurn(text=choice.get("text") or "", finish_reason=choice.get("finish_reason") or "stop",
-                         usage=_usage(usage))
+                         usage=usage_of(usage))
+
+    async def _read_body(self, resp: aiohttp.ClientResponse, bounds: AnswerBounds) -> bytes:
+        """A whole (non-streamed) answer body, within the bounds."""
+        parts: list[bytes] = []
+        try:
+            async for received in resp.content.iter_any():
+                bounds.count(len(received))
+                parts.append(received)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise self._broken(exc, bounds) from exc
+        if bounds.expired:
+            raise bounds.timed_out()
+        return b"".join(parts)
+
+    def _broken(self, exc: BaseException, bounds: AnswerBounds) -> Exception:
+        """The error for a read that failed mid-answer: the time bound, silence, or a broken connection."""
+        if bounds.expired:
+            return bounds.timed_out()
+        if isinstance(exc, asyncio.TimeoutError):
+            return UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s "
+                                   f"mid-answer ([providers.{self.name}] timeout_s).", detail=describe(exc))
+        return UpstreamError(502, f"Provider '{self.name}' broke off the answer: {network_failure(exc)}.",
+                             detail=f"provider {self.name}: {describe(exc)}")
 
     def _note_retry(self, attempt: int, url: str) -> None:
         if self.host is not None:
             self.host.emit("agent.provider.retry", "warn", provider=self.name, attempt=attempt, url=url)
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> AsyncIterator[StreamItem]:
+    async def _read(self, resp: aiohttp.ClientResponse, bounds: AnswerBounds) -> AsyncIterator[StreamItem]:
         text: list[str] = []
         reasoning: list[str] = []
         refusal: list[str] = []
@@ -243,19 +265,28 @@ class OpenAIProvider:
         finish: str | None = None
         usage = Usage()
         done = False
+        unparsed: list[str] = []  # data lines that are not JSON (the first few, for the detail)
+        unparsed_count = 0
         parser = SseParser(self.options.max_sse_line_bytes)
         try:
             async for received in resp.content.iter_any():
+                bounds.count(len(received))
                 for event in parser.feed(received):
                     if event.data == "[DONE]":
                         done = True
                         break
-                    for chunk in self._chunks(event.data):
+                    chunks = self._chunks(event.data)
+                    if not chunks and event.data.strip():
+                        unparsed_count += 1
+                        if len(unparsed) < 3:
+                            unparsed.append(event.data[:200])
+                    for chunk in chunks:
                         if isinstance(chunk.error, dict):
-                            raise UpstreamError(502, f"Provider '{self.name}' failed mid-answer: "
-                                                     f"{chunk.error.get('message', chunk.error)}")
+                            raise UpstreamError(502, f"Provider '{self.name}' reported an error mid-answer.",
+                                                detail=f"provider {self.name} sent an error event: "
+                                                       f"{str(chunk.error.get('message', chunk.error))[:2000]}")
                         if isinstance(chunk.usage, dict):
-                            usage = _usage(chunk.usage)
+                            usage = usage_of(chunk.usage)
                         for choice in chunk.choices or ():
                             delta = choice.delta
                             if delta is not None:
@@ -270,20 +301,20 @@ class OpenAIProvider:
                                     reasoning.append(thought)
                                     yield ReasoningDelta(text=thought)
                                 for tc in delta.tool_calls or ():
-                                    _merge_tool_delta(calls, tc)
+                                    merge_tool_delta(calls, tc)
                             finish = choice.finish_reason or finish
                 if done:
                     break
         except SseLineTooLong as exc:
             raise UpstreamError(502, f"Provider '{self.name}' sent a server-sent-events line longer than {exc.limit} "
                                      f"bytes; raise [providers.{self.name}] max_sse_line_bytes if its answers are "
-                                     "that large.") from None
-        except asyncio.TimeoutError as exc:
-            raise UpstreamTimeout(f"Provider '{self.name}' stopped sending for {self.options.timeout_s:g}s mid-answer.") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(502, f"Provider '{self.name}' broke off the answer: {_describe(exc)}") from exc
-        if not done and finish is None:
-            raise UpstreamError(502, f"Provider '{self.name}' closed the stream before the answer finished.")
+                                     "that large.", code="upstream_bad_stream") from None
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise self._broken(exc, bounds) from exc
+        if bounds.expired:  # the timer closed the response: the read ended early, not the answer
+            raise bounds.timed_out()
+        if finish is None:
+            raise self._unfinished(done, unparsed_count, unparsed)
         tool_calls = [
             ToolCall(id=c["id"] or f"call_{self.name}_{i}", function=FunctionCall(name=c["name"], arguments=c["arguments"]))
             for i, c in sorted(calls.items())
@@ -296,36 +327,32 @@ class OpenAIProvider:
             finish_reason=finish or "stop", usage=usage, refusal="".join(refusal),
         )
 
+    def _unfinished(self, done: bool, unparsed_count: int, unparsed: list[str]) -> UpstreamError:
+        """A stream that ended without any ``finish_reason``: cut off, or not a chat-completion stream at all."""
+        if unparsed_count:
+            public = (f"Provider '{self.name}' sent a stream that is not chat-completion chunks "
+                      f"({unparsed_count} data line(s) are not JSON).")
+        elif done:
+            public = f"Provider '{self.name}' ended its stream without a finish_reason."
+        else:
+            public = f"Provider '{self.name}' closed the stream before the answer finished."
+        seen = f"; data lines that are not JSON: {unparsed!r}" if unparsed else ""
+        return UpstreamError(502, public, detail=f"provider {self.name}: [DONE] {'seen' if done else 'not seen'}, "
+                                                 f"no finish_reason{seen}", code="upstream_bad_stream")
+
     def _chunks(self, data: str) -> list[_Chunk]:
-        """The chat-completion chunks of one event's data; text that is not JSON is skipped, as before."""
+        """The chat-completion chunks of one event's data; text that is not JSON is skipped (and counted)."""
         try:
             return [_CHUNK.decode(data)]
         except msgspec.ValidationError as exc:
             raise UpstreamError(502, f"Provider '{self.name}' sent a chunk that is not a chat completion "
-                                     f"chunk ({exc}): {data[:200]}") from None
+                                     f"chunk ({exc}).", detail=f"provider {self.name}: {exc}: {data[:200]}",
+                                code="upstream_bad_stream") from None
         except msgspec.DecodeError:
             if "\n" not in data:
                 return []
         # Several data: lines without blank lines between them: a sloppy upstream's chunk per line.
         return [chunk for line in data.split("\n") for chunk in self._chunks(line)]
-
-
-def _merge_tool_delta(calls: dict[int, dict], tc: _ToolCallDelta) -> None:
-    index = tc.index if tc.index is not None else len(calls)
-    entry = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
-    if tc.id:
-        entry["id"] = tc.id
-    fn = tc.function
-    if fn is not None and fn.name:
-        entry["name"] += fn.name
-    if fn is not None and fn.arguments:
-        entry["arguments"] += fn.arguments
-
-
-def _usage(raw: dict) -> Usage:
-    prompt = int(raw.get("prompt_tokens") or 0)
-    completion = int(raw.get("completion_tokens") or 0)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=int(raw.get("total_tokens") or prompt + completion))
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -341,27 +368,6 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-async def _error_text(resp: aiohttp.ClientResponse) -> str:
-    try:
-        raw = await resp.read()
-    except aiohttp.ClientError:
-        return resp.reason or ""
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return raw.decode(errors="replace")[:500] or (resp.reason or "")
-    err = body.get("error") if isinstance(body, dict) else None
-    if isinstance(err, dict) and err.get("message"):
-        return str(err["message"])
-    if isinstance(err, str):
-        return err
-    return raw.decode(errors="replace")[:500]
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def create(name: str, options: Any, host: Any = None) -> OpenAIProvider:

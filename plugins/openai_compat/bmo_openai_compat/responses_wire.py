@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from bmo.agent.answer_format import AnswerFormat, FormatError, json_object, json_schema
 from bmo.field_errors import field_error
 from bmo.server.errors import ApiError
 
@@ -41,6 +42,7 @@ class TextFormat(msgspec.Struct, kw_only=True):
     name: str | None = None
     schema: dict | None = None
     strict: bool | None = None
+    description: str | None = None
 
 
 class TextConfig(msgspec.Struct, kw_only=True):
@@ -111,19 +113,74 @@ def validate(req: ResponseCreateRequest) -> None:
     if req.max_output_tokens is not None and req.max_output_tokens < 1:
         raise ApiError(400, f"'max_output_tokens' must be at least 1, got {req.max_output_tokens}.",
                        param="max_output_tokens")
-    fmt = req.text.format if req.text is not None else None
-    if fmt is not None and fmt.type != "text":
-        # Structured output lands with the agent core's answer-format module (issue 13 point 1).
-        raise ApiError(400, f"text.format type {fmt.type!r} is not supported yet on /v1/responses; BMO answers in "
-                            "text here. Omit 'text.format' or send {\"type\": \"text\"}.", param="text.format")
+    answer_format_of(req)
     for i, tool in enumerate(req.tools or ()):
         if tool.get("type") == "function" and not isinstance(tool.get("name"), str):
             raise ApiError(400, f"tools[{i}] is a function tool without a 'name'; Responses tools are flat: "
                                 "{\"type\": \"function\", \"name\": ..., \"parameters\": {...}}.",
                            param=f"tools[{i}].name")
+    check_tool_choice(req)
     if isinstance(req.input, list):
         for i, item in enumerate(req.input):
             _validate_item(i, item)
+
+
+def answer_format_of(req: ResponseCreateRequest) -> AnswerFormat | None:
+    """The run's answer format from ``text.format`` (chat's ``response_format``, flat); None for text."""
+    fmt = req.text.format if req.text is not None else None
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return json_object()
+    if fmt.type != "json_schema":
+        raise ApiError(400, f"text.format type {fmt.type!r} is not supported; send \"text\", \"json_object\" or "
+                            "\"json_schema\".", param="text.format.type")
+    if fmt.schema is None:
+        raise ApiError(400, "text.format type \"json_schema\" needs 'name' and 'schema': {\"type\": \"json_schema\", "
+                            "\"name\": ..., \"schema\": {...}} (flat, not under 'json_schema').",
+                       param="text.format.schema")
+    try:
+        return json_schema(fmt.name, fmt.schema, strict=fmt.strict, description=fmt.description)
+    except FormatError as exc:
+        field = "name" if "'name'" in str(exc) else "schema"
+        raise ApiError(400, f"Invalid text.format: {exc}.", param=f"text.format.{field}") from None
+
+
+def text_echo(req: ResponseCreateRequest) -> dict:
+    """The response object's ``text``: the format as the client sent it."""
+    fmt = req.text.format if req.text is not None else None
+    if fmt is None or fmt.type == "text":
+        return {"format": {"type": "text"}}
+    return {"format": {k: v for k, v in msgspec.to_builtins(fmt).items() if v is not None}}
+
+
+def check_tool_choice(req: ResponseCreateRequest) -> None:
+    """``tool_choice`` is "none", "auto", "required" or a named function of ``tools`` (flat); a 400 otherwise."""
+    choice, names = req.tool_choice, [t.get("name") for t in req.tools or () if t.get("type") == "function"]
+    if choice is None or choice in ("none", "auto"):
+        return
+    if choice == "required":
+        if not names:
+            raise ApiError(400, "tool_choice \"required\" needs function 'tools' to choose from; send tools or omit "
+                                "tool_choice.", param="tool_choice")
+        return
+    name = choice.get("name") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or choice.get("type") != "function" or not isinstance(name, str):
+        raise ApiError(400, "tool_choice must be \"none\", \"auto\", \"required\" or "
+                            "{\"type\": \"function\", \"name\": ...} (flat in the Responses API).", param="tool_choice")
+    if name not in names:
+        raise ApiError(400, f"tool_choice names function {name!r}, which is not in 'tools' "
+                            f"({', '.join(names) or 'none sent'}). Name one of them.", param="tool_choice.name")
+
+
+def upstream_tool_choice(req: ResponseCreateRequest) -> str | dict | None:
+    """A forcing ``tool_choice`` in the chat shape the agent core sends upstream; None when nothing is forced."""
+    choice = req.tool_choice
+    if choice in (None, "auto", "none"):
+        return None
+    if choice == "required":
+        return "required"
+    return {"type": "function", "function": {"name": choice["name"]}}
 
 
 def _validate_item(i: int, item: InputItem) -> None:

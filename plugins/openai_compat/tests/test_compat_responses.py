@@ -129,15 +129,6 @@ async def test_bmo_tool_progress_is_a_reasoning_item_never_a_function_call(compa
     await client.close()
 
 
-async def test_text_format_json_schema_is_refused_by_name_until_structured_output_lands(compat):
-    client = compat.aclient()
-    with pytest.raises(openai.BadRequestError) as err:
-        await client.responses.create(model=MODEL, input="x", text={"format": {
-            "type": "json_schema", "name": "x", "schema": {"type": "object"}}})
-    assert err.value.body["param"] == "text.format"
-    await client.close()
-
-
 async def test_unknown_previous_response_id_is_a_404_naming_the_field(compat):
     client = compat.aclient()
     with pytest.raises(openai.NotFoundError) as err:

@@ -1,6 +1,6 @@
 // The Vercel AI SDK (ai + @ai-sdk/openai) against BMO: openai(id) is its Responses model, openai.chat(id) chat.
 import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, streamText, tool, stepCountIs } from "ai";
+import { generateObject, generateText, streamText, tool, stepCountIs } from "ai";
 import { z } from "zod";
 
 const openai = createOpenAI({ baseURL: process.env.BMO_BASE_URL, apiKey: process.env.BMO_TOKEN });
@@ -20,4 +20,8 @@ const withTools = await generateText({
   model: openai(model), prompt: "weather?", tools: { get_weather: getWeather }, stopWhen: stepCountIs(3), maxRetries: 0,
 });
 out.tools = withTools.text;
+// Structured output: text.format on the Responses model, response_format on the chat model.
+const City = z.object({ name: z.string(), population: z.number() });
+out.object = (await generateObject({ model: openai(model), schema: City, prompt: "Oslo?", maxRetries: 0 })).object;
+out.chat_object = (await generateObject({ model: openai.chat(model), schema: City, prompt: "Oslo?", maxRetries: 0 })).object;
 console.log(JSON.stringify(out));

@@ -12,12 +12,13 @@ from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, Unkn
 from bmo.agent.history import HistoryChanged
 from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
+from bmo.server.capacity import stream_slot
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.client_tools import select_client_tools
 from bmo_openai_compat.content_parts import accepts_images
 from bmo_openai_compat.http.error_replies import (
-    PreparedError, compat_error, disabled_error, guarded, identity_headers, requester_of,
+    PreparedError, agent_error, compat_error, disabled_error, guarded, identity_headers, requester_of,
 )
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -83,7 +84,8 @@ class ChatHandler:
         rt.set(session_id=session_id, is_session_reuse=self.found_session is not None, kind=kind,
                requester=self._requester())
         await rt.fire()
-        with rt.active():  # the router's, the agent's model and tool spans nest under this request's span
+        # A stream past [options.http_server] max_concurrent_streams is a 503 here, before any run starts.
+        with stream_slot(self.host, req.stream), rt.active():  # spans of the router, model, tools nest under this one
             if kind == TASK:
                 return await self._task(req)
             if session_id:
@@ -147,9 +149,8 @@ class ChatHandler:
             try:
                 decision = await route(coordinator, req.model, start, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
-                raise compat_error(exc.status, f"BMO could not get an answer from the model to read your message "
-                                               f"({exc}). Try again in a moment; if it keeps failing, the model "
-                                               "server may be down.") from None
+                # Said for the person in the chat; agent_error keeps the upstream's detail for the ledger.
+                raise agent_error(exc, "BMO could not get an answer from the model to read your message: ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -243,7 +244,7 @@ class ChatHandler:
             completion = await self.coordinator.complete(req.model, messages, sampling=wire.sampling_of(req),
                                                          response_format=fmt.upstream() if fmt else None)
         except AgentError as exc:
-            raise compat_error(exc.status, str(exc)) from None
+            raise agent_error(exc) from None
         if fmt is not None:  # one direct call: checked, but no repair step
             error = await asyncio.to_thread(fmt.check, fmt.extract(completion.text or ""))
             await self.rt.event("answer_checked", attempt=1, ok=error is None, format=fmt.describe(),

@@ -20,7 +20,7 @@ from bmo.streaming.disconnect import ClientGone
 from bmo.streaming.sse_writer import SseWriter
 from bmo_openai_compat import completions_wire as cw
 from bmo_openai_compat import wire
-from bmo_openai_compat.http.error_replies import compat_error, disabled_error, guarded, identity_headers
+from bmo_openai_compat.http.error_replies import agent_error, compat_error, disabled_error, guarded, identity_headers
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.state import advertised_model_ids, state_of
@@ -71,7 +71,7 @@ async def _complete(rt: CompatRequest, coordinator, req: cw.CompletionRequest, p
             answer = await coordinator.complete(req.model, fim_messages(prompt, req.suffix), sampling=sampling)
             via = "chat"
     except AgentError as exc:
-        raise compat_error(exc.status, str(exc)) from None
+        raise agent_error(exc) from None
     await rt.event("completion_call", via=via, suffix=bool(req.suffix), finish_reason=answer.finish_reason)
     return answer
 

@@ -8,12 +8,15 @@ import traceback
 from aiohttp import web
 
 from bmo.server.auth import requester_label
-from bmo.server.errors import ApiError, envelope_for_http_exception
+from bmo.server.errors import ApiError, envelope_for_http_exception, store_error_reply
+from bmo.store import StoreError
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 
 # Set on an ApiError to name the outcome it ends the request with (default error_500).
 OUTCOME_ATTR = "compat_outcome"
+# Set on an ApiError to give the ledger and the record more than the client may read (an upstream's detail).
+DETAIL_ATTR = "compat_error_detail"
 
 
 def disabled_error() -> ApiError:
@@ -23,10 +26,17 @@ def disabled_error() -> ApiError:
     )
 
 
-def compat_error(status: int, message: str, *, outcome: str = outcomes.ERROR_500, **kwargs) -> ApiError:
+def compat_error(status: int, message: str, *, outcome: str = outcomes.ERROR_500, detail: str | None = None,
+                 **kwargs) -> ApiError:
     error = ApiError(status, message, **kwargs)
     setattr(error, OUTCOME_ATTR, outcome)
+    setattr(error, DETAIL_ATTR, detail)
     return error
+
+
+def agent_error(exc, prefix: str = "") -> ApiError:
+    """An agent failure as the client's error: its sanitized message and code; its detail for the ledger."""
+    return compat_error(exc.status, f"{prefix}{exc}", code=exc.code, detail=exc.detail and f"{prefix}{exc.detail}")
 
 
 class PreparedError(Exception):
@@ -74,8 +84,12 @@ async def guarded(rt: CompatRequest, work, session_headers=lambda: "") -> web.St
         await rt.finish(exc.outcome, exc.status, error=str(exc), **exc.detail)
         response = exc.response()
     except ApiError as exc:
-        await rt.finish(getattr(exc, OUTCOME_ATTR, outcomes.ERROR_500), exc.status, error=str(exc))
+        await rt.finish(getattr(exc, OUTCOME_ATTR, outcomes.ERROR_500), exc.status,
+                        error=getattr(exc, DETAIL_ATTR, None) or str(exc))
         response = exc.response()
+    except StoreError as exc:  # a durable session cannot be saved (full disk: 507); the request is answered, not a 500
+        await rt.finish(outcomes.ERROR_500, exc.status, error=str(exc))
+        response = store_error_reply(exc).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

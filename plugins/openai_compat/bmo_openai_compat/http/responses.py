@@ -13,10 +13,11 @@ from aiohttp import web
 from bmo.agent.errors import AgentError
 from bmo.agent.messages import ChatMessage
 from bmo.server.app import get_host
+from bmo.server.capacity import stream_slot
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.http.chat import ChatHandler
-from bmo_openai_compat.http.error_replies import compat_error, disabled_error, guarded
+from bmo_openai_compat.http.error_replies import agent_error, compat_error, disabled_error, guarded
 from bmo_openai_compat.http.stored_responses import find_stored
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
@@ -56,7 +57,7 @@ class ResponsesHandler(ChatHandler):
                     is_session_reuse=bool(req.previous_response_id))
         await self.rt.fire()
         self.store = ResponseStore(self.host.db)
-        with self.rt.active():
+        with stream_slot(self.host, req.stream), self.rt.active():  # past max_concurrent_streams: 503, no run
             session, seed, created = await self._session(req)
             try:
                 return await self._converse(req, session, seed, created)
@@ -139,11 +140,17 @@ class ResponsesHandler(ChatHandler):
         on_final = self._on_final(req, session)
         sampling = rw.sampling_of(req)
         policy_kwargs = {}
-        if self.options.ambiguity_action != "code" and is_first_user_turn(appended if created else history + appended):
+        answer_format = rw.answer_format_of(req)
+        if answer_format is not None:
+            await rt.event("response_format", format=answer_format.describe())
+        # As in chat: a client that asks for a format or forces a tool runs a program, not a conversation.
+        forced = rw.upstream_tool_choice(req) is not None
+        if (self.options.ambiguity_action != "code" and answer_format is None and not forced
+                and is_first_user_turn(appended if created else history + appended)):
             try:
                 decision = await route(coordinator, model, history + appended[len(seed):], sampling)
             except AgentError as exc:
-                raise compat_error(exc.status, f"The ambiguity router's model call failed: {exc}") from None
+                raise agent_error(exc, "The ambiguity router's model call failed: ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -156,8 +163,17 @@ class ResponsesHandler(ChatHandler):
                     finish_detail={"router": "ambiguous"})
             if decision.ambiguous and self.options.ambiguity_action == "research":
                 policy_kwargs["allowed_classes"] = frozenset({"read"})
-        client_tools = await self._client_tools(req)
-        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs)
+        client_tools, tool_choice = await self._client_tools(req), None
+        if client_tools and req.tool_choice == "none":  # the client asked for no call of its tools on this turn
+            await rt.event("tool_choice", choice="none", client_tools_offered=0)
+            client_tools = None
+        elif client_tools and forced:
+            tool_choice = rw.upstream_tool_choice(req)
+            await rt.event("tool_choice", choice=req.tool_choice, first_step_only=True)
+        if req.parallel_tool_calls is not None:
+            sampling["parallel_tool_calls"] = req.parallel_tool_calls
+        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs,
+                                    answer_format=answer_format, tool_choice=tool_choice)
         await self._begin_stored(req, session, answer, run.id)
         return await ResponseDelivery(
             self.request, rt, run, answer, on_final, stream=req.stream, headers=self._headers(),
@@ -187,7 +203,7 @@ class ResponsesHandler(ChatHandler):
                 "store": req.store, "tools": tools, "tool_choice": req.tool_choice or "auto",
                 "parallel_tool_calls": True if req.parallel_tool_calls is None else req.parallel_tool_calls,
                 "temperature": req.temperature, "top_p": req.top_p, "max_output_tokens": req.max_output_tokens,
-                "metadata": req.metadata or {}}
+                "metadata": req.metadata or {}, "text": rw.text_echo(req)}
 
     async def _begin_stored(self, req: rw.ResponseCreateRequest, session, answer: ResponseAnswer, run_id: str):
         if req.store:

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from bmo.agent import maybe_coordinator
+from bmo.agent.ownership import may_reach
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.http.error_replies import compat_error, guarded
 from bmo_openai_compat.http.read_request import begin_read, json_reply
@@ -22,14 +23,24 @@ CANCEL_WAIT_S = 10.0
 async def find_stored(rt, store: ResponseStore, response_id: str, param: str) -> StoredResponse:
     """The stored response, or a 404 naming ``param``.
 
-    Every route that reaches a response (and through it its session) looks it up here: the one
-    place a session-ownership check belongs.
+    Every route that reaches a response (and through it its session) looks it up here, so the
+    ownership rule lives here: another requester's response is a 404, exactly as a missing one.
     """
     stored = await store.get(response_id)
-    if stored is None:
+    if stored is None or not may_reach(await _owner(rt, stored), rt.requester):
         raise compat_error(404, f"No stored response {response_id[:64]!r}: it never existed, was deleted, or was "
                                 "created with store=false.", param=param, code="response_not_found")
     return stored
+
+
+async def _owner(rt, stored: StoredResponse) -> str:
+    """A response belongs to its session's owner; a session already gone leaves its ledger row's requester."""
+    coordinator = maybe_coordinator(rt.host)
+    session = await coordinator.get_session(stored.session_id) if coordinator is not None else None
+    if session is not None:
+        return session.created_by
+    row = await rt.ledger.get_run(stored.request_id)
+    return (row or {}).get("requester") or ""  # nobody's: only the operator reaches it
 
 
 async def _stored(rt, request: web.Request) -> tuple[ResponseStore, StoredResponse]:

@@ -65,7 +65,7 @@ def judge(fin: ev.RunFinished, success_outcome: str) -> Verdict:
                                                                    "even after a recovery prompt.", "recovery_failed")
     if fin.outcome == run_outcomes.ERROR:
         status = fin.error_status or 502
-        return Verdict(outcomes.ERROR_500, status, fin.error or "The agent run failed.", None)
+        return Verdict(outcomes.ERROR_500, status, fin.error or "The agent run failed.", fin.error_code)
     reason = {run_outcomes.LOOP_DETECTED: "the same tool call kept repeating",
               run_outcomes.MAX_STEPS: "it reached [agent] max_steps"}.get(fin.outcome, fin.outcome)
     return Verdict(outcomes.ERROR_500, 500, f"The agent stopped without an answer: {reason}.", fin.outcome)
@@ -251,7 +251,9 @@ class RunDelivery:
                             "total_tokens": fin.usage.total_tokens}}
         if fin.tool_calls:
             detail["client_tool_calls"] = [c.function.name for c in fin.tool_calls]
-        await self.rt.finish(verdict.outcome, verdict.status, error=verdict.error, **detail)
+        # The ledger and the record get the failure's full text; the client got the sanitized one.
+        error = (getattr(self.run, "error_detail", None) or verdict.error) if verdict.error else None
+        await self.rt.finish(verdict.outcome, verdict.status, error=error, **detail)
 
     def _error_response(self, verdict: Verdict) -> web.Response:
         response = ApiError(verdict.status, verdict.error or "", code=verdict.code).response()
