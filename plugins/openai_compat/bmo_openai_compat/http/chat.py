@@ -150,7 +150,8 @@ class ChatHandler:
                 decision = await route(coordinator, req.model, start, sampling)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
                 # Said for the person in the chat; agent_error keeps the upstream's detail for the ledger.
-                raise agent_error(exc, "BMO could not get an answer from the model to read your message: ") from None
+                raise agent_error(exc, "BMO could not get an answer from the model to read your message (its first-turn "
+                                       "router call): ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
