@@ -21,6 +21,7 @@ TRACE_ENV = "BMO_TRACE_PLUGINS"
 DEFAULT_PLUGINS = (
     "bmo.defaults.core_config",
     "bmo.defaults.host_routes",
+    "bmo.defaults.store_upkeep",
     "bmo.agent.plugin",
 )
 

@@ -17,7 +17,7 @@ from bmo.agent.messages import ChatMessage
 
 MIGRATIONS = [
     # Forks: rows set aside by fork N keep their seq; interrupted marks the partial answer of a stopped run.
-    (4, """
+    (5, """
 ALTER TABLE session_messages ADD COLUMN set_aside INTEGER;
 ALTER TABLE session_messages ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE session_forks (

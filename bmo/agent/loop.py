@@ -259,6 +259,8 @@ class AgentLoop:
                 if ours:
                     await self._persist(await self.tool_calls.execute(ours))
                     tools_ran = True
+                    if self.tool_calls.ended is not None:  # a tool said the run cannot go on (ToolEndedRun)
+                        return self._done(self.tool_calls.ended.outcome, error=str(self.tool_calls.ended))
                 if theirs:
                     return self._done(outcomes.CLIENT_TOOL_CALLS, "tool_calls", tool_calls=theirs)
                 continue

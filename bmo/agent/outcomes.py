@@ -8,3 +8,4 @@ LOOP_DETECTED = "loop_detected"  # the same tool call repeated past [agent.loop_
 MAX_STEPS = "max_steps"  # [agent] max_steps reached without a final answer
 ERROR = "error"  # upstream or internal failure; RunFinished.error and error_status say which
 INVALID_OUTPUT = "invalid_output"  # the answer missed the run's answer format, even after one repair step
+# A tool may end a run with an outcome of its own (bmo.agent.tools.base.ToolEndedRun), e.g. "k8s_retry_failed".

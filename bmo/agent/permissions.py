@@ -1,4 +1,4 @@
-"""Permission decisions for tools that write, execute or reach the network.
+"""Permission decisions for tools that write, execute, reach the network or read a cluster (cluster_read).
 
 A decision comes, in this order, from the config rules, an earlier "always" of the session
 for the same tool and a matching target pattern, the run's policy (auto_approve), or a

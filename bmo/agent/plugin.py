@@ -110,6 +110,9 @@ def bmo_routes(register):
 @hookimpl
 async def bmo_startup(host):
     from bmo.agent.coordinator import Coordinator
+    from bmo.agent.recovery import recover
+
+    await recover(host)  # before serving: close what a crashed process left unfinished
 
     providers = {}
     for name, options in host.config.section("providers").items():

@@ -105,7 +105,15 @@ CREATE INDEX operation_audit_session ON operation_audit(session_id, time);
     (2, "ALTER TABLE runs ADD COLUMN parent_run_id TEXT;"),
     # What an "always" decision approves: a JSON list of target globs (per tool and target, not per tool).
     (3, "ALTER TABLE permission_decisions ADD COLUMN pattern TEXT NOT NULL DEFAULT '';"),
-    *hist.MIGRATIONS,
+    # Start-up crash recovery finds unfinished runs, and retention old rows, without a table scan.
+    (4, """
+CREATE INDEX runs_unfinished ON runs(id) WHERE outcome IS NULL;
+CREATE INDEX runs_started ON runs(started_at);
+CREATE INDEX sessions_updated ON sessions(updated_at);
+CREATE INDEX operation_audit_time ON operation_audit(time);
+CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
+"""),
+    *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")

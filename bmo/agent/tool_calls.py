@@ -16,7 +16,7 @@ from bmo.agent.events import ReasoningDelta, ToolFinished, ToolStarted
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.permissions import DENY, digest
 from bmo.agent.telemetry import tool_span
-from bmo.agent.tools.base import READ, ToolContext, ToolFailed
+from bmo.agent.tools.base import READ, ToolContext, ToolEndedRun, ToolFailed
 
 if TYPE_CHECKING:
     from bmo.agent.run import Run
@@ -65,6 +65,7 @@ class ToolCallRunner:
         # Every BMO tool can be looked up (to explain a refusal); only the policy's classes are offered.
         self.tools = {n: t for n, t in services.tools.items() if n not in self.client_names}
         self.offered = [t.schema() for n, t in services.offered.items() if n not in self.client_names]
+        self.ended: ToolEndedRun | None = None  # the first call of the run that ended it (the loop stops after the step)
 
     def model_tools(self) -> list[dict]:
         """The ``tools`` the model is offered: BMO's under the run's policy, then the client's."""
@@ -151,6 +152,9 @@ class ToolCallRunner:
                           workspace=services.workspace, requester=run.requester, depth=self.depth, spawn=services.spawn)
         try:
             return await tool.run(args, ctx), True, True
+        except ToolEndedRun as exc:
+            self.ended = self.ended or exc
+            return f"Error: {exc}", False, True
         except ToolFailed as exc:
             return f"Error: {exc}", False, True
         except asyncio.CancelledError:

@@ -72,13 +72,14 @@ def cli() -> None:
 
 
 def _install() -> None:
-    from bmo.cli import config, logs, plugins, serve, tui
+    from bmo.cli import config, logs, plugins, serve, store, tui
 
     cli.add_command(serve.serve)
     cli.add_command(config.config_group)
     cli.add_command(plugins.plugins)
     cli.add_command(logs.logs)
     cli.add_command(tui.tui)
+    cli.add_command(store.store_group)
 
 
 _install()

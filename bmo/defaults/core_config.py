@@ -34,6 +34,25 @@ class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = ""  # empty: $XDG_STATE_HOME/bmo
 
 
+class RetentionLimits(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_age_days: Annotated[float, msgspec.Meta(ge=0)] = 0  # rows older than this go; 0: no age limit
+    max_rows: Annotated[int, msgspec.Meta(ge=0)] = 0  # only the newest this many stay; 0: no count limit
+
+
+class RetentionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    interval_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0  # background prune period; 0: only `bmo store prune`
+    batch_rows: Annotated[int, msgspec.Meta(ge=1)] = 500  # rows per writer job: request writes wait for one batch at most
+    ledger: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
+    runs: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
+    audit: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=90))
+    # Sessions and their messages are user data: kept until deleted unless an idle age or count is set.
+    sessions: RetentionLimits = msgspec.field(default_factory=RetentionLimits)
+
+
+class StoreOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    retention: RetentionOptions = msgspec.field(default_factory=RetentionOptions)
+
+
 class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     otlp_endpoint: str = ""  # empty: the standard OTEL_EXPORTER_OTLP_* variables, else no export
     otlp_protocol: str = ""  # "http/protobuf" or "grpc"; empty: OTEL_EXPORTER_OTLP_PROTOCOL or http/protobuf
@@ -47,6 +66,7 @@ class TracingOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def bmo_config_sections(register):
     register("options.http_server", HttpServerOptions)
     register("storage", StorageOptions)
+    register("store", StoreOptions)
     register("tracing", TracingOptions)
 
 

@@ -10,11 +10,21 @@ from typing import Any, ClassVar
 from bmo.agent.tools.targets import Target
 
 READ, WRITE, EXEC, NETWORK = "read", "write", "exec", "network"
-TOOL_CLASSES = (READ, WRITE, EXEC, NETWORK)
+# Reads of a cluster's API (the Kubernetes plugin): challenged like network unless a rule or policy grants it.
+CLUSTER_READ = "cluster_read"
+TOOL_CLASSES = (READ, WRITE, EXEC, NETWORK, CLUSTER_READ)
 
 
 class ToolFailed(Exception):
     """A tool's own failure: its message goes back to the model, the run goes on."""
+
+
+class ToolEndedRun(ToolFailed):
+    """A failure the run cannot answer past: the loop ends the run with ``outcome`` and this message as its error."""
+
+    def __init__(self, message: str, *, outcome: str):
+        super().__init__(message)
+        self.outcome = outcome
 
 
 async def _no_spawn(task: str) -> str:

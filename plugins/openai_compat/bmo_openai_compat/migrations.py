@@ -61,4 +61,11 @@ CREATE TABLE openai_compat_responses (
 CREATE INDEX openai_compat_responses_session ON openai_compat_responses (session_id, created_at);
 """
 
-MIGRATIONS = ((1, V1), (2, V2))
+# Start-up crash recovery finds rows left running, and retention old rows, without a table scan.
+V3 = """
+CREATE INDEX openai_compat_runs_running ON openai_compat_runs (id) WHERE status = 'running';
+CREATE INDEX openai_compat_runs_started ON openai_compat_runs (started_at);
+CREATE INDEX openai_compat_responses_open ON openai_compat_responses (response_id) WHERE status = 'in_progress';
+"""
+
+MIGRATIONS = ((1, V1), (2, V2), (3, V3))

@@ -125,11 +125,14 @@ def bmo_posture(register, host):
 
 
 @hookimpl
-def bmo_startup(host):
+async def bmo_startup(host):
     import os
 
     from bmo_openai_compat.observe.ledger import NO_LEDGER_ENV, Ledger
+    from bmo_openai_compat.observe.recovery import recover
     from bmo_openai_compat.state import state_of
+
+    await recover(host)  # before serving: close ledger rows a crashed process left running
 
     env = os.environ if host.env is None else host.env
     writes = env.get(NO_LEDGER_ENV, "") != "1"

@@ -11,7 +11,7 @@ MODEL_OVERRIDE_APPLIED = "model_override_applied"
 MODEL_OVERRIDE_REJECTED = "model_override_rejected"
 AUTH_FAILED = "auth_failed"
 RECOVERY_FAILED = "recovery_failed"
-K8S_RETRY_FAILED = "k8s_retry_failed"  # reserved for a Kubernetes tool; never emitted yet
+K8S_RETRY_FAILED = "k8s_retry_failed"  # a run ended by the Kubernetes plugin: its API retries ran out
 PERSIST_FAILED = "persist_failed"
 ERROR_500 = "error_500"
 

@@ -66,6 +66,8 @@ def judge(fin: ev.RunFinished, success_outcome: str) -> Verdict:
     if fin.outcome == run_outcomes.ERROR:
         status = fin.error_status or 502
         return Verdict(outcomes.ERROR_500, status, fin.error or "The agent run failed.", fin.error_code)
+    if fin.outcome in outcomes.SEVERITY:  # a tool's own outcome (ToolEndedRun) that the compat enum names
+        return Verdict(fin.outcome, 502, fin.error or f"The agent stopped without an answer: {fin.outcome}.", fin.outcome)
     reason = {run_outcomes.LOOP_DETECTED: "the same tool call kept repeating",
               run_outcomes.MAX_STEPS: "it reached [agent] max_steps"}.get(fin.outcome, fin.outcome)
     return Verdict(outcomes.ERROR_500, 500, f"The agent stopped without an answer: {reason}.", fin.outcome)

@@ -1,0 +1,1 @@
+"""Read-only Kubernetes inspection for BMO's agent: tools, their retry path, posture and config."""
