@@ -105,6 +105,15 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # One answer's bounds, retries included: past them the turn ends as a 504 (time) or 502 (size).
     max_answer_s: float = 600.0  # the openai SDK's own default request timeout
     max_answer_bytes: int = 32 * 1024 * 1024  # as received, SSE framing included (~128k streamed tokens)
+    # Content that is exactly a call of an offered tool as JSON becomes a tool call; None: the kind decides (llamacpp on).
+    text_tool_calls: bool | None = None
+    # kind = "llamacpp" (the embedded local model): a GGUF file, or a Hugging Face repo + file in the local cache.
+    model_path: str = ""
+    repo: str = ""
+    file: str = ""
+    context_size: int = 4096
+    threads: int = 0  # 0: the CPUs this process may use
+    start_timeout_s: float = 300.0  # loading the model: the server is not ready before
 
 
 from bmo.agent.context import ContextOptions  # noqa: E402 - the section lives with the code that applies it

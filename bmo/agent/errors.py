@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bmo.guidance import no_provider_message
+
 
 class AgentError(Exception):
     """``str()`` is what a client may read; ``detail`` (when set) is the full story for records and the ledger."""
@@ -15,11 +17,7 @@ class NoProviderConfigured(AgentError):
     status = 503
 
     def __init__(self) -> None:
-        super().__init__(
-            "No model provider is configured. Add one to bmo.toml, e.g.\n"
-            '[providers.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:8080/v1"\nmodels = ["my-model"]\n'
-            "then request model \"local/my-model\"."
-        )
+        super().__init__(no_provider_message())
 
 
 class UnknownModel(AgentError):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import msgspec
 
 from bmo.agent import COORDINATOR_STATE_KEY, maybe_coordinator
 from bmo.agent.config import SECTIONS, ProviderOptions
+from bmo.guidance import unreachable_paragraph
 from bmo.hookspecs import hookimpl
 
 
@@ -83,6 +85,22 @@ def bmo_posture(register, host):
     from bmo.agent.sandbox.status import posture_for
 
     register("sandbox", posture_for)
+    register("readiness", readiness_for)
+    register("local_models", local_models_for)
+
+
+def readiness_for(host):
+    """The posture's ``readiness`` section: can a chat be answered now, and if not, why."""
+    from bmo.guidance import readiness
+
+    return readiness(host.config, maybe_coordinator(host))
+
+
+def local_models_for(host):
+    """The posture's ``local_models`` section: each embedded model's state, load time and memory."""
+    from bmo.agent.providers.llamacpp.provider import posture_for
+
+    return posture_for(host)
 
 
 @hookimpl(specname="bmo_startup")
@@ -96,8 +114,10 @@ async def sandbox_startup(host):
 @hookimpl
 def bmo_providers(register):
     from bmo.agent.providers import openai
+    from bmo.agent.providers.llamacpp import provider as llamacpp
 
     register("openai", openai.create)
+    register(llamacpp.KIND, llamacpp.create)
 
 
 @hookimpl
@@ -129,6 +149,8 @@ async def bmo_startup(host):
     coordinator = Coordinator(host, providers)
     await coordinator.discover_models()
     host.state[COORDINATOR_STATE_KEY] = coordinator
+    if paragraph := unreachable_paragraph(coordinator):  # once, before the ready line, as bmo serve's own advice
+        print(paragraph, file=sys.stderr, flush=True)
     if not providers:
         host.emit("agent.no_provider", "warn", hint="add a [providers.NAME] table to bmo.toml to serve models")
 

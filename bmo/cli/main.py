@@ -72,9 +72,10 @@ def cli() -> None:
 
 
 def _install() -> None:
-    from bmo.cli import config, logs, plugins, serve, store, tui
+    from bmo.cli import config, init, logs, plugins, serve, store, tui
 
     cli.add_command(serve.serve)
+    cli.add_command(init.init)
     cli.add_command(config.config_group)
     cli.add_command(plugins.plugins)
     cli.add_command(logs.logs)

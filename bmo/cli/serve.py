@@ -9,6 +9,7 @@ import click
 
 from bmo.cli.main import plugin_manager
 from bmo.cli.options import config_option, data_dir_option, load_or_exit
+from bmo.guidance import startup_paragraph
 from bmo.host import ServeSettings
 
 
@@ -43,6 +44,8 @@ def serve(addr, auth_token, allow_no_auth, config_files, data_dir) -> None:
         click.echo(f"bmo: plugin {failure.name!r} {what}: {failure.error}", err=True)
     if warning:
         click.echo(warning, err=True)
+    if guidance := startup_paragraph(config):  # it still starts: /healthz answers, the routes say the same
+        click.echo(guidance, err=True)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve_forever(plan))

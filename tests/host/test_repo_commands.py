@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SETUP_AND_SERVE = "bash scripts/setup && .venv/bin/bmo serve --allow-no-auth"
+SETUP_AND_SERVE = "bash scripts/setup && { [ -f bmo.toml ] || .venv/bin/bmo init --yes; } && .venv/bin/bmo serve --allow-no-auth"
 TEST = "bash scripts/test"
 
 

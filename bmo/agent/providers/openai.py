@@ -23,6 +23,7 @@ from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from bmo.agent.events import ReasoningDelta, TextDelta
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall, Usage
+from bmo.agent.providers import text_tool_calls
 from bmo.agent.providers.answer_bounds import AnswerBounds
 from bmo.agent.providers.base import ModelTurn, StreamItem
 from bmo.agent.providers.chat_chunks import CHUNK_DECODER as _CHUNK, Chunk as _Chunk, merge_tool_delta, usage_of
@@ -37,6 +38,8 @@ _ENCODE = msgspec.json.Encoder().encode
 
 class OpenAIProvider:
     """One ``[providers.NAME]`` table of kind ``openai``."""
+
+    TEXT_TOOL_CALLS_DEFAULT = False  # a hosted API calls tools properly; small local models may not
 
     def __init__(self, name: str, options: ProviderOptions, host: Any = None):
         if not options.base_url:
@@ -56,6 +59,8 @@ class OpenAIProvider:
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
         self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
+        wanted = options.text_tool_calls
+        self.text_tool_calls = self.TEXT_TOOL_CALLS_DEFAULT if wanted is None else wanted
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
@@ -133,8 +138,11 @@ class OpenAIProvider:
         bounds = AnswerBounds(self.name, self.options.max_answer_s, self.options.max_answer_bytes)
         try:
             resp = await self._open_bounded(body, bounds)
+            items = self._read(resp, bounds)
+            if self.text_tool_calls:
+                items = text_tool_calls.recognise(items, tools, tool_choice)
             try:
-                async for item in self._read(resp, bounds):
+                async for item in items:
                     yield item
             finally:
                 # Closing (not releasing) drops the connection, so the upstream sees us leave mid-answer.

@@ -7,6 +7,7 @@ import traceback
 
 from aiohttp import web
 
+from bmo.guidance import disabled_message
 from bmo.server.auth import requester_label
 from bmo.server.errors import ApiError, envelope_for_http_exception, store_error_reply
 from bmo.store import StoreError
@@ -20,10 +21,7 @@ DETAIL_ATTR = "compat_error_detail"
 
 
 def disabled_error() -> ApiError:
-    return ApiError(
-        404, "The OpenAI-compatible API is disabled on this BMO server. Set enabled = true under "
-             "[options.openai_compat] in bmo.toml and restart bmo serve.", code="not_found",
-    )
+    return ApiError(404, disabled_message(), code="not_found")
 
 
 def compat_error(status: int, message: str, *, outcome: str = outcomes.ERROR_500, detail: str | None = None,
