@@ -94,6 +94,7 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     base_url: str = ""
     api_key_env: str = ""  # name of the environment variable holding the key
     models: list[str] = []  # empty: discovered with GET {base_url}/models at startup
+    vision_models: list[str] = []  # globs of the models that take image parts; others get a note instead
     headers: dict[str, str] = {}
     timeout_s: float = 120.0  # connect + time between streamed bytes
     max_retries: int = 2  # connect errors, 429 and 5xx before the first byte
@@ -115,6 +116,8 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     start_timeout_s: float = 300.0  # loading the model: the server is not ready before
 
 
+from bmo.agent.context import ContextOptions  # noqa: E402 - the section lives with the code that applies it
+
 SECTIONS = {
     "agent": AgentOptions,
     "agent.file_tools": FileToolsOptions,
@@ -123,4 +126,5 @@ SECTIONS = {
     "agent.length_recovery": LengthRecoveryOptions,
     "agent.spawning": SpawningOptions,
     "agent.sandbox": SandboxOptions,
+    "agent.context": ContextOptions,
 }

@@ -28,10 +28,11 @@ from bmo.agent.permissions import PermissionBroker
 from bmo.agent.providers.base import ModelTurn
 from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
 from bmo.agent.services import RunServices, run_events
+from bmo.agent.history import Fork, History
 from bmo.agent.session import Session
+from bmo.agent.spawning import spawn_sub_run
 from bmo.agent.store import AgentStore
 from bmo.agent.telemetry import chat_span, record_prompt, record_turn
-from bmo.agent.tools.base import ToolFailed
 
 if TYPE_CHECKING:
     from bmo.agent.answer_format import AnswerFormat
@@ -145,9 +146,11 @@ class Coordinator:
         if ephemeral:
             self._ephemeral[session.id] = session
             return session
-        await self.store.insert_session({"id": session.id, "model": model, "created_by": requester, "origin": origin,
-                                         "ephemeral": int(ephemeral), "parent_run_id": parent_run_id,
-                                         "created_at": now, "updated_at": now})
+        inserted = await self.store.insert_session({"id": session.id, "model": model, "created_by": requester,
+                                                    "origin": origin, "ephemeral": int(ephemeral),
+                                                    "parent_run_id": parent_run_id, "created_at": now, "updated_at": now})
+        if not inserted:  # a concurrent first request created it a moment ago: that one is the session
+            return await self.get_session(session.id)
         await self.store.audit("session.created", actor=requester, session_id=session.id, model=model, origin=origin,
                                ephemeral=ephemeral)
         return session
@@ -228,8 +231,13 @@ class Coordinator:
         client_tools: list[dict] | None = None, sampling: dict | None = None, requester: str = "",
         run_id: str | None = None, depth: int = 0, forward_to: Run | None = None,
         answer_format: AnswerFormat | None = None, tool_choice: object = None,
+        history: History | None = None, fork: Fork | None = None,
     ) -> Run:
         """Append ``new_messages`` to the session and run the loop as a task.
+
+        ``history`` is the session's history the caller already read (the loop then reads none);
+        the run starts only if it is still current (else HistoryChanged). ``fork`` first sets aside
+        what follows a point of it (see :mod:`bmo.agent.history`).
 
         ``answer_format`` holds the final answer to JSON or a schema (see :mod:`bmo.agent.answer_format`);
         ``tool_choice`` (an OpenAI ``tool_choice``) applies to the run's first model step only.
@@ -255,10 +263,13 @@ class Coordinator:
                "parent_run_id": forward_to.id if forward_to is not None else None}
         if session.in_memory:
             # Nothing to wait for: the history is in memory, and the run's row is written once, when it ends.
+            if fork is not None:
+                session.forget_after(fork.at_seq)
             await session.append(list(new_messages), run.id)
         else:
             try:
-                await self.store.begin_run(row, list(new_messages))
+                await self.store.begin_run(row, list(new_messages), fork=fork,
+                                           version=history.version if history is not None else None)
             except BaseException:
                 self._active.pop(session.id, None)
                 self._runs.pop(run.id, None)
@@ -268,7 +279,8 @@ class Coordinator:
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
         loop = AgentLoop(self._services(run, depth, forward_to), run, session, client_tools=client_tools,
                          sampling=sampling, depth=depth, unwritten_run_row=row, answer_format=answer_format,
-                         tool_choice=tool_choice)
+                         tool_choice=tool_choice,
+                         history=history.start(fork, new_messages) if history is not None else None)
         task = asyncio.create_task(loop.drive(), name=f"bmo-run-{run.id}")
         run.attach(task)
         task.add_done_callback(lambda t, run=run: self._run_done(run, t))
@@ -283,7 +295,7 @@ class Coordinator:
             offered=self.tools_for(run.policy), workspace=self.workspace, options=self.options,
             loop_detection=self.loop_detection, length_recovery=self.length_recovery, emit=run_events(run, parent),
             record=self.host.emit, tracer=self.host.tracer, spawn=functools.partial(self.spawn, run, depth),
-            tool_host=self.host,
+            tool_host=self.host, context=self.host.config.section("agent.context"),
         )
 
     def _run_done(self, run: Run, task: asyncio.Task) -> None:
@@ -353,30 +365,7 @@ class Coordinator:
     # -- spawning ------------------------------------------------------------------
     async def spawn(self, parent: Run, depth: int, task: str) -> str:
         """Run ``task`` as a sub-run of ``parent`` (at ``depth``) under [agent.spawning] limits; its final text."""
-        opts = self.host.config.section("agent.spawning")
-        if not opts.enabled:
-            raise ToolFailed("spawning is disabled ([agent.spawning] enabled = false); do the task yourself")
-        if depth + 1 > opts.max_depth:
-            raise ToolFailed(f"sub-agents may nest only {opts.max_depth} deep ([agent.spawning] max_depth); do the task yourself")
-        if parent.spawned >= opts.max_per_run:
-            raise ToolFailed(f"this run already spawned {parent.spawned} sub-agents, the limit "
-                             f"([agent.spawning] max_per_run); do the rest yourself")
-        parent.spawned += 1
-        session = await self.create_session(model=parent.model, requester=parent.requester, ephemeral=True,
-                                            origin="spawn", parent_run_id=parent.id)
-        policy = msgspec.structs.replace(parent.policy, max_steps=opts.max_steps, origin="spawn")
-        child = await self.start_run(session, [ChatMessage(role="user", content=task)], policy=policy,
-                                     requester=parent.requester, depth=depth + 1, forward_to=parent)
-        # The sub-agent's conversation lives in memory only, until its run ends; its run row names the parent run.
-        child.on_finish(lambda _: self._ephemeral.pop(session.id, None))
-        try:
-            result = await child.wait()
-        except asyncio.CancelledError:
-            child.cancel("parent run cancelled")
-            raise
-        if result.outcome != outcomes.FINAL_ANSWER:
-            raise ToolFailed(f"the sub-agent ended with outcome {result.outcome}: {result.error or result.text or 'no answer'}")
-        return result.text or "(the sub-agent gave an empty answer)"
+        return await spawn_sub_run(self, parent, depth, task)
 
     # -- lifecycle -----------------------------------------------------------------
     async def shutdown(self) -> None:

@@ -12,15 +12,19 @@ A step's model call runs in :mod:`bmo.agent.model_step`, its tool calls in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import traceback
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from bmo.agent import outcomes
+from bmo.agent.context import ContextFitter
 from bmo.agent.errors import AgentError
-from bmo.agent.events import AnswerChecked, ReasoningDelta, RunFinished, TextDelta
+from bmo.agent.events import AnswerChecked, PermissionRequested, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
@@ -73,20 +77,27 @@ class AgentLoop:
         self, services: RunServices, run: Run, session: Session, *, client_tools: list[dict] | None,
         sampling: dict | None, depth: int = 0, unwritten_run_row: dict | None = None,
         answer_format: AnswerFormat | None = None, tool_choice: object = None,
+        history: list[ChatMessage] | None = None,
     ):
         self.services = services
+        self.start_history = history  # read by the caller already: None reads it from the session
         self.run = run
         self.session = session
         self.depth = depth
         self.unwritten_run_row = unwritten_run_row  # a run on an in-memory session is written once, at its end
         self.history: list[ChatMessage] = []
         self.text: list[str] = []
+        self.persisted_chars = 0  # of self.text, how much is in persisted assistant messages
         self.answer_format = answer_format
         self.tool_choice = tool_choice  # the first step's only: later steps are "auto"
         self.model = ModelSteps(services, run, session, sampling=sampling, on_text=self.text.append,
                                 hold_text=answer_format is not None)
+        if run.policy.announce_waits:
+            services = dataclasses.replace(services, emit=self._emit_announcing_waits)
         self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
+        self.said_pending = ""  # BMO's own lines said since the last persisted answer text, stored with the next
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
+        self.context = ContextFitter(services.context, run.model, services.record, run.id)
 
     def emit(self, event: Any) -> None:
         self.services.emit(event)
@@ -114,6 +125,7 @@ class AgentLoop:
             result = RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop", text="".join(self.text),
                                  usage=self.model.usage, error=f"run cancelled: {reason}")
             await asyncio.shield(self._close_dangling_calls())
+            await asyncio.shield(self._keep_partial_answer())
         except AgentError as exc:
             self.run.error_detail = exc.detail  # the full story, for the store and records; clients get str(exc)
             result = self._error(str(exc), exc.status, exc.code)
@@ -170,9 +182,40 @@ class AgentLoop:
         )
         self.emit(result)
 
+    def _emit_announcing_waits(self, event: Any) -> None:
+        self.emit(event)
+        if isinstance(event, PermissionRequested):
+            where = (f"the TUI (bmo tui --session {self.session.id}) or POST /v1/sessions/{self.session.id}/"
+                     f"permissions/{event.permission_id}")
+            line = (f"\n\n> BMO is waiting up to {event.timeout_s:g} s for permission to run {event.tool} "
+                    f"({event.tool_class}). Answer it in {where}; without an answer it is denied.\n\n")
+            self.say(line)
+            self.said_pending += line
+
     async def _persist(self, messages: list[ChatMessage]) -> None:
+        if self.said_pending:  # what the client saw BMO say goes with the next answer text, so transcripts match
+            for i, m in enumerate(messages):
+                if m.role == "assistant" and not m.tool_calls:
+                    messages = [*messages[:i], msgspec.structs.replace(m, content=self.said_pending + (m.content or "")),
+                                *messages[i + 1:]]
+                    self.said_pending = ""
+                    break
         await self.session.append(messages, self.run.id)
         self.history.extend(messages)
+        self.persisted_chars += sum(len(m.content or "") for m in messages if m.role == "assistant")
+
+    async def _keep_partial_answer(self) -> None:
+        """After a stop, the answer text the client already saw stays in the history, marked interrupted."""
+        partial = "".join(self.text)[self.persisted_chars:]
+        if not partial:
+            return
+        try:
+            message = ChatMessage(role="assistant", content=partial)
+            await self.session.append([message], self.run.id, interrupted=True)
+            self.history.append(message)
+        except Exception as exc:
+            self.services.record("agent.persist_failed", "error", run_id=self.run.id,
+                                 error=f"{type(exc).__name__}: {exc}")
 
     async def _close_dangling_calls(self) -> None:
         """After a cancel, answer tool calls that never got a result, so the history stays valid."""
@@ -191,12 +234,13 @@ class AgentLoop:
 
     async def _loop(self) -> RunFinished:
         options = self.services.options
-        self.history = await self.session.messages()
+        self.history = self.start_history if self.start_history is not None else await self.session.messages()
         max_steps = self.run.policy.max_steps or options.max_steps
         offered = self.tool_calls.model_tools()
         tools_ran = False
         recovery_used = False
-        nudge: list[ChatMessage] = []  # the recovery prompt: sent once, never persisted
+        # The recovery prompt, or the continue prompt when the history ends in an answer: sent once, never persisted.
+        nudge: list[ChatMessage] = self._continuation()
         system = options.system_prompt
         if self.answer_format is not None:  # said on every step, persisted nowhere
             system = (system + "\n\n" if system else "") + self.answer_format.instructions()
@@ -244,6 +288,14 @@ class AgentLoop:
         self.say(("\n\n" if self.text else "") + message)
         return self._done(outcomes.MAX_STEPS, error=message)
 
+    def _continuation(self) -> list[ChatMessage]:
+        """A history ending in an assistant answer is a "continue": asked like length recovery asks."""
+        last = self.history[-1] if self.history else None
+        if last is None or last.role != "assistant" or last.tool_calls or not (last.content or "").strip():
+            return []
+        self.services.record("agent.continue_answer", "info", run_id=self.run.id, session_id=self.session.id)
+        return [ChatMessage(role="user", content=self.services.length_recovery.continue_prompt)]
+
     # -- the answer format ---------------------------------------------------------
     async def _formatted_answer(self, turn: ModelTurn, messages: list[ChatMessage]) -> RunFinished:
         """Check the final text against the answer format; one repair step; the checked JSON is the answer."""
@@ -276,6 +328,14 @@ class AgentLoop:
         self.emit(TextDelta(text=text))
         return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
 
+    async def _summarise(self, messages: list[ChatMessage]) -> str:
+        """The compaction call: its text never reaches the client (held like a formatted answer's)."""
+        held, self.model.hold_text = self.model.hold_text, True
+        try:
+            return (await self.model.call(messages, [], "compaction")).text.strip()
+        finally:
+            self.model.hold_text = held
+
     # -- loop detection ------------------------------------------------------------
     def _loop_check(self, calls: list[ToolCall]) -> str | None:
         """An explanation when a call repeats past [agent.loop_detection], else None."""
@@ -303,8 +363,10 @@ class AgentLoop:
         # A step without tools can ask the upstream for the format itself (see bmo.agent.answer_format).
         response_format = self.answer_format.upstream() if self.answer_format is not None and not tools else None
         tool_choice, self.tool_choice = self.tool_choice, None
+        messages = await self.context.fit(messages, tools, self._summarise)
         turn = await self.model.call(messages, tools, "model", tool_choice=tool_choice if tools else None,
                                      response_format=response_format)
+        self.context.learn(messages, tools, turn.usage.prompt_tokens)
         opts = self.services.length_recovery
         if turn.finish_reason != "length" or turn.tool_calls or not opts.enabled:
             return turn

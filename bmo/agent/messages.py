@@ -16,12 +16,27 @@ class ToolCall(msgspec.Struct, kw_only=True):
     function: FunctionCall
 
 
+class ContentPart(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One part of a message's content in the OpenAI shape: text, or an image passed on to a vision model."""
+
+    type: str  # "text" | "image_url"
+    text: str | None = None
+    image_url: dict | None = None  # {"url": ..., "detail"?: ...}
+
+
 class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     role: str  # system | user | assistant | tool
-    content: str | None = None
+    content: str | list[ContentPart] | None = None  # parts only when a message carries an image
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     name: str | None = None
+
+
+def text_of(content: str | list[ContentPart] | None) -> str:
+    """The text of a message's content (image parts contribute nothing)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "\n".join(p.text or "" for p in content if p.type == "text")
 
 
 class Usage(msgspec.Struct, kw_only=True):

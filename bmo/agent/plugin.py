@@ -41,6 +41,8 @@ _SHOWS = {
                        "[agent.loop_detection]\nenabled = true\nmax_identical_calls = 3"),
     "length-recovery": ("agent.length_recovery", "Show [agent.length_recovery]: continuing answers cut off by length.",
                         '[agent.length_recovery]\nenabled = true\nmax_continuations = 3\ncontinue_prompt = "..."'),
+    "context": ("agent.context", "Show [agent.context]: context windows and how long chats are compacted.",
+                "[agent.context]\nenabled = true\ncontext_window = 32768\nmodels = {}\nreserve_tokens = 4096\n..."),
     "spawning": ("agent.spawning", "Show [agent.spawning]: limits of spawn_agent sub-runs.",
                  "[agent.spawning]\nenabled = true\nmax_depth = 2\nmax_per_run = 4\nmax_steps = 12"),
 }

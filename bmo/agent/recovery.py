@@ -52,8 +52,8 @@ def _repair_session(conn: Any, session_id: str, run_ids: set[str], now: float) -
     if not conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchall():
         return 0, 0  # an ephemeral session: its history lived in the dead process only
     added = _answer_dangling_calls(conn, session_id, run_ids, now)
-    rows = conn.execute("SELECT seq, role FROM session_messages WHERE session_id = ? ORDER BY seq",
-                        (session_id,)).fetchall()
+    rows = conn.execute("SELECT seq, role FROM session_messages WHERE session_id = ? AND set_aside IS NULL"
+                        " ORDER BY seq", (session_id,)).fetchall()  # the active history: forks set the rest aside
     already = _marked_seqs(conn, session_id)
     back_to_back = [seq for (prev_seq, prev_role), (seq, role) in zip(rows, rows[1:])
                     if role == "user" and prev_role == "user"]
@@ -77,8 +77,8 @@ def _repair_session(conn: Any, session_id: str, run_ids: set[str], now: float) -
 
 def _answer_dangling_calls(conn: Any, session_id: str, run_ids: set[str], now: float) -> list[str]:
     """Insert an interrupted result after each of the dead runs' tool calls that has none; the call ids."""
-    rows = conn.execute("SELECT seq, role, message, run_id FROM session_messages WHERE session_id = ? ORDER BY seq",
-                        (session_id,)).fetchall()
+    rows = conn.execute("SELECT seq, role, message, run_id FROM session_messages WHERE session_id = ?"
+                        " AND set_aside IS NULL ORDER BY seq", (session_id,)).fetchall()
     answered = set()
     for _, role, body, _ in rows:
         if role == "tool":

@@ -19,6 +19,7 @@ class RunPolicy(msgspec.Struct, kw_only=True):
     max_steps: int | None = None  # None: [agent] max_steps
     permission_timeout_s: float | None = None  # None: [agent] permission_timeout_s
     origin: str = "native"  # who started it ("openai_compat", "native", "spawn", ...)
+    announce_waits: bool = False  # a permission wait is also said in the answer text (a chat shows nothing else)
 
 
 PERMISSION_MODES = ("ask", "auto_approve")

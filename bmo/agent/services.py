@@ -16,6 +16,7 @@ from bmo.agent.events import AnyEvent, PermissionDecided, PermissionRequested, R
 
 if TYPE_CHECKING:
     from bmo.agent.config import AgentOptions, LengthRecoveryOptions, LoopDetectionOptions
+    from bmo.agent.context import ContextOptions
     from bmo.agent.permissions import PermissionBroker
     from bmo.agent.run import Run
     from bmo.agent.store import AgentStore
@@ -40,6 +41,7 @@ class RunServices:
     tracer: Any  # the OpenTelemetry tracer of model and tool spans; None: no spans
     spawn: Callable[[str], Awaitable[str]]  # a sub-run of this run on a task; its final answer
     tool_host: Any  # what tools get as ``ctx.host``; the loop itself reads nothing from it
+    context: ContextOptions | None = None  # [agent.context]: each model call's budget; None: no limit
 
 
 def run_events(run: Run, parent: Run | None = None) -> Callable[[AnyEvent], None]:

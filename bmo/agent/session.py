@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bmo.agent.history import History
 from bmo.agent.messages import ChatMessage
 
 
@@ -40,13 +41,28 @@ class Session:
             return list(self._memory)
         return await self._store.messages(self.id)
 
-    async def append(self, messages: list[ChatMessage], run_id: str | None) -> None:
-        """Add messages to the history (persisted, unless the session lives in memory)."""
+    async def history(self) -> History:
+        """The history with seqs and the version it was read at: read once per turn, passed to ``start_run``."""
+        if self._memory is not None:
+            n = len(self._memory)
+            return History(list(self._memory), list(range(1, n + 1)), [None] * n, (n, 0))
+        return await self._store.history(self.id)
+
+    async def append(self, messages: list[ChatMessage], run_id: str | None, *, interrupted: bool = False) -> None:
+        """Add messages to the history (persisted, unless the session lives in memory).
+
+        ``interrupted`` marks the partial answer of a stopped run (a column of its row).
+        """
         if self._memory is not None:
             self._memory.extend(messages)
             self.updated_at = time.time()
             return
-        await self._store.append_messages(self.id, messages, run_id)
+        await self._store.append_messages(self.id, messages, run_id, interrupted=interrupted)
+
+    def forget_after(self, seq: int) -> None:
+        """In memory only: drop what follows message ``seq`` (1-based), as a fork of a stored session sets it aside."""
+        if self._memory is not None:
+            del self._memory[seq:]
 
     def describe(self) -> dict:
         return {"id": self.id, "object": "bmo.session", "model": self.model, "created_by": self.created_by,

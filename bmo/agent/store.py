@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from bmo.agent import history as hist
 from bmo.agent.messages import ChatMessage
 from bmo.store import Batch, Table
 
@@ -112,6 +113,7 @@ CREATE INDEX sessions_updated ON sessions(updated_at);
 CREATE INDEX operation_audit_time ON operation_audit(time);
 CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
 """),
+    *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
@@ -124,6 +126,7 @@ MESSAGE_COLUMNS = ("session_id", "seq", "role", "message", "run_id", "created_at
 RUNS = Table("runs", RUN_COLUMNS + RUN_END_COLUMNS)
 STEPS = Table("run_steps", STEP_COLUMNS)
 MESSAGES = Table("session_messages", MESSAGE_COLUMNS)
+INTERRUPTED_MESSAGES = Table("session_messages", MESSAGE_COLUMNS + ("interrupted",))
 
 
 class AgentStore:
@@ -133,12 +136,16 @@ class AgentStore:
         self.db = db
 
     # -- sessions ------------------------------------------------------------------
-    async def insert_session(self, row: dict) -> None:
-        await self.db.write(
-            "INSERT INTO sessions (id, model, created_by, origin, ephemeral, parent_run_id, created_at, updated_at)"
-            " VALUES (:id, :model, :created_by, :origin, :ephemeral, :parent_run_id, :created_at, :updated_at)",
-            row,
-        )
+    async def insert_session(self, row: dict) -> bool:
+        """Insert a session row; False when one with that id exists (two first requests raced: one wins)."""
+        def job(conn) -> bool:
+            conn.execute(
+                "INSERT INTO sessions (id, model, created_by, origin, ephemeral, parent_run_id, created_at, updated_at)"
+                " VALUES (:id, :model, :created_by, :origin, :ephemeral, :parent_run_id, :created_at, :updated_at)"
+                " ON CONFLICT(id) DO NOTHING", row)
+            return conn.changes() > 0
+
+        return await self.db.run_write(job)
 
     async def session_row(self, session_id: str) -> dict | None:
         return await self.db.fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
@@ -171,34 +178,57 @@ class AgentStore:
         return await self.db.run_write(job)
 
     # -- messages ------------------------------------------------------------------
-    async def append_messages(self, session_id: str, messages: list[ChatMessage], run_id: str | None) -> None:
+    async def append_messages(self, session_id: str, messages: list[ChatMessage], run_id: str | None, *,
+                              interrupted: bool = False) -> None:
         if not messages:
             return
-        job = _append_job(session_id, messages, run_id)
+        job = _append_job(session_id, messages, run_id, interrupted=interrupted)
         await self.db.run_write(job)
 
     async def messages(self, session_id: str) -> list[ChatMessage]:
+        """The active history (messages a fork set aside are not in it)."""
         rows = await self.db.fetchall(
-            "SELECT message FROM session_messages WHERE session_id = ? ORDER BY seq", (session_id,)
+            "SELECT message FROM session_messages WHERE session_id = ? AND set_aside IS NULL ORDER BY seq", (session_id,)
         )
         return [msgspec.json.decode(r["message"], type=ChatMessage) for r in rows]
 
+    async def history(self, session_id: str) -> hist.History:
+        """The active history with seqs and run ids, and the version it was read at (one read per turn)."""
+        return await self.db.run_read(lambda conn: hist.read_history(conn, session_id))
+
+    async def branches(self, session_id: str) -> list[dict]:
+        return await self.db.run_read(lambda conn: hist.read_branches(conn, session_id))
+
+    async def fork_session(self, session_id: str, fork: hist.Fork) -> dict:
+        """Set aside the messages after ``fork.at_seq`` now (the native API's "continue from here")."""
+        return await self.db.run_write(lambda conn: hist.fork(conn, session_id, fork, None))
+
     async def message_count(self, session_id: str) -> int:
-        row = await self.db.fetchone("SELECT COUNT(*) AS n FROM session_messages WHERE session_id = ?", (session_id,))
+        row = await self.db.fetchone("SELECT COUNT(*) AS n FROM session_messages WHERE session_id = ?"
+                                     " AND set_aside IS NULL", (session_id,))
         return int(row["n"]) if row else 0
 
     # -- runs and steps ------------------------------------------------------------
-    async def begin_run(self, row: dict, messages: list[ChatMessage]) -> None:
-        """The run's row and the messages it starts with, in one write."""
-        insert = RUNS.insert(row, RUN_COLUMNS)
-        append = _append_job(row["session_id"], messages, row["id"]) if messages else None
+    async def begin_run(self, row: dict, messages: list[ChatMessage], *, version: tuple[int, int] | None = None,
+                        fork: hist.Fork | None = None) -> dict | None:
+        """The run's row, its fork and the messages it starts with, in one write; the fork's row, if any.
 
-        def job(conn) -> None:
+        With ``version`` (of the history the turn was planned on) a changed history raises HistoryChanged.
+        """
+        insert = RUNS.insert(row, RUN_COLUMNS)
+        session_id = row["session_id"]
+        append = _append_job(session_id, messages, row["id"]) if messages else None
+
+        def job(conn) -> dict | None:
+            if version is not None:
+                hist.check_version(conn, session_id, version)
+            forked = hist.fork(conn, session_id, fork, row["id"]) if fork is not None else None
             insert(conn)
             if append is not None:
                 append(conn)
+            return forked
 
-        await self.db.run_write(job)
+        return await self.db.run_write(job)
 
     async def record_finished_run(self, row: dict) -> None:
         """The whole row of a run that was not written when it started (a run on an in-memory session)."""
@@ -273,16 +303,19 @@ class AgentStore:
         return rows
 
 
-def _append_job(session_id: str, messages: list[ChatMessage], run_id: str | None):
+def _append_job(session_id: str, messages: list[ChatMessage], run_id: str | None, *, interrupted: bool = False):
     """A writer job appending ``messages`` after the session's last one (encoded now, on the loop)."""
     now = time.time()
     encoded = [(m.role, msgspec.json.encode(m).decode()) for m in messages]
+    table = INTERRUPTED_MESSAGES if interrupted else MESSAGES
+    extra = (1,) if interrupted else ()
 
     def job(conn) -> None:
+        # Set-aside rows keep their seq, so the next seq counts them too.
         seq = conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?", (session_id,)
         ).fetchall()[0][0]
-        Batch(MESSAGES.insert_values((session_id, seq + i, role, body, run_id, now))
+        Batch(table.insert_values((session_id, seq + i, role, body, run_id, now, *extra))
               for i, (role, body) in enumerate(encoded, 1))(conn)
         conn.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from langchain_openai import ChatOpenAI
 
 from tests.clients.cases import WEATHER_PARAMS, City, city_json, weather_call

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import litellm
-import pytest
 
 from tests.clients.cases import WEATHER_PARAMS, City, city_json, weather_call
 from tests.clients.conftest import MODEL, TOKEN

@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import openai
-import pytest
 from tests.clients.cases import WEATHER_PARAMS, City, city_json, weather_call
 
 from tests.clients.conftest import MODEL, TOKEN

@@ -16,6 +16,7 @@ from bmo.agent import maybe_coordinator, outcomes
 from bmo.agent.api.event_stream import RunEventStream, run_events, session_runs
 from bmo.agent.errors import AgentError, SessionBusy
 from bmo.agent.events import RunFinished
+from bmo.agent.history import Fork, HistoryChanged
 from bmo.agent.messages import ChatMessage
 from bmo.agent.ownership import may_reach, owner_filter
 from bmo.agent.permissions import DECISIONS
@@ -44,6 +45,7 @@ class PostMessageBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     allowed_classes: list[str] | None = None
     max_steps: int | None = None
     permission_timeout_s: float | None = None
+    fork_at: int | None = None  # continue from message seq N: what follows it is set aside (0: from the start)
 
 
 class DecisionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -147,12 +149,13 @@ async def list_sessions(request: web.Request) -> web.Response:
 async def get_session(request: web.Request) -> web.Response:
     co = _coordinator(request)
     session = await _session_or_404(co, request.match_info["session_id"], request)
-    messages = await session.messages()
+    history = await session.history()
     run = co.active_run(session.id)
     runs = await co.store.run_rows(session.id, limit=20)
     return web.json_response({
         **session.describe(),
-        "messages": [msgspec.to_builtins(m) for m in messages],
+        "messages": [msgspec.to_builtins(m) for m in history.messages],
+        "message_seqs": history.seqs,  # a seq is what fork_at names
         "active_run": run.describe() if run is not None else None,
         "runs": runs,
         "pending_permissions": co.pending_permissions(session.id),
@@ -225,8 +228,18 @@ async def _run_message(request: web.Request, co, session, body: PostMessageBody)
         co.check_model(model)
     except AgentError as exc:
         raise _model_error(exc) from None
+    history, fork = await session.history(), None
+    if body.fork_at is not None:
+        if body.fork_at != 0 and body.fork_at not in history.seqs:
+            raise ApiError(400, f"Field 'fork_at' ({body.fork_at}) names no message of this session's history; use a "
+                                f"seq from message_seqs of GET /v1/sessions/{session.id}, or 0.", param="fork_at")
+        fork = Fork(at_seq=body.fork_at, reason="native")
     try:
-        run = await co.start_run(session, messages, policy=policy, model=model, requester=_requester(request))
+        run = await co.start_run(session, messages, policy=policy, model=model, requester=_requester(request),
+                                 history=history, fork=fork)
+    except HistoryChanged:
+        raise ApiError(409, "The session's history changed while this message was being sent; send it again.",
+                       code="session_changed") from None
     except SessionBusy as exc:
         raise ApiError(409, f"{exc} Wait for it to finish, follow it with GET /v1/sessions/{session.id}/events, "
                             f"or cancel it with POST /v1/sessions/{session.id}/cancel.",
@@ -294,6 +307,15 @@ async def follow_session(request: web.Request) -> web.StreamResponse:
         return stream.response
 
 
+async def list_branches(request: web.Request) -> web.Response:
+    """The session's forks, oldest first, each with the point it was made at and the messages it set aside."""
+    co = _coordinator(request)
+    session = await _session_or_404(co, request.match_info["session_id"], request)
+    forks = [] if session.in_memory else await co.store.branches(session.id)
+    return web.json_response({"object": "list", "session_id": session.id,
+                              "data": [{"object": "bmo.session_fork", **f} for f in forks]})
+
+
 # -- permissions ------------------------------------------------------------------------
 async def list_permissions(request: web.Request) -> web.Response:
     co = _coordinator(request)
@@ -325,5 +347,6 @@ def register_routes(register) -> None:
     register("POST", "/v1/sessions/{session_id}/messages", post_message)
     register("POST", "/v1/sessions/{session_id}/cancel", cancel_run)
     register("GET", "/v1/sessions/{session_id}/events", follow_session)
+    register("GET", "/v1/sessions/{session_id}/branches", list_branches)
     register("GET", "/v1/sessions/{session_id}/permissions", list_permissions)
     register("POST", "/v1/sessions/{session_id}/permissions/{permission_id}", decide_permission)

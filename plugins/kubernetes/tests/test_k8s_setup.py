@@ -37,7 +37,8 @@ async def test_cluster_reads_are_challenged_without_a_rule_and_denied_when_nobod
     fake_upstream.script(ROUTE_CLEAR, calls(("k8s_list", {"kind": "pods", "namespace": "shop"})),
                          reply("I was not allowed to look."))
     raw = await ask(server, "pods?")
-    assert raw.parse().choices[0].message.content == "I was not allowed to look."
+    content = raw.parse().choices[0].message.content  # issue 12: the wait is also said in the answer
+    assert content.endswith("I was not allowed to look.") and "waiting up to" in content
     [result] = tool_results(fake_upstream.chat_requests[-1])
     assert result.startswith("Permission denied: k8s_list") and "in time" in result
     assert kube.requests == []

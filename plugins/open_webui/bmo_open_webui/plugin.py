@@ -52,7 +52,8 @@ def bmo_slash_commands(register):
 
 @hookimpl
 def bmo_openai_compat_session_key(request, body):
-    return session_key(request.headers, _options(request))
+    model = body.get("model") if isinstance(body, dict) else None
+    return session_key(request.headers, _options(request), model if isinstance(model, str) else "")
 
 
 @hookimpl

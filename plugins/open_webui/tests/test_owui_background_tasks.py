@@ -30,7 +30,7 @@ async def _first_content_line(resp: aiohttp.ClientResponse) -> str:
 
 async def test_title_task_while_the_chat_streams_answers_at_once_with_one_model_call(bmo, upstream):
     chat_id = "9c1d7f00-aaaa-bbbb-cccc-000000000001"
-    session_id = f"openwebui-{chat_id}"
+    session_id = f"openwebui-{chat_id}@fake:fake-model"
     async with aiohttp.ClientSession() as http:
         stream = await http.post(
             f"{bmo.api}/chat/completions", headers=bmo.headers(**{CHAT_HEADER: chat_id}),
@@ -98,7 +98,7 @@ async def test_a_task_header_marks_any_prompt_as_a_task(bmo, upstream):
     async with aiohttp.ClientSession() as http:
         row = await ledger_row(http, bmo, raw.headers["x-request-id"])
     assert row["kind"] == "task"
-    assert await coordinator_of(bmo.host).get_session("openwebui-emoji-chat") is None
+    assert await coordinator_of(bmo.host).get_session("openwebui-emoji-chat@fake:fake-model") is None
 
 
 async def test_an_empty_task_header_is_an_ordinary_chat(bmo):

@@ -28,7 +28,7 @@ async def test_same_chat_id_twice_lands_in_one_session(bmo, upstream):
                {"role": "user", "content": "and again"}]
     second_headers, second = await ask(sdk, history, chat)
 
-    session_id = "openwebui-0f3c2a9e-5b1d-4c7e-9a8f-1234567890ab"
+    session_id = "openwebui-0f3c2a9e-5b1d-4c7e-9a8f-1234567890ab@fake:fake-model"
     assert first_headers["x-bmo-session-id"] == session_id
     assert second_headers["x-bmo-session-id"] == session_id
     assert second.choices[0].message.content == "echo: and again"
@@ -45,8 +45,8 @@ async def test_different_chats_get_different_sessions(bmo):
     sdk = client(bmo)
     a, _ = await ask(sdk, [{"role": "user", "content": "one"}], {CHAT_HEADER: "chat-a"})
     b, _ = await ask(sdk, [{"role": "user", "content": "two"}], {CHAT_HEADER: "chat-b"})
-    assert a["x-bmo-session-id"] == "openwebui-chat-a"
-    assert b["x-bmo-session-id"] == "openwebui-chat-b"
+    assert a["x-bmo-session-id"] == "openwebui-chat-a@fake:fake-model"
+    assert b["x-bmo-session-id"] == "openwebui-chat-b@fake:fake-model"
 
 
 async def test_explicit_bmo_session_header_wins_over_the_chat_id(bmo):
@@ -54,7 +54,7 @@ async def test_explicit_bmo_session_header_wins_over_the_chat_id(bmo):
     headers, _ = await ask(sdk, [{"role": "user", "content": "hi"}],
                            {CHAT_HEADER: "chat-c", "X-BMO-Session-Id": "mine"})
     assert headers["x-bmo-session-id"] == "mine"
-    assert await coordinator_of(bmo.host).get_session("openwebui-chat-c") is None
+    assert await coordinator_of(bmo.host).get_session("openwebui-chat-c@fake:fake-model") is None
 
 
 async def test_temporary_chat_ids_stay_ephemeral(bmo, upstream):
@@ -66,7 +66,7 @@ async def test_temporary_chat_ids_stay_ephemeral(bmo, upstream):
             assert "x-bmo-session-id" not in headers
             # Each request's conversation is only what it carried: nothing was kept between them.
             assert [m["content"] for m in upstream.chat_requests[-1].messages if m["role"] == "user"] == [text]
-    for session_id in ("openwebui-temporary:7d1e", "openwebui-local:7d1e", "openwebui-7d1e"):
+    for session_id in ("openwebui-temporary:7d1e@fake:fake-model", "openwebui-local:7d1e@fake:fake-model", "openwebui-7d1e@fake:fake-model"):
         assert await coordinator_of(bmo.host).get_session(session_id) is None
 
 
@@ -88,6 +88,6 @@ async def test_custom_chat_id_header_and_prefix_from_config(tmp_path, upstream, 
     try:
         sdk = client(server)
         headers, _ = await ask(sdk, [{"role": "user", "content": "hi"}], {"X-Chat": "abc"})
-        assert headers["x-bmo-session-id"] == "owui:abc"
+        assert headers["x-bmo-session-id"] == "owui:abc@fake:fake-model"
     finally:
         await server.stop()

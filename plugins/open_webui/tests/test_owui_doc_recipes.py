@@ -32,9 +32,9 @@ def recipes() -> dict[str, str]:
 
 
 EXPECT = {
-    "owui-chat": ["openai_compat.fired", "outcome=final_answer", f"session_id=openwebui-{CHAT_ID}", "kind=task"],
+    "owui-chat": ["openai_compat.fired", "outcome=final_answer", f"session_id=openwebui-{CHAT_ID}@fake:fake-model", "kind=task"],
     "owui-tasks": ["kind=task", "outcome=final_answer"],
-    "owui-busy": ["outcome=queued", f"session_id=openwebui-{CHAT_ID}"],
+    "owui-busy": ["outcome=queued", f"session_id=openwebui-{CHAT_ID}@fake:fake-model"],
     "owui-requesters": ['"value": "ada@example.org"'],
 }
 

@@ -162,7 +162,7 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
                     "history": {"messages": {}, "currentId": None}}}) as resp:
                 assert resp.status == 200, await resp.text()
                 chat_id = (await resp.json())["id"]
-            session_id = f"openwebui-{chat_id}"
+            session_id = f"openwebui-{chat_id}@{MODEL.replace('/', ':')}"
             conversation: list[dict] = []
             parent = None
 

@@ -30,7 +30,7 @@ async def _ask(server) -> dict:
 async def test_identity_headers_from_an_untrusted_peer_are_ignored(bmo):
     row = await _ask(bmo)  # 127.0.0.1 is not a trusted proxy by default
     assert row["requester"] == ""
-    session = await coordinator_of(bmo.host).get_session("openwebui-who-asked")
+    session = await coordinator_of(bmo.host).get_session("openwebui-who-asked@fake:fake-model")
     assert session.created_by == ""
 
 
@@ -39,7 +39,7 @@ async def test_identity_headers_from_a_trusted_proxy_name_the_requester(tmp_path
     try:
         row = await _ask(server)
         assert row["requester"] == "ada@example.org"
-        session = await coordinator_of(server.host).get_session("openwebui-who-asked")
+        session = await coordinator_of(server.host).get_session("openwebui-who-asked@fake:fake-model")
         assert session.created_by == "ada@example.org"
     finally:
         await server.stop()

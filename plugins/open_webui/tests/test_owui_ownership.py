@@ -27,7 +27,7 @@ async def test_another_user_cannot_continue_a_chat_by_sending_its_id(tmp_path, u
                 model=MODEL, messages=[{"role": "user", "content": "what was the plan?"}],
                 extra_headers=user("eve@example.org", "chat-1"))
         assert err.value.body["code"] == "session_not_found"
-        session = await coordinator_of(server.host).get_session("openwebui-chat-1")
+        session = await coordinator_of(server.host).get_session("openwebui-chat-1@fake:fake-model")
         assert session.created_by == "ada@example.org" and len(await session.messages()) == 2
         again = await sdk.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "ada's secret plan"},

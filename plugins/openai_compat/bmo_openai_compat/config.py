@@ -26,6 +26,8 @@ class OpenAICompatOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tr
     keepalive_interval_s: float = 15.0
     # chat_only: how long a BMO permission challenge waits for a native answer before it is denied.
     permission_timeout_s: float = 120.0
+    # auto_approve: which tools a client sends reach the model ("all", "none", or names and globs).
+    client_tools: Literal["all", "none"] | list[str] = "all"
 
 
 def options_of(config) -> OpenAICompatOptions:

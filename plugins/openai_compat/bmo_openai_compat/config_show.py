@@ -29,6 +29,7 @@ model_override_policy = "reject"
 advertised_models = []
 keepalive_interval_s = 15.0
 permission_timeout_s = 120.0
+client_tools = "all"
 advertised model ids (what GET /v1/models returns):
   local/qwen2.5-coder
 bind boundary:

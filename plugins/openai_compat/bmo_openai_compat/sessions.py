@@ -1,4 +1,4 @@
-"""Which messages of a chat request are new to BMO's session, in the agent's message shape."""
+"""Session ids of chat requests, and request messages in the agent's message shape (see ``transcript``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import re
 
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
 from bmo.server.errors import ApiError
-from bmo_openai_compat.wire import RequestMessage, message_text
+from bmo_openai_compat.content_parts import agent_content
+from bmo_openai_compat.wire import RequestMessage
 
 SESSION_HEADER = "X-BMO-Session-Id"
 RESUME_HEADER = "X-BMO-Resume"
@@ -21,25 +22,13 @@ def check_session_id(value: str, source: str = SESSION_HEADER) -> str:
     return value
 
 
-def to_agent(message: RequestMessage) -> ChatMessage:
+def to_agent(message: RequestMessage, *, images: bool = False, model: str = "") -> ChatMessage:
+    """The agent's message for a request message; image parts kept only when the model takes them."""
     role = "system" if message.role == "developer" else message.role
     calls = None
     if message.tool_calls:
         calls = [ToolCall(id=c.id, function=FunctionCall(name=c.function.name, arguments=c.function.arguments))
                  for c in message.tool_calls]
-    return ChatMessage(role=role, content=message_text(message.content), tool_calls=calls,
+    content, _ = agent_content(message.content, images=images, model=model)
+    return ChatMessage(role=role, content=content, tool_calls=calls,
                        tool_call_id=message.tool_call_id, name=message.name)
-
-
-def new_messages(request_messages: list[RequestMessage], history: list[ChatMessage]) -> list[ChatMessage]:
-    """What to append to a session: everything when it has no history, else what follows the last answer.
-
-    BMO's copy of the conversation is authoritative (it holds BMO's own tool calls), so what the
-    client re-sends before its last assistant message is not appended again; system prompts only
-    count when the session starts.
-    """
-    converted = [to_agent(m) for m in request_messages]
-    if not history:
-        return converted
-    last_answer = max((i for i, m in enumerate(converted) if m.role == "assistant"), default=-1)
-    return [m for m in converted[last_answer + 1:] if m.role != "system"]

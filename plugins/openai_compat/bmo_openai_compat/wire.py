@@ -22,6 +22,7 @@ from bmo.server.errors import ApiError
 class ContentPart(msgspec.Struct, kw_only=True):
     type: str
     text: str | None = None
+    image_url: dict | None = None
 
 
 class WireFunctionCall(msgspec.Struct, kw_only=True):
@@ -151,11 +152,17 @@ def validate_chat_request(req: ChatCompletionRequest) -> None:
     for i, msg in enumerate(req.messages):
         if isinstance(msg.content, list):
             for j, part in enumerate(msg.content):
+                if part.type == "image_url" and not isinstance((part.image_url or {}).get("url"), str):
+                    raise ApiError(400, f"messages[{i}].content[{j}] is an image part without 'image_url.url'; send "
+                                        "{\"type\": \"image_url\", \"image_url\": {\"url\": ...}}.",
+                                   param=f"messages[{i}].content[{j}].image_url")
+                if part.type == "image_url":
+                    continue  # it reaches a vision model; any other model gets a note (see content_parts)
                 if part.type != "text":
-                    kind = "image" if "image" in part.type else "audio" if "audio" in part.type else part.type
+                    kind = "audio" if "audio" in part.type else part.type
                     raise ApiError(
                         400, f"messages[{i}].content[{j}] is a {part.type!r} part; {kind} input is not supported. "
-                             "Send text parts ({\"type\": \"text\", \"text\": ...}) or a string.",
+                             "Send text or image parts, or a string.",
                         param=f"messages[{i}].content[{j}].type",
                     )
                 if part.text is None:
@@ -375,6 +382,8 @@ class QueuedErrorBody(msgspec.Struct, kw_only=True):
     code: str = "queued"
     running_request_id: str
     session_id: str
+    resume_hint: str = ""  # for a program: how to follow the running answer instead of waiting
+    resume_headers: dict[str, str] = {}
 
 
 class QueuedError(msgspec.Struct, kw_only=True):

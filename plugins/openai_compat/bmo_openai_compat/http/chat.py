@@ -9,19 +9,23 @@ from aiohttp import web
 
 from bmo.agent import maybe_coordinator
 from bmo.agent.errors import AgentError, NoProviderConfigured, SessionBusy, UnknownModel
+from bmo.agent.history import HistoryChanged
 from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
 from bmo.server.capacity import stream_slot
 from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
+from bmo_openai_compat.client_tools import select_client_tools
+from bmo_openai_compat.content_parts import accepts_images
 from bmo_openai_compat.http.error_replies import (
     PreparedError, agent_error, compat_error, disabled_error, guarded, identity_headers, requester_of,
 )
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.retries import IDEMPOTENCY_HEADER, check_key, intent_of, retries_of
-from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, new_messages, to_agent
+from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
+from bmo_openai_compat.transcript import TRANSCRIPT_HEADER, Plan, plan_turn
 from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
 
 TASK = "task"
@@ -48,6 +52,8 @@ class ChatHandler:
         self.rt = rt
         self.session_header = ""  # the session id echoed in X-BMO-Session-Id
         self.idempotency_key = ""  # scoped by requester: one client's key never joins another's run
+        self.whole_chat_client = False  # the session is keyed by a client that sends whole chats (a hook's key)
+        self.found_session = None  # the session looked up before the fired record (is_session_reuse)
 
     @property
     def coordinator(self):
@@ -71,8 +77,12 @@ class ChatHandler:
         else:
             hooked = pm.hook.bmo_openai_compat_session_key(request=request, body=raw)
             session_id = check_session_id(str(hooked), "bmo_openai_compat_session_key") if hooked else ""
+            self.whole_chat_client = bool(session_id)
         kind = "task" if pm.hook.bmo_openai_compat_classify(request=request, body=raw) == TASK else "chat"
-        rt.set(session_id=session_id, is_session_reuse=bool(session_id), kind=kind, requester=self._requester())
+        if session_id and kind != TASK:  # looked up once, here: reuse means the session existed before this request
+            self.found_session = await self.coordinator.get_session(session_id)
+        rt.set(session_id=session_id, is_session_reuse=self.found_session is not None, kind=kind,
+               requester=self._requester())
         await rt.fire()
         # A stream past [options.http_server] max_concurrent_streams is a 503 here, before any run starts.
         with stream_slot(self.host, req.stream), rt.active():  # spans of the router, model, tools nest under this one
@@ -119,17 +129,13 @@ class ChatHandler:
             if self.options.model_override_policy == "reject":
                 await rt.event("model_override_rejected", requested=req.model, session_model=session.model)
                 raise compat_error(
-                    400, f"Session {session.id} is bound to model {session.model!r}; this request asks for "
-                         f"{req.model!r}. Send model {session.model!r}, start a new session, or set "
-                         "model_override_policy = \"allow_ephemeral\" under [options.openai_compat].",
+                    400, f"This conversation runs on model {session.model!r}, so it cannot continue on {req.model!r}. "
+                         f"Switch back to {session.model!r} or start a new chat for {req.model!r}. (Operators: "
+                         "model_override_policy = \"allow_ephemeral\" under [options.openai_compat] allows it.)",
                     param="model", code="model_override_rejected", outcome=outcomes.MODEL_OVERRIDE_REJECTED)
             run_model, success = req.model, outcomes.MODEL_OVERRIDE_APPLIED
             await rt.event("model_override_applied", requested=req.model, session_model=session.model)
-        history = [] if created else await session.messages()
-        appended = new_messages(req.messages, history)
-        if not appended:
-            raise compat_error(400, "Nothing new to answer: the messages end with an assistant message. End with a "
-                                    "user message (or tool results).", param="messages")
+        plan, start = await self._reconcile(req, session, created)
         policy_kwargs = {}
         sampling = wire.sampling_of(req)
         answer_format = wire.answer_format_of(req)
@@ -139,12 +145,14 @@ class ChatHandler:
         # A client that asks for a format or forces a tool runs a program: a clarifying question would break it.
         forced = req.tool_choice not in (None, "auto", "none")
         if (self.options.ambiguity_action != "code" and answer_format is None and not forced
-                and is_first_user_turn(history + appended)):
+                and is_first_user_turn(start)):
             try:
-                decision = await route(coordinator, req.model, history + appended, sampling, conversation_id=session.id,
+                decision = await route(coordinator, req.model, start, sampling, conversation_id=session.id,
                                        run_id=rt.request_id)
             except AgentError as exc:  # the model is unreachable or refuses: the run would fail the same way
-                raise agent_error(exc, "The ambiguity router's model call failed: ") from None
+                # Said for the person in the chat; agent_error keeps the upstream's detail for the ledger.
+                raise agent_error(exc, "BMO could not get an answer from the model to read your message (its first-turn "
+                                       "router call): ") from None
             await rt.event("router", decision=decision.decision, action=self.options.ambiguity_action,
                            **({"note": decision.note} if decision.note else {}))
             if decision.ambiguous and self.options.ambiguity_action == "ask":
@@ -162,13 +170,17 @@ class ChatHandler:
             elif req.tool_choice == "none":  # the client asked for no call of its tools on this turn
                 await rt.event("tool_choice", choice="none", client_tools_offered=0)
             else:
-                client_tools = wire.client_tools_of(req)
-                if forced:
+                client_tools, withheld = select_client_tools(wire.client_tools_of(req), self.options.client_tools)
+                if withheld:
+                    await rt.event("client_tools_withheld", count=len(withheld), offered=len(client_tools),
+                                   names=withheld[:20])
+                client_tools = client_tools or None
+                if forced and client_tools:
                     tool_choice = req.tool_choice
                     await rt.event("tool_choice", choice=req.tool_choice, first_step_only=True)
         if req.parallel_tool_calls is not None:
             sampling["parallel_tool_calls"] = req.parallel_tool_calls
-        run = await self._start_run(session, appended, run_model, client_tools, sampling, policy_kwargs,
+        run = await self._start_run(session, plan, run_model, client_tools, sampling, policy_kwargs,
                                     answer_format=answer_format, tool_choice=tool_choice,
                                     intent=intent_of("" if session.ephemeral else session.id, req),
                                     durable=not session.ephemeral)
@@ -226,7 +238,8 @@ class ChatHandler:
     async def _task(self, req: wire.ChatCompletionRequest) -> web.StreamResponse:
         """A client's background task (title, tags, follow-ups): one model call, nothing else."""
         self._check_model(req.model)
-        messages = [to_agent(m) for m in req.messages]
+        images = accepts_images(self.coordinator, req.model)
+        messages = [to_agent(m, images=images, model=req.model) for m in req.messages]
         await self.rt.event("task_started", model=req.model)
         fmt = wire.answer_format_of(req)
         try:
@@ -269,7 +282,7 @@ class ChatHandler:
             session = await coordinator.create_session(ephemeral=True, **common)
             await rt.event("session", session_id=session.id, new_session=True, ephemeral=True)
             return session, True
-        session = await coordinator.get_session(session_id)
+        session = self.found_session
         if session is not None and not may_reach(session.created_by, rt.requester):
             # Another requester's session: refused as if it did not exist, and never created over it.
             raise compat_error(404, f"No session {session_id!r} for this requester; use another "
@@ -282,36 +295,70 @@ class ChatHandler:
         await rt.event("session", session_id=session_id, new_session=True, ephemeral=False)
         return session, True
 
-    async def _start_run(self, session, appended, run_model, client_tools, sampling, policy_kwargs, *,
+    async def _reconcile(self, req: wire.ChatCompletionRequest, session, created: bool):
+        """The turn's plan against the session's history (read once, here) and the history the run starts from."""
+        images = accepts_images(self.coordinator, req.model)
+        parts = sum(isinstance(m.content, list) and any(p.type != "text" for p in m.content) for m in req.messages)
+        if parts:
+            await self.rt.event("content_parts", messages=parts, images_passed=images)
+        messages = [to_agent(m, images=images, model=req.model) for m in req.messages]
+        plan = await plan_turn(session, created, messages, mode=self.request.headers.get(TRANSCRIPT_HEADER),
+                               whole_chat_client=self.whole_chat_client)
+        start = plan.history.start(plan.fork, plan.append)
+        if not plan.full and not plan.append and start and start[-1].role == "assistant":
+            raise compat_error(400, "Nothing new to answer: this session's last message is already an answer and the "
+                                    "request adds no user message. Send the next user message, or send the whole "
+                                    f"chat (or header {TRANSCRIPT_HEADER}: full) to continue the last answer.",
+                               param="messages")
+        return plan, start
+
+    async def _start_run(self, session, plan: Plan | list, run_model, client_tools, sampling, policy_kwargs, *,
                          answer_format=None, tool_choice=None, intent: str = "", durable: bool = True):
+        if not isinstance(plan, Plan):  # the messages to append, as the Responses route plans its own turn
+            plan = Plan(append=list(plan))
         from bmo.agent.coordinator import RunPolicy
 
         auto = self.options.tool_policy == "auto_approve"
         policy = RunPolicy(
             permission_mode="auto_approve" if auto else "ask",
             permission_timeout_s=self.options.permission_timeout_s,
-            origin="openai_compat",
+            origin="openai_compat", announce_waits=not auto,
             **policy_kwargs,
         )
         try:
             run = await self.coordinator.start_run(
-                session, appended, policy=policy, model=run_model, client_tools=client_tools,
+                session, plan.append, policy=policy, model=run_model, client_tools=client_tools,
                 sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
-                answer_format=answer_format, tool_choice=tool_choice,
+                answer_format=answer_format, tool_choice=tool_choice, history=plan.history, fork=plan.fork,
             )
         except SessionBusy as exc:
             raise self._queued(session.id, exc.run_id) from None
+        except HistoryChanged:
+            raise compat_error(409, "This chat changed while BMO was preparing the answer (another message arrived "
+                                    "at the same moment). Send your message again.",
+                               code="session_changed", outcome=outcomes.QUEUED) from None
         retries_of(self.host).started(run, session.id, intent, self.idempotency_key, durable=durable)
         self.rt.set(run_id=run.id)
+        if plan.fork is not None:
+            await self.rt.event("session_forked", at_seq=plan.fork.at_seq, reason=plan.fork.reason,
+                                common_turns=plan.common_turns, visible_turns=plan.visible_turns,
+                                set_aside=plan.set_aside)
+        last = (plan.history.start(plan.fork, plan.append) if plan.history is not None else plan.append)[-1:] or [None]
+        if plan.history is not None and last[0] is not None and last[0].role == "assistant" and not last[0].tool_calls:
+            await self.rt.event("continue_answer", chars=len(last[0].content or ""))
         await self.rt.event("run_started", run_id=run.id, model=run_model or session.model,
-                            messages=len(appended), read_only=bool(policy_kwargs))
+                            messages=len(plan.append), read_only=bool(policy_kwargs),
+                            transcript="full" if plan.full else "delta")
         return run
 
     def _queued(self, session_id: str, running: str) -> PreparedError:
         body = wire.QueuedError(error=wire.QueuedErrorBody(
-            message=f"Session {session_id} is busy with request {running}. Wait for it, or follow its answer by "
-                    f"sending the request again with header {RESUME_HEADER}: {running}.",
+            # A chat UI shows the message to a person; the resume mechanics are for programs, in their own fields.
+            message="BMO is still answering the previous message in this chat. Wait for that answer to finish "
+                    "(or press Stop), then send your message again.",
             running_request_id=running, session_id=session_id,
+            resume_hint=f"Send the request again with header {RESUME_HEADER}: {running} to follow the running answer.",
+            resume_headers={RESUME_HEADER: running},
         ))
         return PreparedError(409, wire.encode(body), f"session {session_id} busy with request {running}",
                              outcomes.QUEUED, {"running_request_id": running})
