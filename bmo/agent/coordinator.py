@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.errors import NoProviderConfigured, SessionBusy, UnknownModel, error_detail
 from bmo.agent.events import RunFinished, TextDelta
+from bmo.agent.history import Fork, History
 from bmo.agent.loop import AgentLoop
 from bmo.agent.messages import ChatMessage, ToolCall, Usage
 from bmo.agent.permissions import PermissionBroker
 from bmo.agent.providers.base import ModelTurn
 from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
 from bmo.agent.services import RunServices, run_events
-from bmo.agent.history import Fork, History
 from bmo.agent.session import Session
 from bmo.agent.spawning import spawn_sub_run
 from bmo.agent.store import AgentStore
@@ -303,7 +303,7 @@ class Coordinator:
             del self._active[run.session_id]
         if not run.done:
             # Cancelled before the loop ever ran: still end the stream for every subscriber.
-            run.emit(RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop",
+            run.emit(RunFinished(outcome=run_outcomes.CANCELLED, finish_reason="stop",
                                  error=f"run cancelled: {run.cancel_reason or 'cancelled'}"))
 
     def _retire(self, run: Run) -> None:

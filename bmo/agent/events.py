@@ -66,7 +66,7 @@ class AnswerChecked(Event, tag="answer.checked"):
 class RunFinished(Event, tag="run.finished"):
     """Always the last event of a run."""
 
-    outcome: str  # see bmo.agent.outcomes
+    outcome: str  # see bmo.agent.run_outcomes
     finish_reason: str  # stop | length | tool_calls
     text: str = ""
     tool_calls: list[ToolCall] = []  # client tool calls (auto_approve round-trip) only

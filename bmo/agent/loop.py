@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.context import ContextFitter
 from bmo.agent.errors import AgentError
 from bmo.agent.events import AnswerChecked, PermissionRequested, ReasoningDelta, RunFinished, TextDelta
@@ -122,7 +122,7 @@ class AgentLoop:
             result = await self._loop()
         except asyncio.CancelledError:
             reason = self.run.cancel_reason or "cancelled"
-            result = RunFinished(outcome=outcomes.CANCELLED, finish_reason="stop", text="".join(self.text),
+            result = RunFinished(outcome=run_outcomes.CANCELLED, finish_reason="stop", text="".join(self.text),
                                  usage=self.model.usage, error=f"run cancelled: {reason}")
             await asyncio.shield(self._close_dangling_calls())
             await asyncio.shield(self._keep_partial_answer())
@@ -139,7 +139,7 @@ class AgentLoop:
         return result
 
     def _error(self, message: str, status: int, code: str | None = None) -> RunFinished:
-        return RunFinished(outcome=outcomes.ERROR, finish_reason="stop", text="".join(self.text),
+        return RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", text="".join(self.text),
                            usage=self.model.usage, error=message, error_status=status, error_code=code)
 
     def _done(self, outcome: str, finish_reason: str = "stop", *, error: str | None = None,
@@ -160,15 +160,15 @@ class AgentLoop:
                 await store.record_finished_run({**self.unwritten_run_row, **end})
             else:
                 await store.finish_run(self.run.id, end)
-            if result.outcome == outcomes.CANCELLED:
+            if result.outcome == run_outcomes.CANCELLED:
                 await store.audit("run.cancelled", actor=self.run.requester, session_id=self.session.id,
                                   run_id=self.run.id, reason=self.run.cancel_reason or "cancelled")
         except Exception as exc:  # a store failure must not keep the run from ending
             self.services.record("agent.persist_failed", "error", run_id=self.run.id,
                                  error=f"{type(exc).__name__}: {exc}")
-        level = "error" if result.outcome == outcomes.ERROR else ("warn" if result.outcome != outcomes.FINAL_ANSWER and
-                                                                   result.outcome != outcomes.CLIENT_TOOL_CALLS else "info")
-        if result.outcome == outcomes.CANCELLED:
+        level = "error" if result.outcome == run_outcomes.ERROR else ("warn" if result.outcome != run_outcomes.FINAL_ANSWER and
+                                                                   result.outcome != run_outcomes.CLIENT_TOOL_CALLS else "info")
+        if result.outcome == run_outcomes.CANCELLED:
             self.services.record("agent.run.cancelled", "warn", run_id=self.run.id, session_id=self.session.id,
                                  reason=self.run.cancel_reason or "cancelled")
         self.services.record(
@@ -253,7 +253,7 @@ class AgentLoop:
                 if looping is not None:
                     await self._persist([ChatMessage(role="tool", tool_call_id=c.id, content="Not run: loop detected.")
                                          for c in turn.tool_calls if not self.tool_calls.is_client_call(c)])
-                    return self._done(outcomes.LOOP_DETECTED, error=looping)
+                    return self._done(run_outcomes.LOOP_DETECTED, error=looping)
                 ours = [c for c in turn.tool_calls if not self.tool_calls.is_client_call(c)]
                 theirs = [c for c in turn.tool_calls if self.tool_calls.is_client_call(c)]
                 if ours:
@@ -262,7 +262,7 @@ class AgentLoop:
                     if self.tool_calls.ended is not None:  # a tool said the run cannot go on (ToolEndedRun)
                         return self._done(self.tool_calls.ended.outcome, error=str(self.tool_calls.ended))
                 if theirs:
-                    return self._done(outcomes.CLIENT_TOOL_CALLS, "tool_calls", tool_calls=theirs)
+                    return self._done(run_outcomes.CLIENT_TOOL_CALLS, "tool_calls", tool_calls=theirs)
                 continue
             if not turn.text.strip() and tools_ran:
                 if not recovery_used:
@@ -274,19 +274,19 @@ class AgentLoop:
                 message = ("The model gave no answer after running tools, even when asked again. "
                            "Try rephrasing the request or another model.")
                 self.say(("\n\n" if self.text else "") + message)
-                return self._done(outcomes.RECOVERY_FAILED, error=message)
+                return self._done(run_outcomes.RECOVERY_FAILED, error=message)
             if turn.refusal:
                 await self._persist([ChatMessage(role="assistant", content=turn.refusal)])
                 self.text = []
-                return self._done(outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
+                return self._done(run_outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
             if self.answer_format is not None:
                 return await self._formatted_answer(turn, model_messages(system, self.history))
             await self._persist([ChatMessage(role="assistant", content=turn.text)])
-            return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
+            return self._done(run_outcomes.FINAL_ANSWER, turn.finish_reason)
         message = (f"Stopped after {max_steps} steps without a final answer ([agent] max_steps). "
                    "Ask to continue, or raise the limit.")
         self.say(("\n\n" if self.text else "") + message)
-        return self._done(outcomes.MAX_STEPS, error=message)
+        return self._done(run_outcomes.MAX_STEPS, error=message)
 
     def _continuation(self) -> list[ChatMessage]:
         """A history ending in an assistant answer is a "continue": asked like length recovery asks."""
@@ -311,7 +311,7 @@ class AgentLoop:
             turn = await self.model.call(repair, [], "format_repair", response_format=fmt.upstream())
             if turn.refusal:
                 await self._persist([ChatMessage(role="assistant", content=turn.refusal)])
-                return self._done(outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
+                return self._done(run_outcomes.FINAL_ANSWER, turn.finish_reason, refusal=turn.refusal)
             text = fmt.extract(turn.text)
             error = await asyncio.to_thread(fmt.check, text)
             self.emit(AnswerChecked(attempt=2, ok=error is None, format=fmt.describe(), error=error))
@@ -319,14 +319,14 @@ class AgentLoop:
             # Nothing persisted: the failed answer is not part of the conversation the client sees.
             self.services.record("agent.answer_format.failed", "warn", run_id=self.run.id, session_id=self.session.id,
                                  error=error, **fmt.describe())
-            return RunFinished(outcome=outcomes.INVALID_OUTPUT, finish_reason="stop", usage=self.model.usage,
+            return RunFinished(outcome=run_outcomes.INVALID_OUTPUT, finish_reason="stop", usage=self.model.usage,
                                error=f"The model's answer does not meet the requested format "
                                      f"({fmt.describe()['type']}), even after one repair attempt: {error}",
                                error_status=502)
         await self._persist([ChatMessage(role="assistant", content=text)])
         self.text = [text]
         self.emit(TextDelta(text=text))
-        return self._done(outcomes.FINAL_ANSWER, turn.finish_reason)
+        return self._done(run_outcomes.FINAL_ANSWER, turn.finish_reason)
 
     async def _summarise(self, messages: list[ChatMessage]) -> str:
         """The compaction call: its text never reaches the client (held like a formatted answer's)."""

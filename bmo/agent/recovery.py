@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.messages import ChatMessage
 
 INTERRUPTED = "interrupted: the server stopped"
@@ -34,7 +34,7 @@ def recover_job(conn: Any) -> dict[str, int]:
         conn.execute(
             "UPDATE runs SET outcome = ?, error = ?, error_status = 500, finished_at = ?,"
             " steps = (SELECT COUNT(*) FROM run_steps WHERE run_id = ?) WHERE id = ? AND outcome IS NULL",
-            (outcomes.ERROR, INTERRUPTED, now, run_id, run_id))
+            (run_outcomes.ERROR, INTERRUPTED, now, run_id, run_id))
         counts["runs_closed"] += 1
     by_session: dict[str, list[str]] = {}
     for run_id, session_id in runs:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.messages import ChatMessage
 from bmo.agent.tools.base import ToolFailed
 
@@ -39,6 +39,6 @@ async def spawn_sub_run(coordinator: Coordinator, parent: Run, depth: int, task:
     except asyncio.CancelledError:
         child.cancel("parent run cancelled")
         raise
-    if result.outcome != outcomes.FINAL_ANSWER:
+    if result.outcome != run_outcomes.FINAL_ANSWER:
         raise ToolFailed(f"the sub-agent ended with outcome {result.outcome}: {result.error or result.text or 'no answer'}")
     return result.text or "(the sub-agent gave an empty answer)"

@@ -10,8 +10,17 @@ import click
 from bmo.cli.options import config_option, data_dir_option
 from bmo.cli.tables import Column, table_lines
 from bmo.tracing.query import (
-    QueryError, RecordFilter, as_text, backlog_then_follow, files_for, last, matching, parse_when,
-    parse_where, read_lines, top_values,
+    QueryError,
+    RecordFilter,
+    as_text,
+    backlog_then_follow,
+    files_for,
+    last,
+    matching,
+    parse_when,
+    parse_where,
+    read_lines,
+    top_values,
 )
 from bmo.tracing.records import LEVELS
 

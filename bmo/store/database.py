@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import queue
-import time
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass

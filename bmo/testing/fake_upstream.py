@@ -34,6 +34,7 @@ import msgspec
 from aiohttp import web
 
 from bmo.streaming.sse_writer import data_frame
+from bmo.testing.fake_completions import legacy_completion
 from bmo.testing.fake_replies import (  # noqa: F401 - the scripting API, importable from here as before
     Reply,
     ScriptedToolCall,
@@ -44,7 +45,6 @@ from bmo.testing.fake_replies import (  # noqa: F401 - the scripting API, import
     reply,
     tool_call,
 )
-from bmo.testing.fake_completions import legacy_completion
 
 DEFAULT_MODELS = ("fake-model",)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.answer_format import FormatError, json_object, json_schema
 from bmo.agent.events import AnswerChecked, TextDelta
 from bmo.agent.loop import AgentLoop
@@ -57,7 +57,7 @@ async def test_a_step_offered_no_tools_sends_the_format_upstream_and_repairs_onc
     result = await AgentLoop(services, run, session, client_tools=None, sampling=None, unwritten_run_row=row,
                              answer_format=json_schema("point", POINT)).drive()
 
-    assert result.outcome == outcomes.FINAL_ANSWER and result.text == '{"x": 1}'
+    assert result.outcome == run_outcomes.FINAL_ANSWER and result.text == '{"x": 1}'
     first, repair = (r.body for r in fake_upstream.chat_requests)
     assert "tools" not in first and first["response_format"]["json_schema"]["schema"] == POINT
     assert repair["response_format"] == first["response_format"]

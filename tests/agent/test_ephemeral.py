@@ -7,7 +7,7 @@ import json
 
 import apsw
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.coordinator import RunPolicy
 from bmo.agent.messages import ChatMessage
 from bmo.testing.fake_upstream import reply, tool_call
@@ -30,7 +30,7 @@ async def test_an_ephemeral_session_has_no_rows_but_its_tool_use_is_audited(agen
     fake_upstream.script(reply(tool_calls=[tool_call("write_file", {"path": "out.txt", "content": "hi"}, id="w1")]),
                          reply("Written."))
     run, result = await ask(bmo, session, "write hi to out.txt", requester="ann")
-    assert result.outcome == outcomes.FINAL_ANSWER and (workspace / "out.txt").read_text() == "hi"
+    assert result.outcome == run_outcomes.FINAL_ANSWER and (workspace / "out.txt").read_text() == "hi"
 
     assert [m.role for m in await session.messages()] == ["user", "assistant", "tool", "assistant"]
     assert await bmo.co.get_session(session.id) is session
@@ -42,7 +42,7 @@ async def test_an_ephemeral_session_has_no_rows_but_its_tool_use_is_audited(agen
     actions = [a["action"] for a in await bmo.co.store.audit_rows(session.id)]
     assert actions == ["permission.decided", "tool.executed"]
     [row] = await bmo.co.store.run_rows(session.id)
-    assert (row["id"], row["outcome"], row["steps"], row["origin"]) == (run.id, outcomes.FINAL_ANSWER, 2, "openai_compat")
+    assert (row["id"], row["outcome"], row["steps"], row["origin"]) == (run.id, run_outcomes.FINAL_ANSWER, 2, "openai_compat")
     steps = await bmo.co.store.step_rows(run.id)
     assert [(s["step"], s["finish_reason"]) for s in steps] == [(1, "tool_calls"), (2, "stop")]
     assert all(s["finished_at"] >= s["started_at"] for s in steps)
@@ -111,7 +111,7 @@ async def test_a_step_row_that_fails_to_write_is_a_trace_record_not_a_failed_run
     finally:
         saboteur.execute("DROP TRIGGER block_steps")
         saboteur.close()
-    assert result.outcome == outcomes.FINAL_ANSWER and result.text == "echo: hello"
+    assert result.outcome == run_outcomes.FINAL_ANSWER and result.text == "echo: hello"
     assert await bmo.co.store.step_rows(run.id) == []
     await asyncio.to_thread(bmo.host.records.flush)
     records = [json.loads(line) for line in bmo.host.records.path.read_text().splitlines()]
@@ -132,7 +132,7 @@ async def test_a_sub_agent_session_is_forgotten_when_it_ends_and_its_run_names_t
     run, result = await ask(bmo, session, "what is in data.txt? use a sub-agent")
     assert result.text == "The sub-agent says 7."
     children = await rows(bmo, "SELECT * FROM runs WHERE parent_run_id = ?", run.id)
-    assert len(children) == 1 and children[0]["outcome"] == outcomes.FINAL_ANSWER and children[0]["origin"] == "spawn"
+    assert len(children) == 1 and children[0]["outcome"] == run_outcomes.FINAL_ANSWER and children[0]["origin"] == "spawn"
     assert await bmo.co.get_session(children[0]["session_id"]) is None
     assert [r["id"] for r in await rows(bmo, "SELECT id FROM sessions")] == ["parent"]
     assert [s.id for s in await bmo.co.list_sessions(include_ephemeral=True)] == ["parent"]

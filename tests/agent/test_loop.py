@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.coordinator import RunPolicy
 from bmo.agent.events import PermissionDecided
 from bmo.agent.messages import ChatMessage
@@ -26,7 +26,7 @@ async def test_read_file_result_reaches_the_model_and_the_history_survives_a_res
     tool_msg = fake_upstream.chat_requests[1].messages[-1]
     assert tool_msg == {"role": "tool", "tool_call_id": "call_1", "content": "the launch code is 4321"}
     finished = events[-1]
-    assert finished["outcome"] == outcomes.FINAL_ANSWER
+    assert finished["outcome"] == run_outcomes.FINAL_ANSWER
     assert finished["text"] == "Let me look. The code is 4321."
     assert "".join(e["text"] for e in of_type(events, "text.delta")) == finished["text"]
     assert [e["name"] for e in of_type(events, "tool.started")] == ["read_file"]
@@ -41,7 +41,7 @@ async def test_read_file_result_reaches_the_model_and_the_history_survives_a_res
     assert stored["messages"][1]["tool_calls"][0]["function"]["name"] == "read_file"
     assert stored["messages"][2]["content"] == "the launch code is 4321"
     assert stored["messages"][3]["content"] == "The code is 4321."
-    assert stored["runs"][0]["outcome"] == outcomes.FINAL_ANSWER and stored["runs"][0]["steps"] == 2
+    assert stored["runs"][0]["outcome"] == run_outcomes.FINAL_ANSWER and stored["runs"][0]["steps"] == 2
 
 
 async def test_a_history_replays_to_the_model_on_the_next_turn(agent, fake_upstream):
@@ -83,7 +83,7 @@ async def test_a_failing_tool_reports_to_the_model_and_the_run_goes_on(agent, fa
     assert "no tool named 'no_such_tool'" in sent[2].messages[-1]["content"]
     assert "not a valid JSON object" in sent[3].messages[-1]["content"]
     assert [e["ok"] for e in of_type(events, "tool.finished")] == [False, False, False]
-    assert events[-1]["outcome"] == outcomes.FINAL_ANSWER
+    assert events[-1]["outcome"] == run_outcomes.FINAL_ANSWER
 
 
 async def test_identical_tool_calls_past_the_limit_stop_the_run(agent, workspace, fake_upstream):
@@ -94,7 +94,7 @@ async def test_identical_tool_calls_past_the_limit_stop_the_run(agent, workspace
     fake_upstream.script(same(), same(), same(), reply("never reached"))
     events = await bmo.run(session["id"], "loop please")
     finished = events[-1]
-    assert finished["outcome"] == outcomes.LOOP_DETECTED
+    assert finished["outcome"] == run_outcomes.LOOP_DETECTED
     assert "same arguments 3 times in a row" in finished["text"] and "max_identical_calls" in finished["error"]
     assert len(fake_upstream.chat_requests) == 3
     assert len(of_type(events, "tool.finished")) == 2  # the third identical call never ran
@@ -110,7 +110,7 @@ async def test_a_repeated_call_with_other_work_in_between_is_not_a_loop(agent, w
     read_x = lambda: reply(tool_calls=[tool_call("read_file", {"path": "x.txt"})])  # noqa: E731
     fake_upstream.script(read_x(), reply(tool_calls=[tool_call("list_dir", {"path": "."})]), read_x(), reply("fine"))
     events = await bmo.run(session["id"], "read, look around, read again")
-    assert events[-1]["outcome"] == outcomes.FINAL_ANSWER and events[-1]["text"] == "fine"
+    assert events[-1]["outcome"] == run_outcomes.FINAL_ANSWER and events[-1]["text"] == "fine"
 
 
 async def test_length_stops_are_continued_and_stitched_into_one_answer(agent, fake_upstream):
@@ -121,7 +121,7 @@ async def test_length_stops_are_continued_and_stitched_into_one_answer(agent, fa
                          reply("and the end."))
     events = await bmo.run(session["id"], "tell me a long story")
     assert events[-1]["text"] == "The first half, the second half, and the end."
-    assert events[-1]["finish_reason"] == "stop" and events[-1]["outcome"] == outcomes.FINAL_ANSWER
+    assert events[-1]["finish_reason"] == "stop" and events[-1]["outcome"] == run_outcomes.FINAL_ANSWER
     continuation = fake_upstream.chat_requests[1].messages
     assert continuation[-2] == {"role": "assistant", "content": "The first half, "}
     assert "cut off" in continuation[-1]["content"]
@@ -145,7 +145,7 @@ async def test_an_empty_answer_after_tools_gets_one_recovery_prompt_then_recover
     session = await bmo.create_session()
     fake_upstream.script(reply(tool_calls=[tool_call("read_file", {"path": "x.txt"})]), reply(""), reply(""))
     events = await bmo.run(session["id"], "read x")
-    assert events[-1]["outcome"] == outcomes.RECOVERY_FAILED
+    assert events[-1]["outcome"] == run_outcomes.RECOVERY_FAILED
     assert "no answer after running tools" in events[-1]["error"] and events[-1]["text"] == events[-1]["error"]
     recovery = fake_upstream.chat_requests[2].messages[-1]
     assert recovery["role"] == "user" and "gave no answer" in recovery["content"]
@@ -157,7 +157,7 @@ async def test_the_recovery_prompt_can_bring_an_answer(agent, workspace, fake_up
     session = await bmo.create_session()
     fake_upstream.script(reply(tool_calls=[tool_call("read_file", {"path": "x.txt"})]), reply(""), reply("It says x."))
     events = await bmo.run(session["id"], "read x")
-    assert events[-1]["outcome"] == outcomes.FINAL_ANSWER and events[-1]["text"] == "It says x."
+    assert events[-1]["outcome"] == run_outcomes.FINAL_ANSWER and events[-1]["text"] == "It says x."
     history = await (await bmo.co.get_session(session["id"])).messages()
     assert all("gave no answer" not in (m.content or "") for m in history)  # the nudge is not history
 
@@ -169,7 +169,7 @@ async def test_max_steps_ends_the_run_with_its_outcome(agent, workspace, fake_up
     fake_upstream.script(reply(tool_calls=[tool_call("read_file", {"path": "x.txt"})]),
                          reply(tool_calls=[tool_call("list_dir", {"path": "."})]), reply("unused"))
     events = await bmo.run(session["id"], "go")
-    assert events[-1]["outcome"] == outcomes.MAX_STEPS and "max_steps" in events[-1]["text"]
+    assert events[-1]["outcome"] == run_outcomes.MAX_STEPS and "max_steps" in events[-1]["text"]
 
 
 async def test_cancelling_mid_stream_stops_the_upstream_request_and_is_recorded(agent, fake_upstream):
@@ -183,12 +183,12 @@ async def test_cancelling_mid_stream_stops_the_upstream_request_and_is_recorded(
             if event["type"] == "text.delta" and len(of_type(seen, "text.delta")) == 2:
                 cancel = await bmo.request("POST", f"/sessions/{session['id']}/cancel", {"reason": "operator said stop"},
                                            status=200)
-                assert cancel["outcome"] == outcomes.CANCELLED
+                assert cancel["outcome"] == run_outcomes.CANCELLED
     assert await fake_upstream.wait_disconnect(timeout=10) == 1
-    assert seen[-1]["type"] == "run.finished" and seen[-1]["outcome"] == outcomes.CANCELLED
+    assert seen[-1]["type"] == "run.finished" and seen[-1]["outcome"] == run_outcomes.CANCELLED
     assert seen[-1]["text"] == "Thinking about it"
     run = (await bmo.co.store.run_rows(session["id"]))[0]
-    assert run["outcome"] == outcomes.CANCELLED and run["cancel_reason"] == "operator said stop"
+    assert run["outcome"] == run_outcomes.CANCELLED and run["cancel_reason"] == "operator said stop"
     audit = await bmo.co.store.audit_rows(session["id"], "run.cancelled")
     assert audit and audit[0]["detail"]["reason"] == "operator said stop"
 
@@ -204,7 +204,7 @@ async def test_a_client_that_disconnects_cancels_its_run(agent, fake_upstream):
         await fake_upstream.wait_disconnect(timeout=15)
     run = bmo.co.get_run((await bmo.co.store.run_rows(session["id"]))[0]["id"])
     result = await asyncio.wait_for(run.wait(), 15)
-    assert result.outcome == outcomes.CANCELLED and run.cancel_reason == "client disconnected"
+    assert result.outcome == run_outcomes.CANCELLED and run.cancel_reason == "client disconnected"
 
 
 async def test_cancel_stops_a_running_tool_and_answers_its_call(agent, fake_upstream, workspace):
@@ -219,7 +219,7 @@ async def test_cancel_stops_a_running_tool_and_answers_its_call(agent, fake_upst
                 break  # the shell starts right after its permission
     run.cancel("test")
     result = await asyncio.wait_for(run.wait(), 15)
-    assert result.outcome == outcomes.CANCELLED
+    assert result.outcome == run_outcomes.CANCELLED
     history = await s.messages()
     assert history[-1].role == "tool" and history[-1].tool_call_id == "sh" and "Cancelled" in history[-1].content
     assert not (workspace / "late.txt").exists()
@@ -240,7 +240,7 @@ async def test_client_tools_end_the_turn_with_tool_calls_and_their_results_resum
     run = await co.start_run(session, [ChatMessage(role="user", content="weather in Oslo?")], policy=policy,
                              client_tools=[weather])
     first = await asyncio.wait_for(run.wait(), 15)
-    assert first.outcome == outcomes.CLIENT_TOOL_CALLS and first.finish_reason == "tool_calls"
+    assert first.outcome == run_outcomes.CLIENT_TOOL_CALLS and first.finish_reason == "tool_calls"
     assert [(c.id, c.function.name, json.loads(c.function.arguments)) for c in first.tool_calls] == [("w1", "get_weather", {"city": "Oslo"})]
     offered = {t["function"]["name"] for t in fake_upstream.chat_requests[0].body["tools"]}
     assert "get_weather" in offered and "read_file" in offered
@@ -282,7 +282,7 @@ async def test_a_second_run_on_a_busy_session_is_refused(agent, fake_upstream):
     busy = await bmo.request("POST", f"/sessions/{session.id}/messages", {"content": "z"}, status=409)
     assert busy["error"]["code"] == "session_busy"
     run.cancel()
-    assert (await asyncio.wait_for(run.wait(), 15)).outcome == outcomes.CANCELLED
+    assert (await asyncio.wait_for(run.wait(), 15)).outcome == run_outcomes.CANCELLED
 
 
 async def test_spawn_agent_runs_a_sub_task_with_its_own_budget(agent, workspace, fake_upstream):
@@ -328,8 +328,8 @@ async def test_stopping_the_server_cancels_active_runs_and_records_it(agent, fak
     run = await bmo.co.start_run(session, [ChatMessage(role="user", content="x")], policy=RunPolicy())
     await fake_upstream.wait_requests(1, timeout=10)
     await bmo.stop()
-    assert run.result.outcome == outcomes.CANCELLED
+    assert run.result.outcome == run_outcomes.CANCELLED
     await fake_upstream.wait_disconnect(timeout=10)
     again = await agent(data_dir=tmp_path / "data")
     row = (await again.co.store.run_rows(session.id))[0]
-    assert (row["outcome"], row["cancel_reason"]) == (outcomes.CANCELLED, "shutdown")
+    assert (row["outcome"], row["cancel_reason"]) == (run_outcomes.CANCELLED, "shutdown")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.events import RunFinished, ToolFinished
 from bmo.agent.loop import AgentLoop
 from bmo.agent.messages import ChatMessage
@@ -111,7 +111,7 @@ async def test_a_loop_on_hand_built_services_acts_and_reports_only_through_them(
            "permission_mode": policy.permission_mode, "started_at": run.started_at, "parent_run_id": None}
     result = await AgentLoop(services, run, session, client_tools=None, sampling=None, unwritten_run_row=row).drive()
 
-    assert result.outcome == outcomes.FINAL_ANSWER and result.text == "A and 42"
+    assert result.outcome == run_outcomes.FINAL_ANSWER and result.text == "A and 42"
     assert tasks == ["find the answer"]  # spawn_agent reached the services' spawn through ctx.spawn
     assert fake_upstream.chat_requests[1].messages[-2:] == [
         {"role": "tool", "tool_call_id": "c1", "content": "A"},
@@ -120,4 +120,4 @@ async def test_a_loop_on_hand_built_services_acts_and_reports_only_through_them(
     assert events[-1] is result and isinstance(result, RunFinished)
     assert {"agent.tool.finished", "agent.run.finished"} <= set(records)
     assert co.get_run(run.id) is None  # the coordinator never heard of this run
-    assert (await co.store.run_row(run.id))["outcome"] == outcomes.FINAL_ANSWER
+    assert (await co.store.run_row(run.id))["outcome"] == run_outcomes.FINAL_ANSWER

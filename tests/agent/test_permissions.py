@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.testing.fake_upstream import reply, tool_call
 from tests.agent.native_client import of_type
 
@@ -35,7 +35,7 @@ async def test_write_denied_by_a_config_rule_leaves_the_file_and_tells_the_model
     assert told.startswith("Permission denied") and "denied (rule)" in told
     assert not of_type(events, "permission.requested")
     assert of_type(events, "permission.decided")[0]["decision"] == "deny"
-    assert events[-1]["outcome"] == outcomes.FINAL_ANSWER
+    assert events[-1]["outcome"] == run_outcomes.FINAL_ANSWER
 
 
 async def test_write_denied_by_the_person_is_not_run(agent, workspace, fake_upstream):
@@ -75,7 +75,7 @@ async def test_an_unanswered_challenge_is_denied_after_the_timeout(agent, worksp
     decided = of_type(events, "permission.decided")[0]
     assert (decided["decision"], decided["decided_by"]) == ("deny", "timeout")
     assert "nobody answered" in fake_upstream.chat_requests[1].messages[-1]["content"]
-    assert events[-1]["outcome"] == outcomes.FINAL_ANSWER
+    assert events[-1]["outcome"] == run_outcomes.FINAL_ANSWER
 
 
 AUTO_APPROVE_ALLOWED = 'max_permission_mode = "auto_approve"\n'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.coordinator import RunPolicy
 from bmo.agent.events import ReasoningDelta, RunFinished, StepStarted, TextDelta, ToolFinished, ToolStarted
 from bmo.agent.messages import ChatMessage
@@ -23,7 +23,7 @@ async def start(bmo, text: str) -> Run:
 
 
 def test_compact_merges_each_stretch_of_deltas_and_keeps_the_order():
-    fin = RunFinished(outcome=outcomes.FINAL_ANSWER, finish_reason="stop", text="Let me look. It is 42.")
+    fin = RunFinished(outcome=run_outcomes.FINAL_ANSWER, finish_reason="stop", text="Let me look. It is 42.")
     events = [StepStarted(step=1, model="m"), TextDelta(text="Let me "), TextDelta(text="look. "),
               ToolStarted(call_id="c", name="read_file", arguments="{}"), ReasoningDelta(text="running "),
               ReasoningDelta(text="read_file…\n"), ToolFinished(call_id="c", name="read_file", ok=True, summary="42"),
@@ -37,7 +37,7 @@ def test_compact_merges_each_stretch_of_deltas_and_keeps_the_order():
 
 
 def test_a_one_stretch_answer_shares_the_string_of_run_finished():
-    fin = RunFinished(outcome=outcomes.FINAL_ANSWER, finish_reason="stop", text="abc")
+    fin = RunFinished(outcome=run_outcomes.FINAL_ANSWER, finish_reason="stop", text="abc")
     kept = compact([TextDelta(text="a"), TextDelta(text="b"), TextDelta(text="c"), fin], fin)
     assert kept == [TextDelta(text="abc"), fin] and kept[0].text is fin.text
 
@@ -90,5 +90,5 @@ async def test_a_running_run_is_never_pruned(agent, fake_upstream):
                 break
     assert bmo.co.get_run(run.id) is run
     run.cancel("test over")
-    assert (await asyncio.wait_for(run.wait(), 20)).outcome == outcomes.CANCELLED
+    assert (await asyncio.wait_for(run.wait(), 20)).outcome == run_outcomes.CANCELLED
     assert bmo.co.get_run(run.id) is None

@@ -15,8 +15,18 @@ import pytest_asyncio
 from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.harness import spawn_serve, start_server
 from tests.agent.sandbox_support import (
-    MODEL, PROVIDER_KEY, ShellModel, alive_with, compat_config, kill_marked, new_marker, require_bwrap, tool_results,
-    tree_command, wait_gone, wait_tree,
+    MODEL,
+    PROVIDER_KEY,
+    ShellModel,
+    alive_with,
+    compat_config,
+    kill_marked,
+    new_marker,
+    require_bwrap,
+    tool_results,
+    tree_command,
+    wait_gone,
+    wait_tree,
 )
 
 TOKEN = "proc-test-token"

@@ -20,7 +20,13 @@ from bmo.agent.tools.shell import RunShell
 from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.harness import spawn_serve, start_server
 from tests.agent.sandbox_support import (
-    MODEL, PROVIDER_KEY, ShellModel, compat_config, offered_tools, require_bwrap, tool_results,
+    MODEL,
+    PROVIDER_KEY,
+    ShellModel,
+    compat_config,
+    offered_tools,
+    require_bwrap,
+    tool_results,
 )
 
 TOKEN = "setup-test-token"

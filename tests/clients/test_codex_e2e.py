@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import MODEL, TOKEN
 from bmo.testing.fake_upstream import reply, tool_call
+from tests.clients.conftest import MODEL, TOKEN
 
 pytestmark = pytest.mark.codex_e2e
 

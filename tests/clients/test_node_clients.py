@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from bmo.testing.fake_upstream import reply
 from tests.clients.cases import city_json, weather_call
 from tests.clients.conftest import MODEL, TOKEN
-from bmo.testing.fake_upstream import reply
 
 NODE_DIR = Path(__file__).parent / "node"
 pytestmark = pytest.mark.clients_npm

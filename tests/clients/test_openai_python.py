@@ -6,8 +6,8 @@ import asyncio
 import json
 
 import openai
-from tests.clients.cases import WEATHER_PARAMS, City, city_json, weather_call
 
+from tests.clients.cases import WEATHER_PARAMS, City, city_json, weather_call
 from tests.clients.conftest import MODEL, TOKEN
 
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_PARAMS}}

@@ -6,9 +6,9 @@ from pydantic_ai import Agent
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
+from bmo.testing.fake_upstream import reply, tool_call
 from tests.clients.cases import City, tool_results, weather_call
 from tests.clients.conftest import MODEL, TOKEN
-from bmo.testing.fake_upstream import reply, tool_call
 
 
 def provider(bmo) -> OpenAIProvider:

@@ -22,7 +22,14 @@ from bmo.agent.messages import ChatMessage
 from bmo.testing.fake_upstream import FakeUpstream, reply, tool_call
 from bmo.testing.harness import spawn_serve
 from tests.agent.sandbox_support import (
-    MODEL, PROVIDER_KEY, alive_with, compat_config, kill_marked, new_marker, require_bwrap, wait_gone,
+    MODEL,
+    PROVIDER_KEY,
+    alive_with,
+    compat_config,
+    kill_marked,
+    new_marker,
+    require_bwrap,
+    wait_gone,
 )
 
 TOKEN = "kill9-token"

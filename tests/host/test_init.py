@@ -18,8 +18,8 @@ import openai
 import pytest
 
 from bmo.guidance import NO_MODEL
-from tests.host.test_repo_commands import ROOT
 from bmo.testing.harness import clean_env, free_port, spawn_serve
+from tests.host.test_repo_commands import ROOT
 
 
 @pytest.fixture

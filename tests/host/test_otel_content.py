@@ -6,9 +6,9 @@ import asyncio
 import json
 
 import aiohttp
-from oteltap import OtelTapHttpProtobufReceiver, OtelTapHttpProtobufReceiverSettings
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from oteltap import OtelTapHttpProtobufReceiver, OtelTapHttpProtobufReceiverSettings
 
 from bmo.agent import coordinator_of
 from bmo.agent.coordinator import RunPolicy

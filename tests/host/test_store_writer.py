@@ -7,11 +7,10 @@ import json
 import threading
 
 import pytest
+from disk_mounts import fill, free, tmpfs
 
 from bmo.store import Database, StoreError, StoreFull
 from bmo.tracing.records import RecordLog
-
-from disk_mounts import fill, free, tmpfs
 
 
 async def open_db(path, **kwargs) -> Database:

@@ -12,7 +12,7 @@ import time
 import msgspec
 from aiohttp import web
 
-from bmo.agent import maybe_coordinator, outcomes
+from bmo.agent import maybe_coordinator, run_outcomes
 from bmo.agent.api.event_stream import RunEventStream, run_events, session_runs
 from bmo.agent.errors import AgentError, SessionBusy
 from bmo.agent.events import RunFinished
@@ -273,7 +273,7 @@ async def _run_message(request: web.Request, co, session, body: PostMessageBody)
 
 
 def _raise_for_error(result: RunFinished, headers: dict[str, str]) -> None:
-    if result.outcome == outcomes.ERROR:
+    if result.outcome == run_outcomes.ERROR:
         raise ApiError(result.error_status or 500, result.error or "the run failed", code=result.error_code,
                        headers=headers)
 

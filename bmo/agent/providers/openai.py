@@ -26,7 +26,9 @@ from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall, Usage
 from bmo.agent.providers import text_tool_calls
 from bmo.agent.providers.answer_bounds import AnswerBounds
 from bmo.agent.providers.base import ModelTurn, StreamItem
-from bmo.agent.providers.chat_chunks import CHUNK_DECODER as _CHUNK, Chunk as _Chunk, merge_tool_delta, usage_of
+from bmo.agent.providers.chat_chunks import CHUNK_DECODER as _CHUNK
+from bmo.agent.providers.chat_chunks import Chunk as _Chunk
+from bmo.agent.providers.chat_chunks import merge_tool_delta, usage_of
 from bmo.agent.providers.faults import describe, error_text, network_failure
 from bmo.streaming.sse_parser import SseLineTooLong, SseParser
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from k8s_support import RETRIES
-
-from bmo.agent.tools.base import ToolFailed
 from bmo_kubernetes import resources as res
 from bmo_kubernetes.api import ClusterApi, RetriesExhausted
 from bmo_kubernetes.config import KubernetesOptions
 from bmo_kubernetes.tables import list_table
+from k8s_support import RETRIES
+
+from bmo.agent.tools.base import ToolFailed
 
 NAMESPACES = res.Read("/api/v1/namespaces")
 

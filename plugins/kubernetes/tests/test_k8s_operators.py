@@ -8,12 +8,12 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from click.testing import CliRunner
-
-from bmo.cli.main import cli
 from bmo_kubernetes.config_show import EXAMPLE
 from bmo_kubernetes.resources import KINDS
 from bmo_kubernetes.tools import kubernetes_tools
+from click.testing import CliRunner
+
+from bmo.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "kubernetes.md"

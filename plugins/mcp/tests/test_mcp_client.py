@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from mcp_peers import marked_processes, run_agent, time_server_toml, tool_messages
 
-from bmo.agent import outcomes
+from bmo.agent import run_outcomes
 from bmo.agent.events import PermissionRequested
 from bmo.agent.run import RunPolicy
 from bmo.agent.tools.base import ToolFailed
@@ -29,7 +29,7 @@ async def test_the_real_time_server_answers_a_tool_call_the_model_makes(bmo, fak
     fake_upstream.script(reply(tool_calls=[tool_call("mcp__time__get_current_time", {"timezone": "Asia/Tokyo"})]),
                          reply("It is morning in Tokyo."))
     result, events = await run_agent(server.host, "What time is it in Tokyo?")
-    assert result.outcome == outcomes.FINAL_ANSWER and result.text == "It is morning in Tokyo."
+    assert result.outcome == run_outcomes.FINAL_ANSWER and result.text == "It is morning in Tokyo."
 
     first, second = fake_upstream.chat_requests[:2]
     offered = offered_tools(first)
@@ -52,7 +52,7 @@ async def test_a_tool_error_from_the_server_goes_back_to_the_model_and_the_run_g
     fake_upstream.script(reply(tool_calls=[tool_call("mcp__time__get_current_time", {"timezone": "Mars/Olympus"})]),
                          reply("That is not a time zone."))
     result, _ = await run_agent(server.host, "time on Mars?")
-    assert result.outcome == outcomes.FINAL_ANSWER
+    assert result.outcome == run_outcomes.FINAL_ANSWER
     [answer] = tool_messages(fake_upstream.chat_requests[1])
     assert answer["content"].startswith("Error: ") and "Mars/Olympus" in answer["content"]
     row = (await server.host.posture())["mcp"]["servers"]["time"]

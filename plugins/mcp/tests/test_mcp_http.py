@@ -6,7 +6,7 @@ import asyncio
 
 from mcp_peers import run_agent, start_everything, stop_everything, tool_messages
 
-from bmo.agent import coordinator_of, maybe_coordinator, outcomes
+from bmo.agent import coordinator_of, maybe_coordinator, run_outcomes
 from bmo.agent.events import ToolStarted
 from bmo.agent.messages import ChatMessage
 from bmo.agent.run import RunPolicy
@@ -27,7 +27,7 @@ async def test_tools_of_a_streamable_http_server_run_in_the_agent_loop(bmo, fake
         reply("All done."),
     )
     result, _ = await run_agent(server.host, "echo and add")
-    assert result.outcome == outcomes.FINAL_ANSWER
+    assert result.outcome == run_outcomes.FINAL_ANSWER
 
     echo, total = tool_messages(fake_upstream.chat_requests[1])
     assert "ping from BMO" in echo["content"]
@@ -55,7 +55,7 @@ async def test_a_call_past_timeout_s_is_an_error_for_the_model_and_the_connectio
     fake_upstream.script(reply(tool_calls=[slow]), reply(tool_calls=[tool_call("mcp__everything__echo", {"message": "still here"})]),
                          reply("ok"))
     result, _ = await run_agent(server.host, "slow then echo")
-    assert result.outcome == outcomes.FINAL_ANSWER
+    assert result.outcome == run_outcomes.FINAL_ANSWER
     [late] = tool_messages(fake_upstream.chat_requests[1])
     assert late["content"].startswith("Error: ") and "within 2 s" in late["content"]
     assert "still here" in tool_messages(fake_upstream.chat_requests[2])[-1]["content"]
@@ -73,7 +73,7 @@ async def test_cancelling_a_run_stops_its_mcp_call_at_once(bmo, fake_upstream, e
             if isinstance(event, ToolStarted):
                 run.cancel("user stopped it")
         finished = await run.wait()
-    assert finished.outcome == outcomes.CANCELLED
+    assert finished.outcome == run_outcomes.CANCELLED
     fake_upstream.script(reply(tool_calls=[tool_call("mcp__everything__echo", {"message": "after cancel"})]), reply("ok"))
     await run_agent(server.host, "echo")
     assert "after cancel" in tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
@@ -89,7 +89,7 @@ async def test_an_http_server_that_goes_away_fails_the_next_call_at_once_and_is_
     echo = reply(tool_calls=[tool_call("mcp__doomed__echo", {"message": "anyone?"})])
     fake_upstream.script(echo, reply("It is gone."), reply("Nothing to call."))
     result, _ = await run_agent(server.host, "echo")
-    assert result.outcome == outcomes.FINAL_ANSWER
+    assert result.outcome == run_outcomes.FINAL_ANSWER
     answer = tool_messages(fake_upstream.chat_requests[-1])[-1]["content"]
     assert answer.startswith("Error: MCP server 'doomed' is not connected: ")
     # From then on its tools are not offered, and BMO retries the server with backoff.

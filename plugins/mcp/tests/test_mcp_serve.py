@@ -7,11 +7,11 @@ import json
 import sys
 
 import aiohttp
-from bmo_mcp.serve import TOOL_NAME, build_server
 from mcp import Client, StdioServerParameters
 from openai import AsyncOpenAI
 
 from bmo.testing.harness import free_port
+from bmo_mcp.serve import TOOL_NAME, build_server
 
 COMPAT_ON = "[options.openai_compat]\nenabled = true\n"
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from bmo.hookspecs import hookimpl
 from bmo.server.app import get_host
-from bmo_openai_compat import config_show as compat_config_show
-from bmo_openai_compat.observe import posture as compat_posture
 from bmo_open_webui.chat_sessions import session_key
 from bmo_open_webui.config import SECTION, OpenWebUIOptions, options_of
 from bmo_open_webui.identity import forwarded_identity, requester_label
 from bmo_open_webui.tasks import is_background_task, task_named_in_headers
+from bmo_openai_compat import config_show as compat_config_show
+from bmo_openai_compat.observe import posture as compat_posture
 
 STATE_KEY = "open_webui"
 SLASH_ALIAS = "openwebui"

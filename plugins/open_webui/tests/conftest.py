@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest_asyncio
+from owui_server import open_webui_like_upstream, serve
 
 from bmo.testing.fake_upstream import FakeUpstream
-from owui_server import open_webui_like_upstream, serve
 
 
 @pytest_asyncio.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
-
 from owui_server import MODEL, TOKEN, ledger_row
 
 CONFIG = """\

@@ -6,10 +6,10 @@ import asyncio
 
 import aiohttp
 import openai
+from owui_server import MODEL, TITLE_JSON, TOKEN, ledger_row
 
 from bmo.agent import coordinator_of
 from bmo_open_webui.tasks import is_background_task
-from owui_server import MODEL, TITLE_JSON, TOKEN, ledger_row
 
 CHAT_HEADER = "X-OpenWebUI-Chat-Id"
 # What Open WebUI's title task sends (its default template, shortened), built from the chat so far.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import openai
-
 from owui_server import MODEL, TOKEN
+
 from bmo.agent import coordinator_of
 
 CHAT_HEADER = "X-OpenWebUI-Chat-Id"

@@ -12,7 +12,6 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
-
 from owui_server import MODEL, TOKEN, serve
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "open-webui.md"

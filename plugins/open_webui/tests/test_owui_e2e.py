@@ -18,11 +18,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from owui_server import MODEL, TITLE_JSON, open_webui_like_upstream
 
 from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.fixtures import provider_toml
 from bmo.testing.harness import free_port, spawn_serve
-from owui_server import MODEL, TITLE_JSON, open_webui_like_upstream
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "open_webui"
 VENV = Path(os.environ.get("OPEN_WEBUI_VENV", EXAMPLE / ".venv"))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import aiohttp
 import openai
+from owui_server import MODEL, TOKEN, ledger_row, serve
 
 from bmo.agent import coordinator_of
 from bmo_open_webui.config import OpenWebUIOptions
 from bmo_open_webui.identity import forwarded_identity, requester_label
-from owui_server import MODEL, TOKEN, ledger_row, serve
 
 USER_HEADERS = {
     "X-OpenWebUI-User-Name": "Ada%20L%C3%B6velace",

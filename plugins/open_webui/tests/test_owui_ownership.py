@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import openai
 import pytest
-
 from owui_server import MODEL, TOKEN, serve
 
 from bmo.agent import coordinator_of

@@ -6,10 +6,10 @@ import asyncio
 
 import openai
 import pytest_asyncio
+from owui_server import MODEL, TOKEN, open_webui_like_upstream, serve
 
 from bmo.agent import coordinator_of
 from bmo.testing.fake_upstream import FakeUpstream
-from owui_server import MODEL, TOKEN, open_webui_like_upstream, serve
 
 OTHER = "fake/other-model"
 CHAT = {"X-OpenWebUI-Chat-Id": "compare-chat"}

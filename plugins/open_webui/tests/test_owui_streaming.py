@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 import openai
+from owui_server import MODEL, TOKEN, serve, sse_events
 
 from bmo.testing.fake_upstream import reply, tool_call
-from owui_server import MODEL, TOKEN, serve, sse_events
 
 CHAT = {"X-OpenWebUI-Chat-Id": "stream-chat"}
 WEATHER_TOOL = {

@@ -22,7 +22,10 @@ def _routes():
     from bmo_openai_compat.http.responses import create_response
     from bmo_openai_compat.http.runs import list_run_events, list_runs
     from bmo_openai_compat.http.stored_responses import (
-        cancel_response, delete_response, get_response, list_input_items,
+        cancel_response,
+        delete_response,
+        get_response,
+        list_input_items,
     )
 
     return (

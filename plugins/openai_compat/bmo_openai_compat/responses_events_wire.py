@@ -10,6 +10,7 @@ from msgspec import UNSET, UnsetType
 
 from bmo_openai_compat.responses_wire import OutputItem, OutputText, ResponseObject, SummaryText
 
+
 class Event(msgspec.Struct, kw_only=True, tag_field="type"):
     sequence_number: int = 0  # set as the event is written
 

@@ -7,6 +7,7 @@ import asyncio
 import openai
 import pytest
 from compat_support import MODEL
+
 from bmo.agent import coordinator_of
 
 

@@ -14,10 +14,10 @@ from bmo.agent import events as ev
 from bmo.agent.run import Run
 from bmo.streaming.event_feed import EventFeed
 from bmo.streaming.sse_writer import SseWriter
+from bmo.testing.fake_upstream import reply
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.stream.delivery import RunDelivery
-from bmo.testing.fake_upstream import reply
 
 
 async def test_event_pump_takes_queued_events_without_waiting():

@@ -91,8 +91,9 @@ async def test_counters_are_seeded_from_the_ledger_at_start_up(start_compat, tmp
     before = (await first.host.posture())["openai_compat"]
     db_path = first.host.db_path
     await first.server.stop()
-    from bmo.testing.harness import start_server
     from compat_support import compat_toml
+
+    from bmo.testing.harness import start_server
 
     again = await start_server(db_path.parent, config_toml=compat_toml(first.up, first.workspace),
                                load_plugins="openai_compat")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import aiohttp
 import openai
 import pytest
+from compat_support import MODEL, TOKEN
 
 from bmo.agent import coordinator_of
 from bmo.testing.fake_upstream import reply
-from compat_support import MODEL, TOKEN
 
 PROXY = {"BMO_REQUESTER_TRUSTED_PROXIES": "127.0.0.1"}
 

@@ -18,15 +18,21 @@ from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.client_tools import select_client_tools
 from bmo_openai_compat.content_parts import accepts_images
 from bmo_openai_compat.http.error_replies import (
-    PreparedError, agent_error, compat_error, disabled_error, guarded, identity_headers, requester_of,
+    PreparedError,
+    agent_error,
+    compat_error,
+    disabled_error,
+    guarded,
+    identity_headers,
+    requester_of,
 )
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.retries import IDEMPOTENCY_HEADER, check_key, intent_of, retries_of
 from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
-from bmo_openai_compat.transcript import TRANSCRIPT_HEADER, Plan, plan_turn
 from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
+from bmo_openai_compat.transcript import TRANSCRIPT_HEADER, Plan, plan_turn
 
 TASK = "task"
 

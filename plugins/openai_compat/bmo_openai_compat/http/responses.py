@@ -25,7 +25,10 @@ from bmo_openai_compat.response_input import stored_items, to_messages
 from bmo_openai_compat.response_store import ResponseStore, StoredResponse
 from bmo_openai_compat.state import state_of
 from bmo_openai_compat.stream.response_events import (
-    ResponseAnswer, ResponseDelivery, deliver_response_text, new_template,
+    ResponseAnswer,
+    ResponseDelivery,
+    deliver_response_text,
+    new_template,
 )
 
 

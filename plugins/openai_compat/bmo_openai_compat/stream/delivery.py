@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bmo.agent import events as ev
-from bmo.agent import outcomes as run_outcomes
+from bmo.agent import run_outcomes
 from bmo.server.errors import ApiError, ErrorEnvelope
 from bmo.streaming.disconnect import ClientGone, DisconnectWatch
 from bmo.streaming.event_feed import END, EventFeed

@@ -17,12 +17,12 @@ import msgspec
 from aiohttp import web
 
 from bmo.agent import events as ev
+from bmo.streaming.disconnect import ClientGone
+from bmo.streaming.sse_writer import SseWriter, event_frame
 from bmo_openai_compat import responses_events_wire as ew
 from bmo_openai_compat import responses_wire as rw
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
-from bmo.streaming.disconnect import ClientGone
-from bmo.streaming.sse_writer import SseWriter, event_frame
 from bmo_openai_compat.stream.delivery import CLIENT_CLOSED, RunDelivery, Verdict, judge
 
 OnFinal = Callable[[rw.ResponseObject], Awaitable[None]]
