@@ -126,18 +126,10 @@ def _marked_seqs(conn: Any, session_id: str) -> set[int]:
 
 
 async def recover(host: Any) -> dict[str, int] | None:
-    """Run recovery through the host's writer and record one ``agent.recovered`` trace record.
+    """Run recovery through the host's writer; one ``agent.recovered`` trace record with the counts.
 
     Skipped (None, with a warning record) while another server holds the data dir.
     """
-    from bmo.store.instance_lock import sole_server
+    from bmo.store.instance_lock import recover_if_sole
 
-    started = time.monotonic()
-    if not sole_server(host):
-        host.emit("agent.recovery_skipped", "warn", reason="another bmo serve holds this data dir",
-                  hint="one server per data dir is supported; stop the other one")
-        return None
-    counts = await host.db.run_write(recover_job)
-    level = "warn" if counts["runs_closed"] else "info"
-    host.emit("agent.recovered", level, **counts, elapsed_ms=round((time.monotonic() - started) * 1000, 1))
-    return counts
+    return await recover_if_sole(host, "agent", recover_job, "runs_closed")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 LOCK_FILENAME = "serve.lock"
@@ -22,6 +24,23 @@ def sole_server(host: Any) -> bool:
     if held is None:
         held = host.state[_STATE_KEY] = _try_lock(host.data_dir / LOCK_FILENAME)
     return held >= 0
+
+
+async def recover_if_sole(host: Any, owner: str, job: Callable, closed_key: str) -> dict[str, int] | None:
+    """Run a start-up recovery ``job`` through the writer and record ``<owner>.recovered`` with its counts.
+
+    Skipped (None, with an ``<owner>.recovery_skipped`` warning) while another server holds the data dir;
+    the record is a warning when ``counts[closed_key]`` says the job closed something.
+    """
+    started = time.monotonic()
+    if not sole_server(host):
+        host.emit(f"{owner}.recovery_skipped", "warn", reason="another bmo serve holds this data dir",
+                  hint="one server per data dir is supported; stop the other one")
+        return None
+    counts = await host.db.run_write(job)
+    host.emit(f"{owner}.recovered", "warn" if counts[closed_key] else "info", **counts,
+              elapsed_ms=round((time.monotonic() - started) * 1000, 1))
+    return counts
 
 
 def release(host: Any) -> None:

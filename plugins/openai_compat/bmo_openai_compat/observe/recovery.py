@@ -10,7 +10,6 @@ found again.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bmo.tracing.records import now_iso
@@ -45,14 +44,6 @@ async def recover(host: Any) -> dict[str, int] | None:
 
     Skipped (None, with a warning record) while another server holds the data dir.
     """
-    from bmo.store.instance_lock import sole_server
+    from bmo.store.instance_lock import recover_if_sole
 
-    started = time.monotonic()
-    if not sole_server(host):
-        host.emit("openai_compat.recovery_skipped", "warn", reason="another bmo serve holds this data dir",
-                  hint="one server per data dir is supported; stop the other one")
-        return None
-    counts = await host.db.run_write(recover_job)
-    level = "warn" if counts["ledger_rows_closed"] else "info"
-    host.emit("openai_compat.recovered", level, **counts, elapsed_ms=round((time.monotonic() - started) * 1000, 1))
-    return counts
+    return await recover_if_sole(host, "openai_compat", recover_job, "ledger_rows_closed")
