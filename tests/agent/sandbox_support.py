@@ -11,6 +11,7 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from bmo.testing.fake_upstream import FakeUpstream, Reply, reply, tool_call
 from bmo.testing.fixtures import provider_toml
@@ -131,3 +132,26 @@ async def wait_tree(marker: str, timeout: float = 20) -> None:
     async with asyncio.timeout(timeout):
         while not all(alive_with(f"100{i}.{marker}") for i in range(4)):
             await asyncio.sleep(0.05)
+
+
+# Fixtures shared by the sandbox and crash tests: a module imports the ones it uses by name.
+@pytest.fixture(autouse=True)
+def bwrap_required() -> None:
+    require_bwrap()
+
+
+@pytest.fixture
+def marker():
+    """A unique marker for a command tree; whatever still carries it is killed afterwards."""
+    value = new_marker()
+    yield value
+    kill_marked(value)
+
+
+@pytest_asyncio.fixture
+async def model_up():
+    """The scripted shell-calling model, served by a fake upstream: ``(model, upstream)``."""
+    model = ShellModel()
+    up = await FakeUpstream(default=model).start()
+    yield model, up
+    await up.stop()

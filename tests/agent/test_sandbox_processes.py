@@ -12,15 +12,17 @@ import openai
 import pytest
 import pytest_asyncio
 
-from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.harness import spawn_serve, start_server
-from tests.agent.sandbox_support import (
+from tests.agent.sandbox_support import (  # noqa: F401 - bwrap_required, marker, model_up are fixtures
     MODEL,
     PROVIDER_KEY,
     ShellModel,
     alive_with,
+    bwrap_required,
     compat_config,
     kill_marked,
+    marker,
+    model_up,
     new_marker,
     require_bwrap,
     tool_results,
@@ -30,26 +32,6 @@ from tests.agent.sandbox_support import (
 )
 
 TOKEN = "proc-test-token"
-
-
-@pytest.fixture(autouse=True)
-def _bwrap() -> None:
-    require_bwrap()
-
-
-@pytest.fixture
-def marker():
-    value = new_marker()
-    yield value
-    kill_marked(value)
-
-
-@pytest_asyncio.fixture
-async def model_up():
-    model = ShellModel()
-    up = await FakeUpstream(default=model).start()
-    yield model, up
-    await up.stop()
 
 
 @pytest_asyncio.fixture

@@ -17,27 +17,19 @@ from bmo.agent.config import AgentOptions
 from bmo.agent.sandbox import SandboxOptions, SandboxUnavailable
 from bmo.agent.tools.base import ToolContext
 from bmo.agent.tools.shell import RunShell
-from bmo.testing.fake_upstream import FakeUpstream
 from bmo.testing.harness import spawn_serve, start_server
-from tests.agent.sandbox_support import (
+from tests.agent.sandbox_support import (  # noqa: F401 - model_up is a fixture
     MODEL,
     PROVIDER_KEY,
     ShellModel,
     compat_config,
+    model_up,
     offered_tools,
     require_bwrap,
     tool_results,
 )
 
 TOKEN = "setup-test-token"
-
-
-@pytest_asyncio.fixture
-async def model_up():
-    model = ShellModel()
-    up = await FakeUpstream(default=model).start()
-    yield model, up
-    await up.stop()
 
 
 @pytest_asyncio.fixture

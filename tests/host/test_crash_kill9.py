@@ -15,18 +15,19 @@ import signal
 import apsw
 import msgspec
 import openai
-import pytest
 import pytest_asyncio
 
 from bmo.agent.messages import ChatMessage
 from bmo.testing.fake_upstream import FakeUpstream, reply, tool_call
 from bmo.testing.harness import spawn_serve
-from tests.agent.sandbox_support import (
+from tests.agent.sandbox_support import (  # noqa: F401 - bwrap_required, marker are fixtures
     MODEL,
     PROVIDER_KEY,
     alive_with,
+    bwrap_required,
     compat_config,
     kill_marked,
+    marker,
     new_marker,
     require_bwrap,
     wait_gone,
@@ -54,18 +55,6 @@ class MixedModel:
             command = f"sleep 0.{self.marker} ; sleep 1.{self.marker} & echo ok"
             return reply(tool_calls=[tool_call("run_shell", {"command": command}, id=f"k{next(self.ids)}")])
         return reply("a slowly streamed answer, word by word", chunks=8, chunk_delay_s=0.03)
-
-
-@pytest.fixture(autouse=True)
-def _bwrap() -> None:
-    require_bwrap()
-
-
-@pytest.fixture
-def marker():
-    value = new_marker()
-    yield value
-    kill_marked(value)
 
 
 @pytest_asyncio.fixture
