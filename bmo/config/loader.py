@@ -19,11 +19,13 @@ ENV_PREFIX = "BMO_"
 RESERVED_ENV = {
     "BMO_AUTH_TOKEN", "BMO_LOAD_PLUGINS", "BMO_CONFIG", "BMO_REQUESTER_TRUSTED_PROXIES",
     "BMO_DATA_DIR", "BMO_ADDR", "BMO_E2E_OPEN_WEBUI", "BMO_TEST_NO_LEDGER",
+    "BMO_WORKER_ID", "BMO_STORE_SHARED",
 }
 # Short environment names for the settings people set most.
 ENV_SHORTCUTS = {
     "BMO_ADDR": "options.http_server.addr",
     "BMO_DATA_DIR": "storage.data_dir",
+    "BMO_STORE_URL": "store.url",
 }
 _SECRET_KEY = re.compile(r"(token|secret|password|api_key|authorization)$", re.IGNORECASE)
 

@@ -28,6 +28,8 @@ class HttpServerOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     backlog: Annotated[int, msgspec.Meta(ge=1)] = 2048
     # Streamed answers open at once; one more is a 503 with Retry-After. 0: no limit.
     max_concurrent_streams: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    # Processes serving one port (`bmo serve --workers N`); each is a full server over the shared store.
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
 
 
 class StorageOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -50,6 +52,10 @@ class RetentionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 
 class StoreOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Empty: SQLite in the data dir. "postgresql://user@host/db": PostgreSQL (also BMO_STORE_URL).
+    url: str = ""
+    # Other servers use this store too (workers, or instances on one PostgreSQL): session leases, not memory.
+    shared: bool = False
     retention: RetentionOptions = msgspec.field(default_factory=RetentionOptions)
 
 
