@@ -114,6 +114,9 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     context_size: int = 4096
     threads: int = 0  # 0: the CPUs this process may use
     start_timeout_s: float = 300.0  # loading the model: the server is not ready before
+    # The BMO tools this provider's models are offered, as names or globs ("mcp__docs__*"); [] offers none.
+    # None: the kind decides (all for openai; the file reads for llamacpp, as a 0.5B model is lost among ten).
+    tools: list[str] | None = None
 
 
 from bmo.agent.context import ContextOptions  # noqa: E402 - the section lives with the code that applies it

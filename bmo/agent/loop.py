@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 import traceback
 from collections import Counter
@@ -28,7 +27,7 @@ from bmo.agent.events import AnswerChecked, PermissionRequested, ReasoningDelta,
 from bmo.agent.messages import ChatMessage, ToolCall
 from bmo.agent.model_step import ModelSteps
 from bmo.agent.providers.base import ModelTurn
-from bmo.agent.tool_calls import ToolCallRunner, short_arguments
+from bmo.agent.tool_calls import ToolCallRunner, call_signature, short_arguments
 from bmo.store import StoreError
 
 if TYPE_CHECKING:
@@ -59,15 +58,6 @@ def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatM
             waiting.remove(message.tool_call_id)
     out.extend(ChatMessage(role="tool", tool_call_id=cid, content=INTERRUPTED_RESULT) for cid in waiting)
     return out
-
-
-def call_signature(call: ToolCall) -> tuple[str, str]:
-    """Name and canonical arguments: two calls with the same signature do the same thing."""
-    try:
-        args = json.dumps(json.loads(call.function.arguments or "{}"), sort_keys=True)
-    except ValueError:
-        args = call.function.arguments
-    return call.function.name, args
 
 
 class AgentLoop:

@@ -2,6 +2,8 @@
 
 BMO's own tools run here; tools the client offered (OpenAI ``tools``) are not run, they end
 the turn in the loop. Consecutive read-class calls run together, the others one at a time.
+A read repeated with the same arguments and the same result gets that result with a note to
+answer: small models otherwise call it again until loop detection stops the run.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from fnmatch import fnmatchcase
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,18 @@ if TYPE_CHECKING:
     from bmo.agent.run import Run
     from bmo.agent.services import RunServices
     from bmo.agent.session import Session
+
+REPEATED_READ_NOTE = ("\n\n[This is the same result your earlier identical {name} call got: nothing has changed. "
+                      "Do not call {name} again with these arguments; answer the user now, using this result.]")
+
+
+def call_signature(call: ToolCall) -> tuple[str, str]:
+    """Name and canonical arguments: two calls with the same signature do the same thing."""
+    try:
+        args = json.dumps(json.loads(call.function.arguments or "{}"), sort_keys=True)
+    except ValueError:
+        args = call.function.arguments
+    return call.function.name, args
 
 
 def short_arguments(arguments: str, limit: int = 60) -> str:
@@ -63,9 +78,23 @@ class ToolCallRunner:
         self.client_tools = [t for t in (client_tools or []) if tool_name(t)]
         self.client_names = {tool_name(t) for t in self.client_tools}
         # Every BMO tool can be looked up (to explain a refusal); only the policy's classes are offered.
-        self.tools = {n: t for n, t in services.tools.items() if n not in self.client_names}
-        self.offered = [t.schema() for n, t in services.offered.items() if n not in self.client_names]
+        allowed = self._provider_allows(services, run)
+        self.tools = {n: t for n, t in services.tools.items() if n not in self.client_names and allowed(n)}
+        self.offered = [t.schema() for n, t in services.offered.items() if n in self.tools]
         self.ended: ToolEndedRun | None = None  # the first call of the run that ended it (the loop stops after the step)
+        self.read_results: dict[tuple[str, str], str] = {}  # the last result of each read-class call signature
+
+    @staticmethod
+    def _provider_allows(services: RunServices, run: Run):
+        """Whether the run's provider offers a BMO tool (``[providers.NAME] tools``: names or globs; None: all)."""
+        try:
+            provider, _ = services.resolve_model(run.model)
+        except Exception:  # the model step reports an unknown model; tools are not the place
+            return lambda name: True
+        patterns = getattr(provider, "offered_tools", None)
+        if patterns is None:
+            return lambda name: True
+        return lambda name: any(fnmatchcase(name, p) for p in patterns)
 
     def model_tools(self) -> list[dict]:
         """The ``tools`` the model is offered: BMO's under the run's policy, then the client's."""
@@ -87,7 +116,21 @@ class ToolCallRunner:
         for batch in batches:
             outputs = await asyncio.gather(*(self._run_tool(c) for c in batch))
             results.update(zip((c.id for c in batch), outputs, strict=True))
-        return [ChatMessage(role="tool", tool_call_id=c.id, content=results[c.id]) for c in calls]
+            if not self._parallel(batch[0]):  # a write, command or unknown tool may change what reads see
+                self.read_results.clear()
+        return [ChatMessage(role="tool", tool_call_id=c.id, content=self._noted(c, results[c.id])) for c in calls]
+
+    def _noted(self, call: ToolCall, content: str) -> str:
+        """A read-class call's result; with a note to answer when it repeats an earlier call and its result."""
+        if not self._parallel(call):
+            return content
+        signature = call_signature(call)
+        if self.read_results.get(signature) != content:
+            self.read_results[signature] = content
+            return content
+        self.services.record("agent.tool.repeated", "warn", run_id=self.run.id, session_id=self.session.id,
+                             tool=call.function.name, call_id=call.id)
+        return content + REPEATED_READ_NOTE.format(name=call.function.name)
 
     def _parallel(self, call: ToolCall) -> bool:
         tool = self.tools.get(call.function.name)

@@ -42,6 +42,7 @@ class OpenAIProvider:
     """One ``[providers.NAME]`` table of kind ``openai``."""
 
     TEXT_TOOL_CALLS_DEFAULT = False  # a hosted API calls tools properly; small local models may not
+    TOOLS_DEFAULT: list[str] | None = None  # every BMO tool the run's policy offers
 
     def __init__(self, name: str, options: ProviderOptions, host: Any = None):
         if not options.base_url:
@@ -63,6 +64,7 @@ class OpenAIProvider:
         self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
         wanted = options.text_tool_calls
         self.text_tool_calls = self.TEXT_TOOL_CALLS_DEFAULT if wanted is None else wanted
+        self.offered_tools = self.TOOLS_DEFAULT if options.tools is None else list(options.tools)
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
