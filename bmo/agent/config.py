@@ -117,6 +117,8 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # The BMO tools this provider's models are offered, as names or globs ("mcp__docs__*"); [] offers none.
     # None: the kind decides (all for openai; the file reads for llamacpp, as a 0.5B model is lost among ten).
     tools: list[str] | None = None
+    # kind = "llamacpp": after this many tool rounds in a turn, the model answers without tools (0: no limit).
+    tool_rounds: int = 1
 
 
 from bmo.agent.context import ContextOptions  # noqa: E402 - the section lives with the code that applies it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +15,7 @@ import openai
 import pytest
 
 from bmo.agent.config import ProviderOptions
+from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
 from bmo.agent.providers.llamacpp import model_file
 from bmo.agent.providers.llamacpp.provider import LlamaCppProvider, create
 from bmo.testing.harness import clean_env, spawn_serve
@@ -65,9 +67,57 @@ def test_text_tool_calls_default_on_for_llamacpp_and_may_be_turned_off(tmp_path)
     assert isinstance(provider, LlamaCppProvider) and provider.alias == "qwen" and provider.models == []
 
 
+def test_llamacpp_offers_the_file_reads_by_default_and_a_tools_list_replaces_them(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert create("local", options(model_path=str(gguf))).offered_tools == ["read_file", "list_dir", "search_files"]
+    assert create("local", options(model_path=str(gguf), tools=["*"])).offered_tools == ["*"]
+    assert create("local", options(model_path=str(gguf), tools=[])).offered_tools == []
+
+
+READ_FILE = {"type": "function", "function": {"name": "read_file", "parameters": {"type": "object"}}}
+TOOL_ROUND = [ChatMessage(role="user", content="Read notes.txt and tell me the secret word."),
+              ChatMessage(role="assistant", tool_calls=[ToolCall(id="c1", function=FunctionCall(
+                  name="read_file", arguments='{"path": "notes.txt"}'))]),
+              ChatMessage(role="tool", tool_call_id="c1", content="The secret word is PINEAPPLE.")]
+
+
+async def _sent(up, provider, messages) -> dict:
+    provider.base_url = up.base_url.rstrip("/")  # the fake upstream stands in for the model's child server
+    try:
+        [_ async for _ in provider.stream("fake-model", messages, tools=[READ_FILE])]
+    finally:
+        await provider.close()
+    return up.chat_requests[-1].body
+
+
+async def test_past_tool_rounds_the_model_answers_without_tools_and_with_its_calls_as_text(tmp_path, fake_upstream):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    first = await _sent(fake_upstream, create("local", options(model_path=str(gguf))), TOOL_ROUND[:1])
+    assert [t["function"]["name"] for t in first["tools"]] == ["read_file"]
+    after = await _sent(fake_upstream, create("local", options(model_path=str(gguf))), TOOL_ROUND)
+    assert "tools" not in after and "tool_choice" not in after
+    assert after["messages"][1:] == [
+        {"role": "assistant", "content": "I ran read_file(notes.txt)."},
+        {"role": "user", "content": "read_file(notes.txt) returned:\nThe secret word is PINEAPPLE.\n\n"
+                                    "Answer my request now, from these results. Do not call a tool."}]
+    unlimited = await _sent(fake_upstream, create("local", options(model_path=str(gguf), tool_rounds=0)), TOOL_ROUND)
+    assert unlimited["tools"] and unlimited["messages"][-1]["role"] == "tool"
+
+
+def test_a_negative_tool_rounds_is_refused_with_the_key(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(ValueError, match=r"\[providers.local\] tool_rounds"):
+        create("local", options(model_path=str(gguf), tool_rounds=-1))
+
+
 # -- opt-in: a real model ----------------------------------------------------------------------
 e2e = pytest.mark.skipif(os.environ.get("BMO_E2E_LOCAL_MODEL") != "1",
                          reason="opt-in: BMO_E2E_LOCAL_MODEL=1 (and scripts/fetch-test-model, pip install '.[local]')")
+# BMO_E2E_LOCAL_RUNS=5 repeats each chat turn: a small model's answers vary, one pass proves little.
+RUNS = range(int(os.environ.get("BMO_E2E_LOCAL_RUNS") or 1))
 
 
 def _model() -> Path:
@@ -113,9 +163,8 @@ def _client(server) -> openai.OpenAI:
 
 @e2e
 @pytest.mark.local_model_e2e
-async def test_the_llamacpp_provider_answers_what_is_2_plus_3_with_a_5_streams_usage_and_stops_its_child():
-    # Straight through the provider interface: with BMO's ten tools offered, this 0.5B model calls
-    # tools even for arithmetic (recorded in the report), so the agent-level turns below use a file.
+async def test_the_llamacpp_provider_streams_with_usage_cancels_and_stops_its_child():
+    # The provider interface itself, no tools: streamed deltas, usage, the posture, cancellation, shutdown.
     from bmo.agent.events import TextDelta
     from bmo.agent.messages import ChatMessage
     from bmo.agent.providers.base import ModelTurn
@@ -170,14 +219,32 @@ def test_the_local_model_streams_its_answer(local_bmo):
               f"({usage.completion_tokens / elapsed:.1f} tokens/s end to end)")
 
 
+def _turn(server, prompt: str) -> tuple[str, float]:
+    started = time.monotonic()
+    answer = _client(server).chat.completions.create(model="local/qwen",
+                                                     messages=[{"role": "user", "content": prompt}])
+    return answer.choices[0].message.content or "", time.monotonic() - started
+
+
 @e2e
 @pytest.mark.local_model_e2e
-def test_the_local_model_reads_a_workspace_file_through_a_text_tool_call(local_bmo):
-    started = time.monotonic()
-    answer = _client(local_bmo).chat.completions.create(
-        model="local/qwen", messages=[{"role": "user", "content":
-                                       "Use the read_file tool to read notes.txt, then tell me the secret word."}])
-    print(f"\nread_file turn end to end: {time.monotonic() - started:.1f}s")
-    assert "PINEAPPLE" in answer.choices[0].message.content.upper()
-    log = (Path(local_bmo.stderr_path).parent / "logs" / "bmo.jsonl").read_text()
-    assert "read_file" in log
+@pytest.mark.parametrize("attempt", RUNS)
+def test_the_local_model_answers_what_is_2_plus_3_through_the_chat_api(local_bmo, attempt):
+    text, elapsed = _turn(local_bmo, "What is 2+3?")
+    print(f"\n2+3 turn end to end: {elapsed:.1f}s: {text!r}")
+    assert re.search(r"\b5\b", text) and "Stopped:" not in text  # an answer, not a loop-detection notice
+
+
+@e2e
+@pytest.mark.local_model_e2e
+@pytest.mark.parametrize("attempt", RUNS)
+def test_the_local_model_reads_a_workspace_file_through_a_text_tool_call(local_bmo, attempt):
+    log = Path(local_bmo.stderr_path).parent / "logs" / "bmo.jsonl"
+    seen = len(log.read_text()) if log.exists() else 0
+    text, elapsed = _turn(local_bmo, "Use the read_file tool to read notes.txt, then tell me the secret word.")
+    print(f"\nread_file turn end to end: {elapsed:.1f}s")
+    assert "PINEAPPLE" in text.upper()
+    deadline = time.monotonic() + 10  # records reach the log from a writer thread
+    while '"read_file"' not in log.read_text()[seen:] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert '"read_file"' in log.read_text()[seen:]

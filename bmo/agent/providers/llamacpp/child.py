@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     params.model.path = args.model
     params.model_alias = {args.alias}
     params.n_ctx = args.context_size
+    # The model's jinja chat template: it puts the offered tools in the prompt, and llama.cpp refuses tools without it.
+    params.use_jinja = True
     if args.threads > 0:
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads

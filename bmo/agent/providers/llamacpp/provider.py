@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ import msgspec
 
 from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamUnreachable
-from bmo.agent.providers.llamacpp import model_file
+from bmo.agent.messages import ChatMessage
+from bmo.agent.providers.base import StreamItem
+from bmo.agent.providers.llamacpp import model_file, tool_rounds
 from bmo.agent.providers.openai import OpenAIProvider
 
 KIND = "llamacpp"
@@ -30,12 +33,16 @@ class LlamaCppProvider(OpenAIProvider):
     """One ``[providers.NAME]`` table of kind ``llamacpp``; the model server starts in :meth:`discover`."""
 
     TEXT_TOOL_CALLS_DEFAULT = True  # small local models often write a tool call as JSON text
+    # Measured on Qwen2.5-Coder-0.5B (docs/local-model.md): offered all ten tools it calls some even for arithmetic.
+    TOOLS_DEFAULT = ["read_file", "list_dir", "search_files"]
 
     def __init__(self, name: str, options: ProviderOptions, host: Any = None):
         if not (options.model_path or (options.repo and options.file)):
             model_file.resolve(name, options)  # raises the ValueError that says what to set
         if options.context_size < 256:
             raise ValueError(f"[providers.{name}] context_size must be 256 or more, got {options.context_size}")
+        if options.tool_rounds < 0:
+            raise ValueError(f"[providers.{name}] tool_rounds must be 0 (no limit) or more, got {options.tool_rounds}")
         # The real address is known once the child listens; until then nothing may be sent.
         super().__init__(name, msgspec.structs.replace(options, base_url="http://127.0.0.1:9/v1"), host)
         self.alias = options.models[0] if options.models else Path(options.model_path or options.file).stem
@@ -57,6 +64,14 @@ class LlamaCppProvider(OpenAIProvider):
                 self.error = str(exc)
                 raise
         return self.models
+
+    def stream(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
+               tool_choice: object = None, **kw: Any) -> AsyncIterator[StreamItem]:
+        """The ``openai`` stream; past ``tool_rounds`` in this turn, without tools and with the calls as text."""
+        limit = self.options.tool_rounds
+        if tools and limit and tool_rounds.rounds_since_user(messages) >= limit:
+            tools, tool_choice, messages = None, None, tool_rounds.as_text(messages)
+        return super().stream(model, messages, tools=tools, tool_choice=tool_choice, **kw)
 
     async def _start(self) -> None:
         path = await asyncio.to_thread(model_file.resolve, self.name, self.options)
@@ -120,7 +135,9 @@ class LlamaCppProvider(OpenAIProvider):
                 "state": "running" if running else ("failed" if self.error else "stopped"),
                 "error": self.error, "load_s": self.load_s, "rss_bytes": self.rss_bytes(),
                 "context_size": self.options.context_size, "threads": self.threads(),
-                "text_tool_calls": self.text_tool_calls, "pid": self.proc.pid if running else None}
+                "text_tool_calls": self.text_tool_calls, "tools": self.offered_tools,
+                "tool_rounds": self.options.tool_rounds,
+                "pid": self.proc.pid if running else None}
 
     async def close(self) -> None:
         await super().close()

@@ -1,0 +1,52 @@
+"""``tool_rounds``: after that many rounds of tool calls in a turn, the model answers without tools.
+
+Measured on Qwen2.5-Coder-0.5B (docs/local-model.md): whenever tools are in its prompt, or its
+earlier calls are rendered as ``<tool_call>`` blocks, it writes another call instead of an
+answer, even right after the result it asked for. Asked with no tools, and with the calls and
+results it got as plain conversation, it answers from them.
+"""
+
+from __future__ import annotations
+
+from bmo.agent.messages import ChatMessage, text_of
+from bmo.agent.tool_calls import short_arguments
+
+ANSWER_NOW = "Answer my request now, from these results. Do not call a tool."
+
+
+def rounds_since_user(messages: list[ChatMessage]) -> int:
+    """The assistant tool-call messages after the last user message: the tool rounds of this turn so far."""
+    count = 0
+    for message in reversed(messages):
+        if message.role == "user":
+            break
+        if message.role == "assistant" and message.tool_calls:
+            count += 1
+    return count
+
+
+def as_text(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` with every tool call and result written as plain assistant and user text."""
+    out: list[ChatMessage] = []
+    calls: dict[str, str] = {}  # tool_call_id -> "name(arguments)"
+    results: list[str] = []
+    for message in messages:
+        if message.role == "tool":
+            said = calls.get(message.tool_call_id or "", "a tool")
+            results.append(f"{said} returned:\n{text_of(message.content).strip()}")
+            continue
+        if results:
+            out.append(ChatMessage(role="user", content="\n\n".join(results) + "\n\n" + ANSWER_NOW))
+            results = []
+        if message.role == "assistant" and message.tool_calls:
+            named = []
+            for call in message.tool_calls:
+                calls[call.id] = f"{call.function.name}({short_arguments(call.function.arguments)})"
+                named.append(calls[call.id])
+            text = text_of(message.content).strip()
+            out.append(ChatMessage(role="assistant", content=(text + "\n" if text else "") + f"I ran {', '.join(named)}."))
+            continue
+        out.append(message)
+    if results:
+        out.append(ChatMessage(role="user", content="\n\n".join(results) + "\n\n" + ANSWER_NOW))
+    return out
