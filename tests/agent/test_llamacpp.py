@@ -82,10 +82,10 @@ TOOL_ROUND = [ChatMessage(role="user", content="Read notes.txt and tell me the s
               ChatMessage(role="tool", tool_call_id="c1", content="The secret word is PINEAPPLE.")]
 
 
-async def _sent(up, provider, messages) -> dict:
+async def _sent(up, provider, messages, **kw) -> dict:
     provider.base_url = up.base_url.rstrip("/")  # the fake upstream stands in for the model's child server
     try:
-        [_ async for _ in provider.stream("fake-model", messages, tools=[READ_FILE])]
+        [_ async for _ in provider.stream("fake-model", messages, tools=[READ_FILE], **kw)]
     finally:
         await provider.close()
     return up.chat_requests[-1].body
@@ -98,12 +98,18 @@ async def test_past_tool_rounds_the_model_answers_without_tools_and_with_its_cal
     assert [t["function"]["name"] for t in first["tools"]] == ["read_file"]
     after = await _sent(fake_upstream, create("local", options(model_path=str(gguf))), TOOL_ROUND)
     assert "tools" not in after and "tool_choice" not in after
-    assert after["messages"][1:] == [
-        {"role": "assistant", "content": "I ran read_file(notes.txt)."},
-        {"role": "user", "content": "read_file(notes.txt) returned:\nThe secret word is PINEAPPLE.\n\n"
-                                    "Answer my request now, from these results. Do not call a tool."}]
+    assert after["messages"] == [{"role": "user", "content": "Read notes.txt and tell me the secret word.\n\n"
+                                  "read_file(notes.txt) returned:\nThe secret word is PINEAPPLE.\n\n"
+                                  "Answer my request now. Use these results where they help; otherwise answer from what you know."}]
     unlimited = await _sent(fake_upstream, create("local", options(model_path=str(gguf), tool_rounds=0)), TOOL_ROUND)
     assert unlimited["tools"] and unlimited["messages"][-1]["role"] == "tool"
+
+
+async def test_under_tool_choice_none_the_model_is_shown_no_tools(tmp_path, fake_upstream):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    sent = await _sent(fake_upstream, create("local", options(model_path=str(gguf))), TOOL_ROUND[:1], tool_choice="none")
+    assert "tools" not in sent and "tool_choice" not in sent
 
 
 def test_a_negative_tool_rounds_is_refused_with_the_key(tmp_path):

@@ -67,9 +67,11 @@ class LlamaCppProvider(OpenAIProvider):
 
     def stream(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
                tool_choice: object = None, **kw: Any) -> AsyncIterator[StreamItem]:
-        """The ``openai`` stream; past ``tool_rounds`` in this turn, without tools and with the calls as text."""
+        """The ``openai`` stream; past ``tool_rounds`` in this turn or under ``tool_choice="none"``, without
+        tools and with earlier calls as text."""
         limit = self.options.tool_rounds
-        if tools and limit and tool_rounds.rounds_since_user(messages) >= limit:
+        # "none": a small model shown tools (or its earlier calls as tool blocks) calls them anyway.
+        if tools and (tool_choice == "none" or (limit and tool_rounds.rounds_since_user(messages) >= limit)):
             tools, tool_choice, messages = None, None, tool_rounds.as_text(messages)
         return super().stream(model, messages, tools=tools, tool_choice=tool_choice, **kw)
 

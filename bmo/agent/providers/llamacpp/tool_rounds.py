@@ -11,7 +11,7 @@ from __future__ import annotations
 from bmo.agent.messages import ChatMessage, text_of
 from bmo.agent.tool_calls import short_arguments
 
-ANSWER_NOW = "Answer my request now, from these results. Do not call a tool."
+ANSWER_NOW = "Answer my request now. Use these results where they help; otherwise answer from what you know."
 
 
 def rounds_since_user(messages: list[ChatMessage]) -> int:
@@ -26,27 +26,37 @@ def rounds_since_user(messages: list[ChatMessage]) -> int:
 
 
 def as_text(messages: list[ChatMessage]) -> list[ChatMessage]:
-    """``messages`` with every tool call and result written as plain assistant and user text."""
+    """``messages`` with tool calls and results as plain text: each round's results join the user's message.
+
+    Measured: an assistant line saying what it ran is copied as the answer; results appended to
+    the request ("... returned: ...") are answered from (docs/local-model.md).
+    """
     out: list[ChatMessage] = []
     calls: dict[str, str] = {}  # tool_call_id -> "name(arguments)"
     results: list[str] = []
+
+    def flush(last: bool) -> None:
+        text = "\n\n".join(results) + ("\n\n" + ANSWER_NOW if last else "")
+        results.clear()
+        if out and out[-1].role == "user" and isinstance(out[-1].content, str):
+            out[-1] = ChatMessage(role="user", content=out[-1].content + "\n\n" + text)
+        else:
+            out.append(ChatMessage(role="user", content=text))
+
     for message in messages:
         if message.role == "tool":
             said = calls.get(message.tool_call_id or "", "a tool")
             results.append(f"{said} returned:\n{text_of(message.content).strip()}")
             continue
         if results:
-            out.append(ChatMessage(role="user", content="\n\n".join(results) + "\n\n" + ANSWER_NOW))
-            results = []
+            flush(last=False)
         if message.role == "assistant" and message.tool_calls:
-            named = []
             for call in message.tool_calls:
                 calls[call.id] = f"{call.function.name}({short_arguments(call.function.arguments)})"
-                named.append(calls[call.id])
-            text = text_of(message.content).strip()
-            out.append(ChatMessage(role="assistant", content=(text + "\n" if text else "") + f"I ran {', '.join(named)}."))
+            if text_of(message.content).strip():
+                out.append(ChatMessage(role="assistant", content=text_of(message.content)))
             continue
         out.append(message)
     if results:
-        out.append(ChatMessage(role="user", content="\n\n".join(results) + "\n\n" + ANSWER_NOW))
+        flush(last=True)
     return out
