@@ -249,7 +249,7 @@ def test_the_local_model_reads_a_workspace_file_through_a_text_tool_call(local_b
     seen = len(log.read_text()) if log.exists() else 0
     text, elapsed = _turn(local_bmo, "Use the read_file tool to read notes.txt, then tell me the secret word.")
     print(f"\nread_file turn end to end: {elapsed:.1f}s")
-    assert "PINEAPPLE" in text.upper()
+    assert "PINEAPPLE" in text.upper() and "Stopped:" not in text  # not a notice quoting the call's arguments
     deadline = time.monotonic() + 10  # records reach the log from a writer thread
     while '"read_file"' not in log.read_text()[seen:] and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -30,11 +30,13 @@ NOT_OFFERED = '{"name": "delete_everything", "arguments": {"path": "/"}}'
 JSON_ANSWER = '{"result": 5, "explanation": "2+3 is 5"}'
 EXTRA_KEYS = '{"name": "read_file", "arguments": {"path": "a"}, "confidence": 0.9}'
 STRING_ARGUMENTS = '{"name": "read_file", "arguments": "{\\"path\\": \\"notes.txt\\"}"}'
-CALLS = [BARE, FENCED, TAGGED, STRING_ARGUMENTS]
+# Recorded in the opt-in read_file turn: the model stopped before its last closing brace.
+MISSING_BRACE = '{"name": "read_file", "arguments": {"path": "notes.txt"}'
+CALLS = [BARE, FENCED, TAGGED, STRING_ARGUMENTS, MISSING_BRACE]
 PROSE = [PROSE_WITH_JSON, FENCED_PROSE, NOT_OFFERED, JSON_ANSWER, EXTRA_KEYS, "Hello! 2+3 is 5.", "{", ""]
 
 
-@pytest.mark.parametrize("text", CALLS, ids=["bare", "fenced", "tagged", "string_arguments"])
+@pytest.mark.parametrize("text", CALLS, ids=["bare", "fenced", "tagged", "string_arguments", "missing_brace"])
 def test_a_call_written_as_text_parses_into_a_structured_call(text):
     prose, calls = parse(text, OFFERED)
     assert prose == ""
@@ -80,7 +82,7 @@ async def _run(text: str, pieces: int) -> tuple[list[str], ModelTurn]:
 
 
 @pytest.mark.parametrize("pieces", [1, 3, 50])
-@pytest.mark.parametrize("text", CALLS, ids=["bare", "fenced", "tagged", "string_arguments"])
+@pytest.mark.parametrize("text", CALLS, ids=["bare", "fenced", "tagged", "string_arguments", "missing_brace"])
 async def test_a_streamed_text_call_passes_on_no_text_and_ends_as_a_tool_call(text, pieces):
     deltas, turn = await _run(text, pieces)
     assert deltas == [] and turn.text == ""
@@ -115,7 +117,7 @@ def _provider(up: FakeUpstream, **options) -> openai.OpenAIProvider:
                                                   ProviderOptions))
 
 
-@pytest.mark.parametrize("text", CALLS, ids=["bare", "fenced", "tagged", "string_arguments"])
+@pytest.mark.parametrize("text", CALLS, ids=["bare", "fenced", "tagged", "string_arguments", "missing_brace"])
 async def test_the_openai_kind_with_text_tool_calls_on_returns_a_tool_call_from_a_real_stream(text):
     async with FakeUpstream() as up:
         provider = _provider(up, text_tool_calls=True)

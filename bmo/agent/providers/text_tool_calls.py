@@ -35,12 +35,20 @@ def offered_names(tools: Iterable[dict] | None) -> set[str]:
     return names
 
 
+def _object_of(text: str) -> object:
+    """``text`` decoded as JSON; an object missing its last one or two closing braces is completed."""
+    for tail in ("", "}", "}}"):  # recorded: a 0.5B model stopping just before its final "}"
+        try:
+            return msgspec.json.decode(text + tail)
+        except msgspec.DecodeError:
+            if not text.startswith("{"):
+                return None
+    return None
+
+
 def _call_of(text: str, offered: set[str]) -> FunctionCall | None:
     """The call ``text`` (one JSON object, nothing else) is, or None."""
-    try:
-        obj = msgspec.json.decode(text.strip())
-    except msgspec.DecodeError:
-        return None
+    obj = _object_of(text.strip())
     if not isinstance(obj, dict) or set(obj) - {"name", "arguments"} or obj.get("name") not in offered:
         return None
     args = obj.get("arguments", {})
