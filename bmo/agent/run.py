@@ -40,7 +40,8 @@ class Run:
         self.cancel_reason: str | None = None
         self.error_detail: str | None = None  # a failure's full text (records, ledgers), never sent to clients
         self._events: list[AnyEvent] = []
-        self._wake = asyncio.Event()
+        # Subscribers waiting for the next event; an emit with nobody waiting wakes nothing (the streaming hot path).
+        self._waiters: list[asyncio.Future] = []
         self._finished = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.spawned = 0  # spawn_agent calls made by this run
@@ -63,8 +64,11 @@ class Run:
             self._finished.set()
             for callback in self._on_finish:
                 callback(self)
-        wake, self._wake = self._wake, asyncio.Event()
-        wake.set()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     @property
     def history(self) -> list[AnyEvent]:
@@ -87,10 +91,13 @@ class Run:
                 yield event
                 if isinstance(event, RunFinished):
                     return
-            waiter = self._wake
-            if i < len(events):
-                continue
-            await waiter.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():  # the subscriber left (cancelled): forget its waiter
+                    waiter.cancel()
 
     def on_finish(self, callback: Callable[[Run], None]) -> None:
         """Call ``callback(run)`` as the run emits its RunFinished (at once if it already has)."""
