@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
@@ -60,6 +61,9 @@ class OpenAIProvider:
                              f"got {options.max_connections}")
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
+        # Built once, not per model call: aiohttp would parse the URL string every time.
+        self._urls: dict[str, URL] = {}
+        self._client_timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # (timeout_s it was made for, it)
         self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
         wanted = options.text_tool_calls
         self.text_tool_calls = self.TEXT_TOOL_CALLS_DEFAULT if wanted is None else wanted
@@ -81,7 +85,17 @@ class OpenAIProvider:
 
     def _timeout(self) -> aiohttp.ClientTimeout:
         t = self.options.timeout_s
-        return aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t)
+        made = self._client_timeout
+        if made is None or made[0] != t:  # remade only when the option changes
+            made = self._client_timeout = (t, aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t))
+        return made[1]
+
+    def _url(self, path: str) -> URL:
+        text = f"{self.base_url}{path}"
+        url = self._urls.get(text)
+        if url is None:
+            url = self._urls[text] = URL(text)
+        return url
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -169,7 +183,8 @@ class OpenAIProvider:
         while True:
             wait = self.options.retry_backoff_s * (2 ** attempt)
             try:
-                resp = await self._http().post(url, data=payload, headers=self._headers(), timeout=self._timeout())
+                resp = await self._http().post(self._url(path), data=payload, headers=self._headers(),
+                                               timeout=self._timeout())
             except asyncio.TimeoutError as exc:
                 if isinstance(exc, aiohttp.ConnectionTimeoutError) and attempt < self.options.max_retries:
                     attempt += 1
