@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import os
 import time
 from collections.abc import AsyncIterator
@@ -35,8 +36,14 @@ from bmo.streaming.sse_parser import SseLineTooLong, SseParser
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-
 _ENCODE = msgspec.json.Encoder().encode
+# Parsed or built once per value, not per model call (aiohttp would parse the URL string every time).
+_url = functools.lru_cache(maxsize=64)(URL)
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(t: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t)
 
 
 class OpenAIProvider:
@@ -61,9 +68,6 @@ class OpenAIProvider:
                              f"got {options.max_connections}")
         self.models: list[str] = list(options.models)
         self._session: aiohttp.ClientSession | None = None
-        # Built once, not per model call: aiohttp would parse the URL string every time.
-        self._urls: dict[str, URL] = {}
-        self._client_timeout: tuple[float, aiohttp.ClientTimeout] | None = None  # (timeout_s it was made for, it)
         self._no_completions = False  # learnt: the upstream has no legacy /completions endpoint
         wanted = options.text_tool_calls
         self.text_tool_calls = self.TEXT_TOOL_CALLS_DEFAULT if wanted is None else wanted
@@ -82,20 +86,6 @@ class OpenAIProvider:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
-
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        t = self.options.timeout_s
-        made = self._client_timeout
-        if made is None or made[0] != t:  # remade only when the option changes
-            made = self._client_timeout = (t, aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t))
-        return made[1]
-
-    def _url(self, path: str) -> URL:
-        text = f"{self.base_url}{path}"
-        url = self._urls.get(text)
-        if url is None:
-            url = self._urls[text] = URL(text)
-        return url
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -183,8 +173,8 @@ class OpenAIProvider:
         while True:
             wait = self.options.retry_backoff_s * (2 ** attempt)
             try:
-                resp = await self._http().post(self._url(path), data=payload, headers=self._headers(),
-                                               timeout=self._timeout())
+                resp = await self._http().post(_url(url), data=payload, headers=self._headers(),
+                                               timeout=_client_timeout(self.options.timeout_s))
             except asyncio.TimeoutError as exc:
                 if isinstance(exc, aiohttp.ConnectionTimeoutError) and attempt < self.options.max_retries:
                     attempt += 1
