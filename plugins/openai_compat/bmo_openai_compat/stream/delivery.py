@@ -97,7 +97,8 @@ class RunDelivery:
 
     async def respond(self) -> web.StreamResponse:
         watch = DisconnectWatch(self.request)
-        feed = EventFeed(self.run.events(), watch)
+        listen = getattr(self.run, "listen", None)  # a local Run calls back; a run followed from elsewhere is iterated
+        feed = EventFeed.listening(listen, watch) if listen is not None else EventFeed(self.run.events(), watch)
         try:
             return await (self._stream(feed) if self.stream else self._collect(feed))
         except asyncio.CancelledError:
