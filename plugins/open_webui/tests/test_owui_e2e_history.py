@@ -193,6 +193,10 @@ async def test_regenerate_edit_continue_switch_compare_and_image_send_the_histor
             assert sorted(t["model"] for t in turns) == ["fake-model", "other-model"]
             for turn in turns:
                 assert history(turn)[-3:] == [("user", "four"), said(OTHER, "four"), ("user", "five")]
+            [other_pane] = [t for t in turns if t["model"] == "other-model"]
+            assert history(other_pane) == [("user", "one"), said(MODEL, "one"), ("user", "two, edited"),
+                                           ("assistant", continued), ("user", "four"), said(OTHER, "four"),
+                                           ("user", "five")]
             assert not await _bmo_runs(http, stack.bmo.url, outcome="queued")
 
             # An image on the text-only model: a note in its place, answered; the next turn works too.
