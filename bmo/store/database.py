@@ -54,16 +54,23 @@ def store_error(exc: BaseException, doing: str = "write") -> StoreError:
 
 @dataclass(frozen=True)
 class Migration:
+    """One version of an owner's tables; ``postgresql`` replaces ``sql`` on PostgreSQL when the dialects differ."""
+
     owner: str
     version: int
     sql: str
+    postgresql: str | None = None
+
+    def sql_for(self, dialect: str) -> str:
+        """The text to run on ``dialect`` (``"sqlite"`` or ``"postgresql"``)."""
+        return self.postgresql if dialect == "postgresql" and self.postgresql is not None else self.sql
 
 
 def collect_migrations(pm) -> list[Migration]:
     migrations: list[Migration] = []
 
-    def register(owner: str, version: int, sql: str) -> None:
-        migrations.append(Migration(owner, version, sql))
+    def register(owner: str, version: int, sql: str, postgresql: str | None = None) -> None:
+        migrations.append(Migration(owner, version, sql, postgresql))
 
     pm.hook.bmo_migrations(register=register)
     return sorted(migrations, key=lambda m: (m.owner, m.version))
@@ -379,7 +386,7 @@ def _apply_migrations(conn: apsw.Connection, migrations: list[Migration]) -> lis
     for m in migrations:
         if (m.owner, m.version) in done:
             continue
-        conn.execute(m.sql)
+        conn.execute(m.sql_for("sqlite"))
         conn.execute("INSERT INTO bmo_migrations (owner, version) VALUES (?, ?)", (m.owner, m.version))
         applied.append(f"{m.owner}:{m.version}")
     return applied
