@@ -12,12 +12,12 @@ class StoreUrlError(ValueError):
     """``[store] url`` names nothing this build can open."""
 
 
-def database_for(url: str, data_dir: Path) -> BatchingStore:
-    """The (not yet opened) database for ``url``; empty means ``<data_dir>/bmo.sqlite3``."""
+def database_for(url: str, data_dir: Path, **options) -> BatchingStore:
+    """The (not yet opened) database for ``url``; empty means ``<data_dir>/bmo.sqlite3``; ``options`` go to it (``max_pending``)."""
     from bmo.store.sqlite import DB_FILENAME, SqliteDatabase
 
     if not url:
-        return SqliteDatabase(data_dir / DB_FILENAME)
+        return SqliteDatabase(data_dir / DB_FILENAME, **options)
     if not is_postgres_url(url):
         scheme = url.split(":", 1)[0] if ":" in url else url[:20]
         raise StoreUrlError(
@@ -29,4 +29,4 @@ def database_for(url: str, data_dir: Path) -> BatchingStore:
         raise StoreUrlError(
             f"[store] url is a PostgreSQL URL but psycopg is not installed ({exc.name}): "
             "pip install 'bmo[postgresql]'") from None
-    return PostgresDatabase(url)
+    return PostgresDatabase(url, **options)
