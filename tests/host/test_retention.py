@@ -149,6 +149,10 @@ async def test_the_server_prunes_in_the_background(tmp_path, store_url):
         async with asyncio.timeout(30):
             while await srv.host.db.fetchone("SELECT 1 FROM openai_compat_runs WHERE request_id LIKE 'old-%'"):
                 await asyncio.sleep(0.05)
+            # The record comes once the whole pass (every family) is done, a little after the ledger's rows go.
+            while '"msg":"store.pruned"' not in (data / "logs" / "bmo.jsonl").read_text():
+                await asyncio.to_thread(srv.host.records.flush)
+                await asyncio.sleep(0.05)
         assert len(await srv.host.db.fetchall("SELECT 1 FROM openai_compat_runs")) == 3
     finally:
         await srv.stop()

@@ -33,32 +33,70 @@ class Cursor(psycopg.Cursor):
         return tuple((column.name, None) for column in self.description or ())
 
 
-class Connection:
-    """What a store job sees on PostgreSQL; ``raw`` is the psycopg connection (autocommit: BEGIN is explicit)."""
+# The writer's own transaction control: held back and sent with the next real statement, in one round trip.
+_DEFERRED = frozenset(("BEGIN", "SAVEPOINT job", "RELEASE job"))
 
-    __slots__ = ("raw", "_last", "_rowid", "_sequences")
+
+class Connection:
+    """What a store job sees on PostgreSQL; ``raw`` is the psycopg connection (autocommit: BEGIN is explicit).
+
+    Round trips are what a server store costs, so the writer's BEGIN / SAVEPOINT / RELEASE wait
+    and travel in one pipeline with the job's first statement (or the COMMIT); a transaction in
+    which no job ran a statement never reaches the server at all.
+    """
+
+    __slots__ = ("raw", "_last", "_rowid", "_sequences", "_pending", "_skip_release")
 
     def __init__(self, raw: psycopg.Connection):
         self.raw = raw
         self._last: Cursor | None = None
         self._rowid: int | None = None
         self._sequences: dict[str, str | None] = {}  # table -> its serial/identity sequence, looked up once
+        self._pending: list[str] = []
+        self._skip_release = False
 
-    def execute(self, sql: str, params: tuple | list | dict = ()) -> Cursor:
+    def execute(self, sql: str, params: tuple | list | dict = ()) -> Cursor | None:
+        if sql in _DEFERRED:
+            if sql == "RELEASE job" and self._skip_release:  # its savepoint never reached the server
+                self._skip_release = False
+            else:
+                self._pending.append(sql)
+            return None
+        if sql == "ROLLBACK TO job" and self._pending and self._pending[-1] == "SAVEPOINT job":
+            self._pending.pop()  # the job ran nothing: nothing to roll back
+            self._skip_release = True
+            return None
+        if sql in ("COMMIT", "ROLLBACK"):
+            if self._pending and self._pending[0] == "BEGIN":  # never started on the server: nothing to end
+                self._pending.clear()
+                return None
+            if sql == "ROLLBACK":
+                self._pending.clear()
         cursor = self.raw.cursor()
         text = translate(sql, bool(params))
         table = inserted_table(sql)
         sequence = self._sequence_of(table) if table is not None else None
-        if sequence is None:
-            cursor.execute(text, params or None)
-            self._rowid = None
-        else:  # the new id travels back with the INSERT: one round trip, not two
-            with self.raw.pipeline():
-                cursor.execute(text, params or None)
-                rowid = self.raw.cursor().execute("SELECT currval(%s::regclass)", (sequence,))
-            self._rowid = rowid.fetchone()[0]
+        self._rowid = self._send(cursor, text, params, sequence)
         self._last = cursor
         return cursor
+
+    def _send(self, cursor: Cursor, text: str, params: Any, sequence: str | None) -> int | None:
+        """Run ``text`` after what is pending; returns the id the INSERT drew from ``sequence``, if any."""
+        pending, self._pending = self._pending, []
+        if not params:  # maybe several statements: those cannot go through a pipeline
+            if pending:
+                self.raw.execute("; ".join(pending))
+            cursor.execute(text)
+            return self.raw.execute("SELECT currval(%s::regclass)", (sequence,)).fetchone()[0] if sequence else None
+        if not pending and sequence is None:
+            cursor.execute(text, params)
+            return None
+        with self.raw.pipeline():
+            for control in pending:
+                self.raw.execute(control)
+            cursor.execute(text, params)
+            rowid = self.raw.cursor().execute("SELECT currval(%s::regclass)", (sequence,)) if sequence else None
+        return rowid.fetchone()[0] if rowid is not None else None
 
     def _sequence_of(self, table: str) -> str | None:
         if table not in self._sequences:
@@ -82,6 +120,8 @@ class Connection:
     @property
     def in_transaction(self) -> bool:
         """False outside a transaction, and when the connection is lost (the server rolled it all back)."""
+        if self._pending and self._pending[0] == "BEGIN":
+            return True
         return self.raw.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR,
                                                    TransactionStatus.ACTIVE)
 
