@@ -45,6 +45,7 @@ class BatchingStore:
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="bmo-db-read")
         self.closed = False
+        self.applied_migrations: list[str] = []  # "owner:version" of what open() ran
         # Transactions the writer committed and jobs it ran: jobs/transactions is the batching gain.
         self.transactions = 0
         self.jobs_run = 0
@@ -56,6 +57,10 @@ class BatchingStore:
         self.failing: StoreError | None = None
 
     # -- what a backend provides --------------------------------------------------------
+    def describe(self) -> str:
+        """Where the store is, as it may be shown (a path, or a URL without its password)."""
+        return self.dialect
+
     def store_error(self, exc: BaseException, doing: str = "write") -> StoreError:
         """The :class:`StoreError` that says what ``exc`` means, in words a client may read."""
         return exc if isinstance(exc, StoreError) else StoreError(f"database {doing} failed: {exc}")
@@ -93,7 +98,12 @@ class BatchingStore:
         )
         self._writer.start()
         await asyncio.wrap_future(ready)
-        await self.run_write(functools.partial(apply_migrations, migrations=list(migrations), dialect=self.dialect))
+        self.applied_migrations = await self.run_write(
+            functools.partial(apply_migrations, migrations=list(migrations), dialect=self.dialect))
+
+    async def open_for_reads(self) -> None:
+        """Readers only: no writer, no migration (``bmo store check`` changes nothing)."""
+        await self._prepare()
 
     async def close(self) -> None:
         """Finish every queued write, then close all connections."""

@@ -8,12 +8,14 @@ the end. ``find_postgres_bin()`` says why there is none, for a skip (or, under `
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bmo.testing.harness import free_port
@@ -104,3 +106,18 @@ class PostgresCluster:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+@contextlib.contextmanager
+def server_down(cluster: PostgresCluster) -> Iterator[None]:
+    """The cluster stopped for the block (a fast shutdown cuts every connection), started again after it."""
+    cluster.stop()
+    try:
+        yield
+    finally:
+        cluster.start()
+
+
+def internals_of(cluster: PostgresCluster) -> list[str]:
+    """What must never reach a client or a record: the server's address, port, user and database."""
+    return ["127.0.0.1", f":{cluster.port}", "postgres@", TEST_DATABASE]

@@ -8,6 +8,7 @@ from a small ``psycopg_pool.ConnectionPool``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from bmo.store.urls import redacted_url
 READERS = 2
 CONNECT_TIMEOUT_S = 5  # a server that does not answer fails the batch in hand, not the writer
 READ_WAIT_S = 3.0  # a read waits this long for a pooled connection before it fails
+# The pool's own warnings name the server's address; the store reports its failures itself (posture, errors).
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 
 class PostgresDatabase(BatchingStore):
@@ -65,8 +68,13 @@ class PostgresDatabase(BatchingStore):
     async def _prepare(self) -> None:
         import asyncio
 
+        def open_pool() -> None:
+            # One direct connection first: its error says why (refused, credentials); the pool's only "timeout".
+            psycopg.connect(self.url, **self._connect_args).close()
+            self._pool.open(True, CONNECT_TIMEOUT_S)
+
         try:
-            await asyncio.to_thread(self._pool.open, True, CONNECT_TIMEOUT_S)
+            await asyncio.to_thread(open_pool)
         except psycopg.Error as exc:
             await asyncio.to_thread(self._pool.close)
             raise dialect.store_error(exc, "open") from None

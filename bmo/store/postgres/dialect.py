@@ -10,7 +10,6 @@ import functools
 import re
 
 import psycopg
-from psycopg import errors as pg_errors
 
 from bmo.store.errors import StoreError, StoreFull
 
@@ -45,20 +44,26 @@ def inserted_table(sql: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+# SQLSTATEs of the server failing, not the job: connection (08), resources and disk (53), shutting down or
+# starting (57P), the server's own I/O (58), a read-only standby (25006).
+_OUTAGE_STATES = ("08", "53", "57P", "58", "25006")
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when the server or the connection failed (down, restarting, disk full, read-only), not the job."""
-    if isinstance(exc, (pg_errors.InsufficientResources, pg_errors.ReadOnlySqlTransaction,
-                        pg_errors.OperatorIntervention, pg_errors.ConnectionException)):
-        return True
-    # No SQLSTATE: the client lost (or never had) the connection.
-    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) and getattr(exc, "sqlstate", None) is None
+    if not isinstance(exc, psycopg.Error):
+        return False
+    sqlstate = exc.sqlstate
+    if sqlstate is None:  # no answer from the server: the client lost (or never had) the connection
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return sqlstate.startswith(_OUTAGE_STATES)
 
 
 def store_error(exc: BaseException, doing: str = "write") -> StoreError:
     """A :class:`StoreError` in words a client may read: never the server's address, user or password."""
     if isinstance(exc, StoreError):
         return exc
-    if isinstance(exc, pg_errors.DiskFull):
+    if getattr(exc, "sqlstate", None) == "53100":  # disk_full
         return StoreFull(f"database {doing} failed: the disk of the PostgreSQL server is full (SQLSTATE 53100)")
     if is_outage(exc):
         return StoreError(f"database {doing} failed: the PostgreSQL server {_outage_words(exc)}")
@@ -69,13 +74,16 @@ def store_error(exc: BaseException, doing: str = "write") -> StoreError:
 
 def _outage_words(exc: BaseException) -> str:
     """What happened to the server, from the error's kind and never from its text (that names the host)."""
-    text = str(exc).lower()
-    if isinstance(exc, pg_errors.InsufficientResources):
-        return f"is out of resources (SQLSTATE {exc.sqlstate})"
-    if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if sqlstate.startswith("53"):
+        return f"is out of resources (SQLSTATE {sqlstate})"
+    if sqlstate == "25006":
         return "is read-only (a standby?)"
-    if isinstance(exc, pg_errors.OperatorIntervention):
-        return "is shutting down or restarting"
+    if sqlstate.startswith("57P"):
+        return f"is shutting down or restarting (SQLSTATE {sqlstate})"
+    if sqlstate.startswith("58"):
+        return f"reported an I/O error (SQLSTATE {sqlstate})"
+    text = str(exc).lower()
     if "refused" in text or "no such file" in text:
         return "refused the connection (is it running?)"
     if "timeout" in text or "timed out" in text:
