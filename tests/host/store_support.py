@@ -1,4 +1,4 @@
-"""Reaching a test's store on either backend: its config text, and jobs run on it outside a server."""
+"""Reaching a test's store on either backend from outside a server: the environment, and jobs run on it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from bmo.store import database_for
-
-
-def store_toml(store_url: str) -> str:
-    """The ``[store]`` table naming ``store_url`` (nothing for SQLite in the data dir)."""
-    return f'[store]\nurl = "{store_url}"\n' if store_url else ""
 
 
 def store_env(store_url: str) -> dict[str, str]:

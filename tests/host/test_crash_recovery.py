@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from store_support import on_store, store_toml
+from store_support import on_store
 
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
 from bmo.testing.harness import start_server
@@ -64,10 +64,10 @@ def records(data_dir, msg: str) -> list[dict]:
 
 async def crashed_server(tmp_path, store_url: str):
     data = tmp_path / "data"
-    first = await start_server(data, load_plugins="openai_compat", config_toml=store_toml(store_url))
+    first = await start_server(data, load_plugins="openai_compat", store_url=store_url)
     await first.stop()
     await on_store(store_url, data, seed_crash, write=True)
-    return data, await start_server(data, load_plugins="openai_compat", config_toml=store_toml(store_url))
+    return data, await start_server(data, load_plugins="openai_compat", store_url=store_url)
 
 
 async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_terminal_event(tmp_path, store_url):
@@ -147,7 +147,7 @@ async def test_back_to_back_user_messages_are_kept_and_marked_in_the_audit(tmp_p
 async def test_recovery_is_idempotent_a_second_start_changes_nothing(tmp_path, store_url):
     data, srv = await crashed_server(tmp_path, store_url)
     await srv.stop()
-    again = await start_server(data, load_plugins="openai_compat", config_toml=store_toml(store_url))
+    again = await start_server(data, load_plugins="openai_compat", store_url=store_url)
     try:
         from bmo.agent.store import AgentStore
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 
-from store_support import column, on_store, store_env, store_toml
+from store_support import column, on_store, store_env
 
 from bmo.testing.harness import start_server
 
@@ -54,7 +54,7 @@ def ids(store_url: str, data, sql: str) -> list:
 async def prepared(tmp_path, store_url: str, config: str = "", **seeding):
     data = tmp_path / "data"
     srv = await start_server(data, load_plugins="openai_compat",
-                             config_toml=store_toml(store_url) + "[store.retention]\ninterval_s = 0\n")
+                             config_toml="[store.retention]\ninterval_s = 0\n", store_url=store_url)
     await srv.stop()
     await on_store(store_url, data, lambda conn: seed(conn, **seeding), write=True)
     if config:
@@ -159,7 +159,7 @@ async def test_a_preview_counts_per_table_what_a_prune_deletes(tmp_path, store_u
 async def test_the_server_prunes_in_the_background(tmp_path, store_url):
     data = await prepared(tmp_path, store_url)
     srv = await start_server(data, load_plugins="openai_compat",
-                             config_toml=store_toml(store_url) + "[store.retention]\ninterval_s = 0.05\n")
+                             config_toml="[store.retention]\ninterval_s = 0.05\n", store_url=store_url)
     try:
         async with asyncio.timeout(30):
             while await srv.host.db.fetchone("SELECT 1 FROM openai_compat_runs WHERE request_id LIKE 'old-%'"):
@@ -174,7 +174,8 @@ async def test_the_server_prunes_in_the_background(tmp_path, store_url):
 async def test_a_write_issued_during_a_prune_lands_before_the_prune_ends(tmp_path, store_url):
     data = await prepared(tmp_path, store_url, old=3000, new=0)
     srv = await start_server(data, load_plugins="openai_compat",
-                             config_toml=store_toml(store_url) + "[store.retention]\ninterval_s = 0\nbatch_rows = 100\n")
+                             config_toml="[store.retention]\ninterval_s = 0\nbatch_rows = 100\n",
+                             store_url=store_url)
     from bmo.store.retention import prune
 
     order: list[str] = []
