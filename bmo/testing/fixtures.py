@@ -67,3 +67,9 @@ def store_url(request, store_backend) -> str:
     if store_backend == "sqlite":
         return ""
     return request.getfixturevalue("postgres_cluster").new_store_url()
+
+
+def sqlite_only(reason: str):
+    """Run a test that takes ``store_backend`` on SQLite alone; ``reason`` says what is SQLite's own in it."""
+    del reason  # documentation at the call site
+    return pytest.mark.parametrize("store_backend", ["sqlite"])

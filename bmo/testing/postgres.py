@@ -121,3 +121,60 @@ def server_down(cluster: PostgresCluster) -> Iterator[None]:
 def internals_of(cluster: PostgresCluster) -> list[str]:
     """What must never reach a client or a record: the server's address, port, user and database."""
     return ["127.0.0.1", f":{cluster.port}", "postgres@", TEST_DATABASE]
+
+
+def serve_for_bench(databases: list[str]) -> None:
+    """``python -m bmo.testing.postgres DB...``: a throw-away server in the foreground, its CPU in our process tree.
+
+    Prints ``READY <port>`` once the databases exist; SIGTERM stops the server and removes the cluster.
+    """
+    import signal
+    import sys
+    import time
+
+    import psycopg
+
+    cluster = PostgresCluster()
+    cluster.init()
+    options = ["-k", str(cluster.root), "-p", str(cluster.port), "-c", "listen_addresses=127.0.0.1",
+               "-c", "max_connections=300"]  # durable settings (fsync on): what a deployment would run
+    command = [str(cluster.bin / "postgres"), "-D", str(cluster.data), *options]
+    if cluster._as_root:
+        command = ["runuser", "-u", SUPERUSER, "--", *command]
+    server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=open(cluster.root / "server.log", "wb"))
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with psycopg.connect(cluster.url(), autocommit=True, connect_timeout=2) as conn:
+                    for name in databases:
+                        conn.execute(f'CREATE DATABASE "{name}"')
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        print(f"READY {cluster.port}", flush=True)
+        while not stopping and server.poll() is None:
+            time.sleep(0.2)
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)  # postgres' fast shutdown
+            server.wait(30)
+        shutil.rmtree(cluster.root, ignore_errors=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_for_bench(sys.argv[1:])

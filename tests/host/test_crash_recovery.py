@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from store_support import on_store
-
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
 from bmo.testing.harness import start_server
+from bmo.testing.store_access import raw_connection
 
 INTERRUPTED = "interrupted: the server stopped"
 
@@ -23,9 +22,14 @@ def _call(call_id: str) -> ToolCall:
     return ToolCall(id=call_id, function=FunctionCall(name="run_shell", arguments='{"command": "true"}'))
 
 
-def seed_crash(conn) -> None:
-    """A writer job leaving what a kill -9 leaves: a ledger row running, runs without outcome, histories cut mid-turn."""
+def seed_crash(store_url: str, data_dir) -> None:
+    """What a kill -9 leaves: a ledger row running, runs without outcome, histories cut mid-turn."""
     now = time.time()
+    with raw_connection(store_url, data_dir) as conn:
+        _seed(conn, now)
+
+
+def _seed(conn, now: float) -> None:
     conn.execute(
         "INSERT INTO openai_compat_runs (request_id, route, status, started_at) VALUES"
         " ('req-dead', 'chat_completions', 'running', '2026-01-01T00:00:00.000Z'),"
@@ -66,7 +70,7 @@ async def crashed_server(tmp_path, store_url: str):
     data = tmp_path / "data"
     first = await start_server(data, load_plugins="openai_compat", store_url=store_url)
     await first.stop()
-    await on_store(store_url, data, seed_crash, write=True)
+    seed_crash(store_url, data)
     return data, await start_server(data, load_plugins="openai_compat", store_url=store_url)
 
 

@@ -36,20 +36,40 @@ class Cursor(psycopg.Cursor):
 class Connection:
     """What a store job sees on PostgreSQL; ``raw`` is the psycopg connection (autocommit: BEGIN is explicit)."""
 
-    __slots__ = ("raw", "_last", "_last_table", "_sequences")
+    __slots__ = ("raw", "_last", "_rowid", "_sequences")
 
     def __init__(self, raw: psycopg.Connection):
         self.raw = raw
         self._last: Cursor | None = None
-        self._last_table: str | None = None
+        self._rowid: int | None = None
         self._sequences: dict[str, str | None] = {}  # table -> its serial/identity sequence, looked up once
 
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Cursor:
         cursor = self.raw.cursor()
-        cursor.execute(translate(sql, bool(params)), params or None)
+        text = translate(sql, bool(params))
+        table = inserted_table(sql)
+        sequence = self._sequence_of(table) if table is not None else None
+        if sequence is None:
+            cursor.execute(text, params or None)
+            self._rowid = None
+        else:  # the new id travels back with the INSERT: one round trip, not two
+            with self.raw.pipeline():
+                cursor.execute(text, params or None)
+                rowid = self.raw.cursor().execute("SELECT currval(%s::regclass)", (sequence,))
+            self._rowid = rowid.fetchone()[0]
         self._last = cursor
-        self._last_table = inserted_table(sql)
         return cursor
+
+    def _sequence_of(self, table: str) -> str | None:
+        if table not in self._sequences:
+            row = self.raw.execute(
+                "SELECT d.objid::regclass::text FROM pg_depend d JOIN pg_class c ON c.oid = d.objid"
+                " WHERE d.refobjid = to_regclass(%s) AND c.relkind = 'S' AND d.deptype IN ('a', 'i') LIMIT 1",
+                (table,)).fetchone()
+            if row is None and self.raw.execute("SELECT to_regclass(%s) IS NULL", (table,)).fetchone()[0]:
+                return None  # no such table (yet): the INSERT will say so; ask again next time
+            self._sequences[table] = row[0] if row else None
+        return self._sequences[table]
 
     def changes(self) -> int:
         """Rows the last statement inserted, updated or deleted."""
@@ -57,19 +77,7 @@ class Connection:
 
     def last_insert_rowid(self) -> int | None:
         """The id the last INSERT drew from its table's serial or identity column (None for a table without one)."""
-        table = self._last_table
-        if table is None:
-            return None
-        if table not in self._sequences:
-            row = self.raw.execute(
-                "SELECT d.objid::regclass::text FROM pg_depend d JOIN pg_class c ON c.oid = d.objid"
-                " WHERE d.refobjid = %s::regclass AND c.relkind = 'S' AND d.deptype IN ('a', 'i') LIMIT 1",
-                (table,)).fetchone()
-            self._sequences[table] = row[0] if row else None
-        sequence = self._sequences[table]
-        if sequence is None:
-            return None
-        return self.raw.execute("SELECT currval(%s::regclass)", (sequence,)).fetchone()[0]
+        return self._rowid
 
     @property
     def in_transaction(self) -> bool:

@@ -34,6 +34,7 @@ class PostgresDatabase(BatchingStore):
     dialect = "postgresql"
     engine_error = psycopg.Error
     begin_sql = "BEGIN"
+    savepoint_for_one = False
 
     def __init__(self, url: str, *, max_pending: int = MAX_PENDING_WRITES, readers: int = READERS):
         super().__init__(max_pending=max_pending, readers=readers)
