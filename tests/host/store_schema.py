@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# SQLite's declared types and PostgreSQL's information_schema types, as one family each.
-_FAMILY = {"integer": "integer", "bigint": "integer", "real": "float", "double precision": "float",
-           "text": "text", "blob": "bytes", "bytea": "bytes"}
+# SQLite's declared types and the PostgreSQL types that hold the same values, as one family each. PostgreSQL's
+# 4-byte ``integer`` and ``real`` are not in it: they would truncate what SQLite keeps, so they show as themselves.
+_SQLITE_FAMILY = {"integer": "integer", "real": "float", "text": "text", "blob": "bytes"}
+_POSTGRESQL_FAMILY = {"bigint": "integer", "double precision": "float", "text": "text", "bytea": "bytes"}
 SKIPPED_TABLES = {"bmo_migrations", "sqlite_sequence"}
 
 
@@ -42,7 +43,7 @@ def sqlite_schema(conn: Any) -> dict[str, dict]:
         if table in SKIPPED_TABLES:
             continue
         info = list(conn.execute(f"PRAGMA table_info({table})"))
-        columns = [(name, _FAMILY[decl.lower()], bool(notnull) or pk > 0, _default(dflt))
+        columns = [(name, _SQLITE_FAMILY[decl.lower()], bool(notnull) or pk > 0, _default(dflt))
                    for _, name, decl, notnull, dflt, pk in info]
         primary = tuple(name for _, name, *_rest, pk in sorted(info, key=lambda r: r[5]) if pk)
         # A lone INTEGER PRIMARY KEY is the rowid: numbered by the engine, like an identity column.
@@ -74,7 +75,7 @@ def postgresql_schema(conn: Any) -> dict[str, dict]:
         rows = conn.execute(
             "SELECT column_name, data_type, is_nullable, column_default, is_identity FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position", (table,)).fetchall()
-        columns = [(name, _FAMILY[kind], nullable == "NO", _default(dflt)) for name, kind, nullable, dflt, _ in rows]
+        columns = [(name, _POSTGRESQL_FAMILY.get(kind, kind), nullable == "NO", _default(dflt)) for name, kind, nullable, dflt, _ in rows]
         identity = any(ident == "YES" for *_, ident in rows)
         primary, uniques, indexes = (), set(), {}
         for name, is_primary, unique, cols, where, is_constraint in conn.execute(

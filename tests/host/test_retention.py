@@ -141,6 +141,25 @@ async def test_unfinished_rows_never_go(tmp_path, store_url):
     assert ids(store, "SELECT id FROM runs WHERE id LIKE 'old-%'") == ["old-1"]
 
 
+async def test_a_preview_counts_per_table_what_a_prune_deletes(tmp_path, store_url):
+    data, _ = await prepared(tmp_path, store_url)
+    from bmo.config import load_config
+    from bmo.plugins import create_plugin_manager
+    from bmo.store import database_for
+    from bmo.store.retention import preview, prune
+
+    retention = load_config(create_plugin_manager("")).section("store").retention
+    db = database_for(store_url, data)
+    await db.open()
+    try:
+        previewed = await preview(db, retention)
+        deleted = await prune(db, retention)
+    finally:
+        await db.close()
+    assert previewed["ledger"] == {"openai_compat_runs": 5, "openai_compat_run_events": 5}
+    assert previewed == deleted
+
+
 async def test_the_server_prunes_in_the_background(tmp_path, store_url):
     data, store = await prepared(tmp_path, store_url)
     srv = await start_server(data, load_plugins="openai_compat", config_toml="[store.retention]\ninterval_s = 0.05\n",
