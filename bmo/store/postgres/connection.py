@@ -13,21 +13,30 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from bmo.store.postgres.dialect import inserted_table, translate
+from bmo.store.statements import Batch
 
 
 class Cursor(psycopg.Cursor):
     """psycopg's cursor, empty (not an error) after a statement that returns no rows, as apsw's is."""
 
     def __iter__(self):
-        if self.description is None:
-            return iter(())
-        return super().__iter__()
+        return iter(self.fetchall())
 
     def fetchall(self) -> list:
-        return [] if self.description is None else super().fetchall()
+        try:
+            return super().fetchall()
+        except psycopg.ProgrammingError:  # "the last operation didn't produce a result" (asked after any pipeline sync)
+            if self.description is None:
+                return []
+            raise
 
     def fetchone(self) -> Any:
-        return None if self.description is None else super().fetchone()
+        try:
+            return super().fetchone()
+        except psycopg.ProgrammingError:
+            if self.description is None:
+                return None
+            raise
 
     def getdescription(self) -> tuple:
         return tuple((column.name, None) for column in self.description or ())
@@ -97,6 +106,35 @@ class Connection:
             cursor.execute(text, params)
             rowid = self.raw.cursor().execute("SELECT currval(%s::regclass)", (sequence,)) if sequence else None
         return rowid.fetchone()[0] if rowid is not None else None
+
+    def run_at_once(self, jobs: list) -> list | None:
+        """Every statement of ``jobs`` (Statements and Batches) in one transaction and one round trip.
+
+        Returns each job's last inserted id; None when anything failed, with all of it rolled
+        back: the writer then runs the batch again a savepoint per job, to tell whose it was.
+        """
+        ids = []
+        try:
+            with self.raw.pipeline():
+                self.raw.execute("BEGIN")
+                for job in jobs:
+                    last = None
+                    for sql, params in (job.statements if isinstance(job, Batch) else (job,)):
+                        table = inserted_table(sql)
+                        sequence = self._sequence_of(table) if table is not None else None
+                        self.raw.cursor().execute(translate(sql, bool(params)), params or None)
+                        if sequence is not None:
+                            last = self.raw.cursor().execute("SELECT currval(%s::regclass)", (sequence,))
+                    ids.append(last)
+                self.raw.execute("COMMIT")
+        except Exception:  # noqa: BLE001 - whatever it was, the job-by-job run says whose and raises it there
+            if not self.broken and self.raw.info.transaction_status != TransactionStatus.IDLE:
+                try:
+                    self.raw.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass
+            return None
+        return [cursor.fetchone()[0] if cursor is not None else None for cursor in ids]
 
     def _sequence_of(self, table: str) -> str | None:
         if table not in self._sequences:

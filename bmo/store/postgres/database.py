@@ -15,12 +15,14 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from bmo.store.batching import MAX_PENDING_WRITES, BatchingStore
+from bmo.store.batching import MAX_PENDING_WRITES, BatchingStore, _settle
 from bmo.store.errors import StoreError
 from bmo.store.postgres import dialect
 from bmo.store.postgres.connection import Connection, Cursor
+from bmo.store.statements import Batch, Statement
 from bmo.store.urls import redacted_url
 
+_PLAIN = (Statement, Batch)  # jobs that are only SQL: safe to run again after a rollback
 READERS = 2
 CONNECT_TIMEOUT_S = 5  # a server that does not answer fails the batch in hand, not the writer
 READ_WAIT_S = 3.0  # a read waits this long for a pooled connection before it fails
@@ -58,6 +60,18 @@ class PostgresDatabase(BatchingStore):
             return Connection(psycopg.connect(self.url, **self._connect_args))
         except psycopg.Error as exc:  # open() tells the operator, in words without the address
             raise dialect.store_error(exc, "open") from None
+
+    def _run_batch(self, conn: Connection, batch: list) -> None:
+        """Plain statements (the ledger's, the agent store's) go in one round trip; anything else, or a failure, job by job."""
+        if all(type(job) in _PLAIN for job, _ in batch):
+            ids = conn.run_at_once([job for job, _ in batch])
+            if ids is not None:
+                self.transactions += 1
+                self.jobs_run += len(batch)
+                self.failing = None
+                _settle([(fut, value, None) for (_, fut), value in zip(batch, ids)])
+                return
+        super()._run_batch(conn, batch)  # a savepoint per job: each failure goes to its own caller
 
     def _ready_writer(self, conn: Connection | None) -> Connection:
         if conn is not None and not conn.broken:
