@@ -13,7 +13,7 @@ import psycopg
 
 from bmo.store.errors import StoreError, StoreFull
 
-# Quoted text and comments pass through untouched; ``::`` is a cast, not a named parameter.
+# Quoted text and comments keep their ? and :name (only % is doubled); ``::`` is a cast, not a named parameter.
 _TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|::|\?|:[A-Za-z_]\w*|%""", re.S)
 _INSERT_INTO = re.compile(r"\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+([A-Za-z_][\w.]*)", re.I)
 
@@ -32,7 +32,7 @@ def translate(sql: str, with_params: bool) -> str:
             return "%%"
         if token[0] == ":" and token != "::":
             return f"%({token[1:]})s"
-        return token
+        return token.replace("%", "%%")  # psycopg reads a % inside quotes and comments too
 
     return _TOKENS.sub(swap, sql)
 
