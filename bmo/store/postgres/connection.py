@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from bmo.store.postgres.dialect import inserted_table, translate
+from bmo.store.postgres.dialect import inserted_table, text_safe, translate
 
 
 class Cursor(psycopg.Cursor):
@@ -47,6 +47,8 @@ class Connection:
     def execute(self, sql: str, params: tuple | list | dict = ()) -> Cursor:
         cursor = self.raw.cursor()
         text = translate(sql, bool(params))
+        if params:
+            params = text_safe(params)
         table = inserted_table(sql)
         sequence = self._sequence_of(table) if table is not None else None
         if sequence is None:
