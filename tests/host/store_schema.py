@@ -12,10 +12,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# SQLite's declared types and the PostgreSQL types that hold the same values, as one family each. PostgreSQL's
-# 4-byte ``integer`` and ``real`` are not in it: they would truncate what SQLite keeps, so they show as themselves.
-_SQLITE_FAMILY = {"integer": "integer", "real": "float", "text": "text", "blob": "bytes"}
+# The PostgreSQL types that hold what SQLite's affinities hold. PostgreSQL's 4-byte ``integer`` and ``real``
+# are not here: they would truncate what SQLite keeps, so they show as themselves and differ.
 _POSTGRESQL_FAMILY = {"bigint": "integer", "double precision": "float", "text": "text", "bytea": "bytes"}
+
+
+def _sqlite_family(declared: str) -> str:
+    """The column's SQLite affinity, by SQLite's own rules (so ``BIGINT`` and ``DOUBLE PRECISION`` texts read right)."""
+    kind = declared.upper()
+    if "INT" in kind:
+        return "integer"
+    if any(word in kind for word in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if not kind or "BLOB" in kind:
+        return "bytes"
+    if any(word in kind for word in ("REAL", "FLOA", "DOUB")):
+        return "float"
+    return "numeric"
+
+
 SKIPPED_TABLES = {"bmo_migrations", "sqlite_sequence"}
 
 
@@ -43,7 +58,7 @@ def sqlite_schema(conn: Any) -> dict[str, dict]:
         if table in SKIPPED_TABLES:
             continue
         info = list(conn.execute(f"PRAGMA table_info({table})"))
-        columns = [(name, _SQLITE_FAMILY[decl.lower()], bool(notnull) or pk > 0, _default(dflt))
+        columns = [(name, _sqlite_family(decl), bool(notnull) or pk > 0, _default(dflt))
                    for _, name, decl, notnull, dflt, pk in info]
         primary = tuple(name for _, name, *_rest, pk in sorted(info, key=lambda r: r[5]) if pk)
         # A lone INTEGER PRIMARY KEY is the rowid: numbered by the engine, like an identity column.

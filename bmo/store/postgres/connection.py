@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from bmo.store.postgres.dialect import inserted_table, translate
+from bmo.store.postgres.dialect import inserted_table, text_safe, translate
 from bmo.store.statements import Batch
 
 
@@ -83,6 +83,8 @@ class Connection:
                 self._pending.clear()
         cursor = self.raw.cursor()
         text = translate(sql, bool(params))
+        if params:
+            params = text_safe(params)
         table = inserted_table(sql)
         sequence = self._sequence_of(table) if table is not None else None
         self._rowid = self._send(cursor, text, params, sequence)
@@ -122,7 +124,8 @@ class Connection:
                     for sql, params in (job.statements if isinstance(job, Batch) else (job,)):
                         table = inserted_table(sql)
                         sequence = self._sequence_of(table) if table is not None else None
-                        self.raw.cursor().execute(translate(sql, bool(params)), params or None)
+                        values = text_safe(params) if params else None
+                        self.raw.cursor().execute(translate(sql, bool(params)), values)
                         if sequence is not None:
                             last = self.raw.cursor().execute("SELECT currval(%s::regclass)", (sequence,))
                     ids.append(last)

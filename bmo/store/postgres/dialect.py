@@ -37,6 +37,20 @@ def translate(sql: str, with_params: bool) -> str:
     return _TOKENS.sub(swap, sql)
 
 
+def text_safe(params: tuple | list | dict) -> tuple | list | dict:
+    """``params`` with every NUL in a string replaced by U+FFFD: PostgreSQL text cannot hold NUL (SQLite's can).
+
+    Without it a raw NUL from a client (a model name, a path in a tool call) fails the write, and
+    the ledger's replay would fail every write queued behind it.
+    """
+    values = params.values() if isinstance(params, dict) else params
+    if not any(type(v) is str and "\x00" in v for v in values):
+        return params
+    if isinstance(params, dict):
+        return {k: v.replace("\x00", "\ufffd") if type(v) is str else v for k, v in params.items()}
+    return [v.replace("\x00", "\ufffd") if type(v) is str else v for v in params]
+
+
 @functools.lru_cache(maxsize=1024)
 def inserted_table(sql: str) -> str | None:
     """The table an ``INSERT`` statement writes to (for the last inserted id), else None."""
