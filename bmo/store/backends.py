@@ -13,7 +13,7 @@ class StoreUrlError(ValueError):
 
 
 def database_for(url: str, data_dir: Path, **options) -> BatchingStore:
-    """The (not yet opened) database for ``url``; empty means ``<data_dir>/bmo.sqlite3``; ``options`` go to it (``max_pending``)."""
+    """The (not yet opened) database for ``url``; empty means ``<data_dir>/bmo.sqlite3``; ``options``: ``max_pending``."""
     from bmo.store.sqlite import DB_FILENAME, SqliteDatabase
 
     if not url:

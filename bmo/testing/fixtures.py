@@ -63,7 +63,7 @@ def store_backend(request) -> str:
 
 @pytest.fixture
 def store_url(request, store_backend) -> str:
-    """``[store] url`` for ``store_backend``: empty (SQLite in the data dir) or a fresh PostgreSQL store (a schema of its own)."""
+    """``[store] url`` for ``store_backend``: empty (SQLite in the data dir) or a fresh PostgreSQL store (own schema)."""
     if store_backend == "sqlite":
         return ""
     return request.getfixturevalue("postgres_cluster").new_store_url()

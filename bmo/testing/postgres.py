@@ -44,7 +44,7 @@ def find_postgres_bin() -> Path:
 
 
 class PostgresCluster:
-    """One throw-away cluster; ``start()``, ``new_database()`` per test, ``stop()``/``start()`` mid-test, ``remove()``."""
+    """One throw-away cluster: ``start()``, ``new_store_url()`` per test, ``stop()``/``start()`` mid-test, ``remove()``."""
 
     def __init__(self, root: Path | None = None):
         self.bin = find_postgres_bin()
@@ -61,7 +61,8 @@ class PostgresCluster:
             command = ["runuser", "-u", SUPERUSER, "--", *command]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         if check and proc.returncode != 0:
-            raise PostgresUnavailable(f"{args[0]} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-800:]}")
+            said = (proc.stderr or proc.stdout).strip()[-800:]
+            raise PostgresUnavailable(f"{args[0]} failed ({proc.returncode}): {said}")
         return proc
 
     def init(self) -> None:

@@ -62,7 +62,7 @@ class PostgresDatabase(BatchingStore):
             raise dialect.store_error(exc, "open") from None
 
     def _run_batch(self, conn: Connection, batch: list) -> None:
-        """Plain statements (the ledger's, the agent store's) go in one round trip; anything else, or a failure, job by job."""
+        """Plain statements (the ledger's, the agent store's) in one round trip; anything else, or a failure, job by job."""
         if all(type(job) in _PLAIN for job, _ in batch):
             ids = conn.run_at_once([job for job, _ in batch])
             if ids is not None:
