@@ -105,5 +105,17 @@ CREATE TABLE session_forks (
 );
 """
 
+# Version 8 (bmo.agent.summaries): compaction summaries, in PostgreSQL's 64-bit types.
+V8 = """
+CREATE TABLE session_summaries (
+    session_id TEXT PRIMARY KEY,
+    covers BIGINT NOT NULL,
+    digest TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    run_id TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+"""
+
 # Versions 2, 3 and 4 (added columns, plain and partial indexes) run their SQLite text on both.
-MIGRATIONS = {1: V1, 5: V5}
+MIGRATIONS = {1: V1, 5: V5, 8: V8}
