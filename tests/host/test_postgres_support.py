@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("psycopg")  # the dialect module is psycopg's; setup installs it (CI never skips this)
-
 
 def test_placeholders_become_psycopgs_and_quoted_text_casts_and_percent_are_kept():
     from bmo.store.postgres.dialect import translate
