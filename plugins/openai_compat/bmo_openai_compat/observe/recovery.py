@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from bmo.tracing.records import now_iso
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.ledger import Ledger
@@ -33,10 +35,21 @@ def recover_job(conn: Any) -> dict[str, int]:
                             terminal=True, outcome=outcomes.ERROR_500)(conn)
         Ledger.update_run(request_id, {"status": STATUS, "outcome": outcomes.ERROR_500, "finished_at": at,
                                        "elapsed_ms": elapsed, "error": INTERRUPTED})(conn)
-    conn.execute(
-        "UPDATE openai_compat_responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
-        " '$.error', json_object('code', 'server_error', 'message', ?)) WHERE status = 'in_progress'", (INTERRUPTED,))
-    return {"ledger_rows_closed": len(rows), "responses_failed": conn.changes()}
+    return {"ledger_rows_closed": len(rows), "responses_failed": _fail_open_responses(conn)}
+
+
+def _fail_open_responses(conn: Any) -> int:
+    """Mark every stored response left ``in_progress`` failed, in its row and its body; how many."""
+    # The body is edited here, not with SQLite's json_set: one text for both backends.
+    open_rows = conn.execute(
+        "SELECT response_id, response FROM openai_compat_responses WHERE status = 'in_progress'").fetchall()
+    for response_id, body in open_rows:
+        response = msgspec.json.decode(body)
+        response["status"] = "failed"
+        response["error"] = {"code": "server_error", "message": INTERRUPTED}
+        conn.execute("UPDATE openai_compat_responses SET status = 'failed', response = ? WHERE response_id = ?",
+                     (msgspec.json.encode(response).decode(), response_id))
+    return len(open_rows)
 
 
 async def recover(host: Any) -> dict[str, int] | None:
