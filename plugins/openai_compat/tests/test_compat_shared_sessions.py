@@ -242,3 +242,47 @@ async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_it
     finally:
         if a.proc.poll() is None:
             a.terminate(signal.SIGKILL)
+
+
+async def test_a_run_longer_than_the_lease_keeps_its_session_by_renewing(pair):
+    ttl = 2.0
+    a, b = await pair(ttl=ttl), await pair(ttl=ttl)
+    a.model.answer(reply(SLOW, chunks=30, chunk_delay_s=0.2))
+    client_a, client_b = a.aclient(), b.aclient()
+    started = time.monotonic()
+    stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-renew"))
+    running = stream.response.headers["x-request-id"]
+    await first_chunk(stream)
+    await asyncio.sleep(max(0.0, ttl * 2 - (time.monotonic() - started)))  # past two TTLs: only renewals kept it
+    with pytest.raises(openai.ConflictError) as err:
+        await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "me too"}],
+                                               extra_headers=headers("s-renew"))
+    assert err.value.body["running_request_id"] == running
+    rest = [c async for c in stream]
+    assert rest[-1].choices[0].finish_reason == "stop"
+    await a.assert_outcome(running, "final_answer", 200)
+    assert db_rows(a.host.data_dir, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [("final_answer",)]
+    await client_a.close()
+    await client_b.close()
+
+
+async def test_a_finished_runs_event_log_goes_after_the_grace_period(pair):
+    from bmo.cluster import run_log
+
+    a, b = await pair(), await pair()
+    client_a, client_b = a.aclient(), b.aclient()
+    done = await client_a.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}], extra_headers=headers("s-prune"))
+    run_id = done.headers["x-request-id"]
+    await b.host.db.run_write(run_log.prune_job(time.time()))  # within the grace period: kept
+    again = await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                                   extra_headers={"X-BMO-Resume": run_id})
+    assert again.choices[0].message.content == "echo: hello"
+    await b.host.db.run_write(run_log.prune_job(time.time() + run_log.KEEP_FINISHED_S + 1))
+    assert db_rows(a.host.data_dir, "SELECT COUNT(*) FROM run_event_log WHERE run_id = ?", (run_id,)) == [(0,)]
+    with pytest.raises(openai.NotFoundError):
+        await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                               extra_headers={"X-BMO-Resume": run_id})
+    await client_a.close()
+    await client_b.close()
