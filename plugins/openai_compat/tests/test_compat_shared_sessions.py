@@ -1,8 +1,9 @@
 """Sessions across servers sharing one store (``[store] shared = true``): the 409, resume, cancel and a
 crashed holder's take-over work from whichever server a request lands on (issue 14 point 2).
 
-Two real servers over one data dir (SQLite WAL), the real ``openai`` SDK as the client; a server that
-must die with kill -9 is a ``bmo serve`` process.
+Two real servers over one store — one data dir (SQLite WAL), or one throw-away PostgreSQL (the
+``store_url`` fixture parameter) — and the real ``openai`` SDK as the client; a server that must die
+with kill -9 is a ``bmo serve`` process.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def headers(session_id: str, **extra: str) -> dict:
 
 
 @pytest_asyncio.fixture
-async def pair(tmp_path):
-    """``await pair(ttl=...)`` -> (A, B): two servers on one data dir and one fake model."""
+async def pair(tmp_path, store_url):
+    """``await pair(ttl=...)`` -> one more server on the test's shared store, all in front of one fake model."""
     started: list[Compat] = []
     model = ScriptedModel()
     up = await FakeUpstream(models=["fake-model"], default=model).start()
@@ -39,7 +40,8 @@ async def pair(tmp_path):
 
     async def start(ttl: float = 10.0) -> Compat:
         toml = compat_toml(up, workspace, SHARED.format(ttl=ttl), ambiguity_action="code")
-        server = await start_server(tmp_path / "data", config_toml=toml, token=TOKEN, load_plugins="openai_compat")
+        server = await start_server(tmp_path / "data", config_toml=toml, token=TOKEN, load_plugins="openai_compat",
+                                    store_url=store_url)
         started.append(Compat(server, up, model, workspace))
         return started[-1]
 
@@ -187,7 +189,8 @@ async def test_starting_a_server_on_a_shared_store_leaves_a_live_peers_run_alone
     await client_b.close()
 
 
-async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_its_run_closed(tmp_path, pair):
+async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_its_run_closed(tmp_path, pair,
+                                                                                              store_url):
     ttl = 2.0
     b = await pair(ttl=ttl)
     b.model.answer(reply(SLOW, chunks=200, chunk_delay_s=0.1))
@@ -196,7 +199,8 @@ async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_it
     config = tmp_path / "a.toml"
     config.write_text(toml)
     a = spawn_serve(["--addr", "127.0.0.1:0", "--config", str(config), "--auth-token", TOKEN],
-                    data_dir=data_dir, env=clean_env(tmp_path, BMO_LOAD_PLUGINS="openai_compat", BMO_WORKER_ID="a"))
+                    data_dir=data_dir, env=clean_env(tmp_path, BMO_LOAD_PLUGINS="openai_compat", BMO_WORKER_ID="a",
+                                  **({"BMO_STORE_URL": store_url} if store_url else {})))
     try:
         assert a.url, a.stderr()
         client_a = openai.AsyncOpenAI(base_url=a.url + "/v1", api_key=TOKEN, max_retries=0, timeout=20)
