@@ -327,7 +327,9 @@ class Coordinator(DirectModelCalls):
 
         None when no such run is going (or the store is not shared). Its holder notices within about a second.
         """
-        asked = await self.cluster.request_cancel(reason, session_id=session_id, run_id=run_id) if self.cluster else None
+        if self.cluster is None:
+            return None
+        asked = await self.cluster.request_cancel(reason, session_id=session_id, run_id=run_id)
         if asked is None:
             return None
         await self.store.audit("run.cancel_requested", actor=requester, session_id=asked[1], run_id=asked[0],
