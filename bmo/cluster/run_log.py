@@ -2,7 +2,7 @@
 run can follow it (``X-BMO-Resume`` on another process) and deliver what the starter's client got.
 
 The holder's :class:`LoggedRun` appends every event it emits, in order, as msgspec JSON; the rows
-of one loop tick (an upstream chunk's burst) go to the writer as one job (``write_soon``). A
+of :data:`FLUSH_S` go to the writer as one job (``write_soon``), and the run's last rows at once. A
 :class:`FollowedRun` elsewhere reads them back in order, polling, until the run's ``run.finished``
 row, which a take-over writes too when the holder died (``bmo.cluster.takeover``). Rows are
 deleted :data:`KEEP_FINISHED_S` after their run finished, the time a finished run stays resumable in
@@ -24,6 +24,7 @@ from bmo.store import Batch, Statement
 
 KEEP_FINISHED_S = 600.0  # as the coordinator's FINISHED_RUN_TTL_S
 POLL_S = 0.05  # a follower's read interval while its run is quiet
+FLUSH_S = 0.02  # a streamed answer's chunks of this long are one writer job, not one each
 INSERT = "INSERT INTO run_event_log (run_id, seq, kind, event, at) VALUES (?, ?, ?, ?, ?)"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(AnyEvent).decode
@@ -45,9 +46,11 @@ class LoggedRun(Run):
         self._seq += 1
         kind = type(event).__struct_config__.tag
         self._rows.append(Statement(INSERT, (self.id, self._seq, kind, _encode(event).decode(), time.time())))
-        if len(self._rows) == 1:  # the first row of this tick: the rest of the tick's events join its job
-            asyncio.get_running_loop().call_soon(self.flush_log)
+        if len(self._rows) == 1:  # the first row of a batch: the events of the next FLUSH_S join its job
+            asyncio.get_running_loop().call_later(FLUSH_S, self.flush_log)
         super().emit(event)
+        if self.result is not None:  # the end: written now, before the lease goes
+            self.flush_log()
 
     def flush_log(self) -> None:
         """Queue the events not yet written as one writer job (also called as the run ends, before its lease goes)."""
