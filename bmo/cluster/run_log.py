@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from bmo.store import Batch, Statement
 
 KEEP_FINISHED_S = 600.0  # as the coordinator's FINISHED_RUN_TTL_S
 POLL_S = 0.05  # a follower's read interval while its run is quiet
+QUIET_S = 1.0  # a follower checks its run's lease after this long without an event
 FLUSH_S = 0.02  # a streamed answer's chunks of this long are one writer job, not one each
 INSERT = "INSERT INTO run_event_log (run_id, seq, kind, event, at) VALUES (?, ?, ?, ?, ?)"
 _encode = msgspec.json.Encoder().encode
@@ -67,13 +68,15 @@ class LoggedRun(Run):
 class FollowedRun:
     """A run another server holds, read from the log; what ``RunDelivery`` needs of a ``Run``."""
 
-    def __init__(self, run_id: str, session_id: str, requester: str, read: Callable[..., Any]):
+    def __init__(self, run_id: str, session_id: str, requester: str, read: Callable[..., Any],
+                 quiet: Callable[[], Awaitable[Any]] | None = None):
         self.id = run_id
         self.session_id = session_id
         self.requester = requester
         self.error_detail: str | None = None
         self.result: RunFinished | None = None
         self._read = read
+        self._quiet = quiet  # called after each QUIET_S without an event: a dead holder's run is closed then
 
     @property
     def done(self) -> bool:
@@ -81,7 +84,8 @@ class FollowedRun:
 
     async def events(self) -> AsyncIterator[AnyEvent]:
         """Every logged event from the first, then new ones as they land, ending with RunFinished."""
-        seq = 0
+        seq, loop = 0, asyncio.get_running_loop()
+        last = loop.time()
         while True:
             rows = await self._read(lambda conn: conn.execute(
                 "SELECT seq, event FROM run_event_log WHERE run_id = ? AND seq > ? ORDER BY seq",
@@ -93,8 +97,13 @@ class FollowedRun:
                 if isinstance(event, RunFinished):
                     self.result = event
                     return
-            if not rows:
-                await asyncio.sleep(POLL_S)
+            if rows:
+                last = loop.time()
+                continue
+            if self._quiet is not None and loop.time() - last >= QUIET_S:
+                last = loop.time()
+                await self._quiet()
+            await asyncio.sleep(POLL_S)
 
     def cancel(self, reason: str = "cancelled") -> None:
         """A follower never cancels the run it follows (``RunDelivery`` only cancels runs it started)."""

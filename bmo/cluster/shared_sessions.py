@@ -76,7 +76,8 @@ class SharedSessions:
         if found is None:
             return None
         session_id, requester = found
-        return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read)
+        return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read,
+                                   quiet=lambda: self.take_over([run_id]))
 
     async def request_cancel(self, reason: str, *, session_id: str | None = None,
                              run_id: str | None = None) -> tuple[str, str] | None:
@@ -148,13 +149,18 @@ class SharedSessions:
 
     async def sweep(self) -> dict[str, int]:
         """Close runs whose lease expired (their holder died), and prune finished runs' event logs."""
+        counts = await self.take_over()
+        await self.db.run_write(run_log.prune_job(time.time()))
+        return counts
+
+    async def take_over(self, run_ids: list[str] | None = None) -> dict[str, int]:
+        """Close the unfinished runs (of ``run_ids``; None: all) whose lease expired; a read when there is none."""
         now = time.time()
-        candidates = await self.db.run_read(lambda conn: takeover.stale_runs(conn, now))
-        counts = {"runs_taken_over": 0}
-        if candidates:
-            job = takeover.sweep_job(takeover.closers_of(self.host), [run_id for run_id, _ in candidates])
-            counts = await self.db.run_write(job)
-            if counts["runs_taken_over"]:
-                self.host.emit("cluster.runs_taken_over", "warn", holder=self.holder, **counts)
-        await self.db.run_write(run_log.prune_job(now))
+        candidates = await self.db.run_read(lambda conn: takeover.stale_runs(conn, now, run_ids))
+        if not candidates:
+            return {"runs_taken_over": 0}
+        job = takeover.sweep_job(takeover.closers_of(self.host), [run_id for run_id, _ in candidates])
+        counts = await self.db.run_write(job)
+        if counts["runs_taken_over"]:
+            self.host.emit("cluster.runs_taken_over", "warn", holder=self.holder, **counts)
         return counts
