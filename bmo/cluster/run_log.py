@@ -69,14 +69,16 @@ class FollowedRun:
     """A run another server holds, read from the log; what ``RunDelivery`` needs of a ``Run``."""
 
     def __init__(self, run_id: str, session_id: str, requester: str, read: Callable[..., Any],
-                 quiet: Callable[[], Awaitable[Any]] | None = None):
+                 quiet: Callable[[], Awaitable[RunFinished | None]] | None = None):
         self.id = run_id
         self.session_id = session_id
         self.requester = requester
         self.error_detail: str | None = None
         self.result: RunFinished | None = None
         self._read = read
-        self._quiet = quiet  # called after each QUIET_S without an event: a dead holder's run is closed then
+        # Called after each QUIET_S without an event: closes a dead holder's run, or says how a run whose end
+        # never reached the log ended (its holder could not write it), so a follower never waits for ever.
+        self._quiet = quiet
 
     @property
     def done(self) -> bool:
@@ -102,7 +104,11 @@ class FollowedRun:
                 continue
             if self._quiet is not None and loop.time() - last >= QUIET_S:
                 last = loop.time()
-                await self._quiet()
+                ended = await self._quiet()
+                if ended is not None:
+                    self.result = ended
+                    yield ended
+                    return
             await asyncio.sleep(POLL_S)
 
     def cancel(self, reason: str = "cancelled") -> None:

@@ -14,6 +14,8 @@ import contextlib
 import time
 from typing import Any
 
+from bmo.agent import run_outcomes
+from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
 from bmo.cluster import leases, run_log, takeover
 from bmo.cluster.identity import worker_id
@@ -77,7 +79,22 @@ class SharedSessions:
             return None
         session_id, requester = found
         return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read,
-                                   quiet=lambda: self.take_over([run_id]))
+                                   quiet=lambda: self._quiet_run(run_id))
+
+    async def _quiet_run(self, run_id: str) -> RunFinished | None:
+        """A followed run is quiet: take it over if its lease expired; its end if that never reached the log."""
+        await self.take_over([run_id])
+        rows = await self.db.run_read(lambda conn: conn.execute(
+            "SELECT r.outcome, r.finish_reason, r.error, r.error_status, r.finished_at,"
+            " (SELECT COUNT(*) FROM run_event_log l WHERE l.run_id = r.id AND l.kind = 'run.finished')"
+            " FROM runs r WHERE r.id = ?", (run_id,)).fetchall())
+        if rows and (rows[0][0] is None or rows[0][5] or (rows[0][4] or 0) > time.time() - run_log.QUIET_S):
+            return None  # still going, or its end is in the log (or on its way there)
+        if not rows:
+            return RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error_status=500,
+                               error="the run is gone (its session was deleted)")
+        outcome, finish_reason, error, status, _, _ = rows[0]
+        return RunFinished(outcome=outcome, finish_reason=finish_reason or "stop", error=error, error_status=status)
 
     async def request_cancel(self, reason: str, *, session_id: str | None = None,
                              run_id: str | None = None) -> tuple[str, str] | None:

@@ -311,3 +311,24 @@ async def test_claiming_a_session_whose_lease_expired_closes_the_dead_run_first(
                                 " AND action = 'session.repaired'")
     assert repaired == [("session.repaired",)]
     await client.close()
+
+
+async def test_a_follower_ends_with_the_run_row_when_the_runs_end_never_reached_the_log(pair):
+    b = await pair()
+    past = time.time() - 60
+    delta = '{"type":"text.delta","text":"partly logged"}'
+    await b.host.db.run_write(lambda conn: [conn.execute(sql, params) for sql, params in (
+        ("INSERT INTO sessions (id, model, created_by, origin, ephemeral, created_at, updated_at)"
+         " VALUES ('s-lost-end', ?, '', 'openai_compat', 0, ?, ?)", (MODEL, past, past)),
+        ("INSERT INTO runs (id, session_id, model, origin, requester, permission_mode, started_at, finished_at,"
+         " outcome, finish_reason) VALUES ('req_lost_end', 's-lost-end', ?, 'openai_compat', '', 'ask', ?, ?,"
+         " 'final_answer', 'stop')", (MODEL, past, past + 1)),
+        ("INSERT INTO run_event_log (run_id, seq, kind, event, at) VALUES ('req_lost_end', 1, 'text.delta', ?, ?)",
+         (delta, past)),
+    )])
+    client = b.aclient()
+    resumed = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                                   extra_headers={"X-BMO-Resume": "req_lost_end"})
+    assert resumed.choices[0].message.content == "partly logged"
+    assert resumed.choices[0].finish_reason == "stop"
+    await client.close()
