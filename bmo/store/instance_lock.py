@@ -33,6 +33,12 @@ async def recover_if_sole(host: Any, owner: str, job: Callable, closed_key: str)
     the record is a warning when ``counts[closed_key]`` says the job closed something.
     """
     started = time.monotonic()
+    from bmo.cluster import store_is_shared
+
+    if store_is_shared(host.config):  # a peer's unfinished runs may be live: closed only once their lease expired
+        host.emit(f"{owner}.recovery_skipped", "info", reason="the store is shared with other servers",
+                  hint="runs of a server that died are closed when their session lease expires (bmo.cluster)")
+        return None
     if not sole_server(host):
         host.emit(f"{owner}.recovery_skipped", "warn", reason="another bmo serve holds this data dir",
                   hint="one server per data dir is supported; stop the other one")
