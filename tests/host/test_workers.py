@@ -1,0 +1,196 @@
+"""``bmo serve --workers 2``: real supervisor and worker processes on one real port, driven by the openai SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import httpx
+import openai
+import pytest
+
+from bmo.testing.harness import bmo_command, clean_env
+from tests.host.workers_support import (
+    MODEL,
+    ThreadedUpstream,
+    alive,
+    children_of,
+    get_json,
+    posture_workers,
+    records,
+    serving_pids,
+    start_workers,
+    stop,
+    wait_until,
+)
+
+TOKEN = "w-token"
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    up = ThreadedUpstream()
+    yield up.up
+    up.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, upstream):
+    """One two-worker server for the tests that only read from it."""
+    base = tmp_path_factory.mktemp("workers-shared")
+    server = start_workers(base, upstream)
+    yield server, base / "data"
+    stop(server)
+
+
+def fresh_client(url: str) -> openai.OpenAI:
+    # A new connection per request: keep-alive would pin every request to one worker.
+    http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=30)
+    return openai.OpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0, http_client=http)
+
+
+def chat_workers(url: str, attempts: int = 60) -> dict[str, str]:
+    """Chats until both workers answered: worker id -> the answer it gave."""
+    answers: dict[str, str] = {}
+    client = fresh_client(url)
+    for i in range(attempts):
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": f"hello {i}"}])
+        answers[raw.headers["x-bmo-worker"]] = raw.parse().choices[0].message.content
+        if len(answers) == 2:
+            break
+    return answers
+
+
+def test_both_workers_answer_chats_on_one_port(shared):
+    server, _ = shared
+    answers = chat_workers(server.url)
+    assert sorted(answers) == ["w1", "w2"]
+    assert all(text.startswith("echo: hello") for text in answers.values())
+
+
+def test_the_ready_line_and_guidance_are_printed_once(shared):
+    server, _ = shared
+    err = server.stderr()
+    assert err.count("BMO serving on http://127.0.0.1:") == 1
+    assert "workers: 2)" in err
+
+
+def test_posture_shows_every_worker_with_totals_from_the_store(shared):
+    server, _ = shared
+    chat_workers(server.url)
+
+    def counted() -> dict | None:  # the other worker's row is as of its last heartbeat
+        section = posture_workers(server)
+        rows = [w for w in section["workers"] if w["state"] == "serving"]
+        return section if len(rows) == 2 and all(w["counts"]["requests"] >= 1 for w in rows) else None
+
+    section = wait_until(counted, 15)
+    assert section, posture_workers(server)
+    by_id = {w["worker"]: w for w in section["workers"] if w["state"] == "serving"}
+    assert sorted(by_id) == ["w1", "w2"]
+    assert section["serving"] == 2
+    assert {w["pid"] for w in by_id.values()} == set(children_of(server.proc.pid))
+    assert sum(1 for w in by_id.values() if w["answering"]) == 1  # the other came from the store
+    # Totals add up both workers' rows, whichever worker answered.
+    assert section["totals"]["requests"] == sum(w["counts"]["requests"] for w in by_id.values())
+
+
+def test_bmo_logs_reads_the_records_of_every_worker(shared):
+    server, data = shared
+    out = subprocess.run([*bmo_command(), "logs", "--msg", "bmo.started", "--data-dir", str(data)],
+                         capture_output=True, text=True, env=clean_env(data.parent), timeout=60)
+    started = [json.loads(line) for line in out.stdout.splitlines()]
+    assert sorted(r["worker"] for r in started) == ["w1", "w2"]
+    out = subprocess.run([*bmo_command(), "logs", "--msg", "serve.worker_started", "--data-dir", str(data)],
+                         capture_output=True, text=True, env=clean_env(data.parent), timeout=60)
+    assert sorted(json.loads(line)["worker"] for line in out.stdout.splitlines()) == ["w1", "w2"]
+
+
+def test_only_the_first_worker_runs_startup_recovery(shared):
+    _, data = shared
+    assert [r["worker"] for r in records(data, "agent.recovered")] == ["w1"]
+    skipped = records(data, "agent.recovery_skipped")
+    assert [(r["worker"], r["level"]) for r in skipped] == [("w2", "info")]
+
+
+def test_bmo_plugins_lists_the_serving_workers(shared):
+    server, data = shared
+    out = subprocess.run([*bmo_command(), "plugins", "--data-dir", str(data)], capture_output=True, text=True,
+                         env=clean_env(data.parent), timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for worker, pid in serving_pids(server).items():
+        assert any(line.startswith(f"  {worker}  pid {pid}  serving") and "same plugins" in line for line in lines)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_supervisor_leaves_no_process(tmp_path, upstream, sig):
+    server = start_workers(tmp_path, upstream)
+    workers = children_of(server.proc.pid)
+    assert len(workers) == 2
+    assert stop(server, sig) == 0
+    assert not [pid for pid in workers if alive(pid)]
+    stopped = records(tmp_path / "data", "serve.worker_stopped")
+    assert sorted((r["worker"], r["exit_code"]) for r in stopped) == [("w1", 0), ("w2", 0)]
+    assert [r["worker"] for r in records(tmp_path / "data", "bmo.stopped")] != []
+
+
+def test_a_killed_worker_is_restarted_and_the_posture_shows_it(tmp_path, upstream):
+    server = start_workers(tmp_path, upstream)
+    try:
+        before = serving_pids(server)
+        os.kill(before["w2"], signal.SIGKILL)
+        after = wait_until(lambda: (p := serving_pids(server)).get("w2") not in (None, before["w2"]) and p, 60)
+        assert after and after["w1"] == before["w1"] and after["w2"] != before["w2"]
+        assert sorted(children_of(server.proc.pid)) == sorted(after.values())
+        exited = records(tmp_path / "data", "serve.worker_exited")
+        assert [(r["worker"], r["pid"], r["signal"]) for r in exited] == [("w2", before["w2"], "SIGKILL")]
+        restarted = wait_until(  # the row is written at start-up, the record once the worker accepts
+            lambda: [r for r in records(tmp_path / "data", "serve.worker_started") if r["restart"]], 30)
+        assert [(r["worker"], r["pid"]) for r in restarted] == [("w2", after["w2"])]
+        assert sorted(chat_workers(server.url)) == ["w1", "w2"]  # the new worker answers
+    finally:
+        stop(server)
+
+
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path, upstream):
+    server = start_workers(tmp_path, upstream)
+    workers = children_of(server.proc.pid)
+    assert len(workers) == 2
+    server.proc.kill()
+    server.proc.wait(10)
+    assert wait_until(lambda: not [pid for pid in workers if alive(pid)], 30)
+
+
+def test_a_worker_that_keeps_failing_at_startup_stops_the_server(tmp_path, upstream):
+    server = start_workers(tmp_path, upstream)
+    try:
+        # The operator breaks the config; a restarted worker reads it again and cannot start.
+        (tmp_path / "bmo.toml").write_text("[options.http_server]\nno_such_key = 1\n")
+        w2 = serving_pids(server)["w2"]
+        os.kill(w2, signal.SIGKILL)
+        code = server.proc.wait(90)
+    finally:
+        stop(server)
+    assert code == 1
+    err = server.stderr()
+    assert "worker w2 failed to start 5 times in a row (last: exit code 2); stopping the server" in err
+    assert err.count("no_such_key") >= 5
+    failed = [r for r in records(tmp_path / "data", "serve.worker_exited") if r["during_startup"]]
+    assert len(failed) == 5
+    assert [r["restart_in_s"] for r in failed][:4] == [0.5, 1.0, 2.0, 4.0]  # backed off, not a hot loop
+    assert not children_of(server.proc.pid)
+
+
+def test_one_worker_is_todays_single_process(tmp_path, upstream):
+    server = start_workers(tmp_path, upstream, workers=1)
+    try:
+        assert children_of(server.proc.pid) == []
+        body, headers = get_json(server.url + "/v1/bmo/posture")
+        assert "X-BMO-Worker" not in headers and "workers" not in body
+    finally:
+        stop(server)
+    assert "workers:" not in server.stderr()
