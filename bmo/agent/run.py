@@ -131,6 +131,16 @@ class Run:
         return out
 
 
+def describe_run_row(row: dict) -> dict:
+    """:meth:`Run.describe` of a run known only by its ``runs`` row (one another server ran)."""
+    out = {"id": row["id"], "session_id": row["session_id"], "model": row["model"], "started_at": row["started_at"],
+           "done": row["outcome"] is not None, "requester": row["requester"], "origin": row["origin"]}
+    if row["outcome"] is not None:
+        out.update(outcome=row["outcome"], finish_reason=row["finish_reason"], finished_at=row["finished_at"],
+                   error=row["error"])
+    return out
+
+
 def compact(events: list[AnyEvent], finished: RunFinished) -> list[AnyEvent]:
     """The events of a finished run with each stretch of consecutive deltas of one kind merged.
 

@@ -44,6 +44,12 @@ async def recover_if_sole(host: Any, owner: str, job: Callable, closed_key: str)
     the record is a warning when ``counts[closed_key]`` says the job closed something.
     """
     started = time.monotonic()
+    from bmo.cluster import store_is_shared
+
+    if store_is_shared(host.config):  # a peer's unfinished runs may be live: closed only once their lease expired
+        host.emit(f"{owner}.recovery_skipped", "info", reason="the store is shared with other servers",
+                  hint="runs of a server that died are closed when their session lease expires (bmo.cluster)")
+        return None
     if not sole_server(host):
         if (host.env if host.env is not None else os.environ).get(_RECOVERY_ENV) == "0":
             host.emit(f"{owner}.recovery_skipped", "info", reason=_WORKER_SKIP_REASON)

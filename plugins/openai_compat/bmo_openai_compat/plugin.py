@@ -131,11 +131,17 @@ def bmo_posture(register, host):
 async def bmo_startup(host):
     import os
 
+    from bmo.cluster import store_is_shared
     from bmo_openai_compat.observe.ledger import NO_LEDGER_ENV, Ledger
     from bmo_openai_compat.observe.recovery import recover
     from bmo_openai_compat.state import state_of
 
     await recover(host)  # before serving: close ledger rows a crashed process left running
+    if store_is_shared(host.config):  # on a shared store, a dead server's rows close when its lease expires
+        from bmo.cluster.takeover import register_closer
+        from bmo_openai_compat.observe.recovery import close_runs
+
+        register_closer(host, close_runs)
 
     env = os.environ if host.env is None else host.env
     writes = env.get(NO_LEDGER_ENV, "") != "1"

@@ -22,9 +22,25 @@ STATUS = "interrupted"
 
 def recover_job(conn: Any) -> dict[str, int]:
     """The writer job: close every ``running`` row with a terminal event; returns the counts."""
-    at = now_iso()
     rows = conn.execute("SELECT request_id FROM openai_compat_runs WHERE status = 'running'").fetchall()
-    for (request_id,) in rows:
+    return close_rows(conn, [request_id for (request_id,) in rows])
+
+
+def close_runs(conn: Any, runs: list[tuple[str, str]]) -> dict[str, int]:
+    """A shared store's take-over of runs whose holder died (bmo.cluster): their requests' rows, closed alike."""
+    ids = [run_id for run_id, _ in runs]
+    if not ids:
+        return {"ledger_rows_closed": 0, "responses_failed": 0}
+    marks = ", ".join("?" * len(ids))
+    rows = conn.execute(f"SELECT request_id FROM openai_compat_runs WHERE status = 'running' AND request_id IN ({marks})",
+                        ids).fetchall()
+    return close_rows(conn, [request_id for (request_id,) in rows], run_ids=ids)
+
+
+def close_rows(conn: Any, request_ids: list[str], *, run_ids: list[str] | None = None) -> dict[str, int]:
+    """Close these ``running`` rows, and the in-progress responses (of ``run_ids``; None: all), as interrupted."""
+    at = now_iso()
+    for request_id in request_ids:
         seq, elapsed = conn.execute(
             "SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(elapsed_ms), 0) FROM openai_compat_run_events"
             " WHERE request_id = ?", (request_id,)).fetchall()[0]
@@ -33,10 +49,12 @@ def recover_job(conn: Any) -> dict[str, int]:
                             terminal=True, outcome=outcomes.ERROR_500)(conn)
         Ledger.update_run(request_id, {"status": STATUS, "outcome": outcomes.ERROR_500, "finished_at": at,
                                        "elapsed_ms": elapsed, "error": INTERRUPTED})(conn)
+    only = "" if run_ids is None else f" AND run_id IN ({', '.join('?' * len(run_ids))})"
     conn.execute(
         "UPDATE openai_compat_responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
-        " '$.error', json_object('code', 'server_error', 'message', ?)) WHERE status = 'in_progress'", (INTERRUPTED,))
-    return {"ledger_rows_closed": len(rows), "responses_failed": conn.changes()}
+        " '$.error', json_object('code', 'server_error', 'message', ?)) WHERE status = 'in_progress'" + only,
+        (INTERRUPTED, *(run_ids or ())))
+    return {"ledger_rows_closed": len(request_ids), "responses_failed": conn.changes()}
 
 
 async def recover(host: Any) -> dict[str, int] | None:

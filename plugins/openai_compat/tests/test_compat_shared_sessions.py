@@ -1,0 +1,244 @@
+"""Sessions across servers sharing one store (``[store] shared = true``): the 409, resume, cancel and a
+crashed holder's take-over work from whichever server a request lands on (issue 14 point 2).
+
+Two real servers over one data dir (SQLite WAL), the real ``openai`` SDK as the client; a server that
+must die with kill -9 is a ``bmo serve`` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import aiohttp
+import apsw
+import openai
+import pytest
+import pytest_asyncio
+from compat_support import MODEL, TOKEN, Compat, ScriptedModel, compat_toml
+
+from bmo.store import DB_FILENAME
+from bmo.testing.fake_upstream import FakeUpstream, reply
+from bmo.testing.harness import clean_env, spawn_serve, start_server
+
+SHARED = "[store]\nshared = true\nlease_ttl_s = {ttl}\n"
+SLOW = "the quick brown fox jumps over the lazy dog again and again"
+
+
+def headers(session_id: str, **extra: str) -> dict:
+    return {"X-BMO-Session-Id": session_id, **extra}
+
+
+@pytest_asyncio.fixture
+async def pair(tmp_path):
+    """``await pair(ttl=...)`` -> (A, B): two servers on one data dir and one fake model."""
+    started: list[Compat] = []
+    model = ScriptedModel()
+    up = await FakeUpstream(models=["fake-model"], default=model).start()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+
+    async def start(ttl: float = 10.0) -> Compat:
+        toml = compat_toml(up, workspace, SHARED.format(ttl=ttl), ambiguity_action="code")
+        server = await start_server(tmp_path / "data", config_toml=toml, token=TOKEN, load_plugins="openai_compat")
+        started.append(Compat(server, up, model, workspace))
+        return started[-1]
+
+    yield start
+    for compat in reversed(started):
+        await compat.server.stop()
+    await up.stop()
+
+
+async def first_chunk(stream) -> list:
+    """Read ``stream`` until its first content chunk; the chunks read so far."""
+    seen = []
+    async for chunk in stream:
+        seen.append(chunk)
+        if chunk.choices and chunk.choices[0].delta.content:
+            return seen
+    raise AssertionError("the stream ended before any content")
+
+
+def shape(chunks) -> list[tuple]:
+    """What a client sees of each chunk: its role, content and finish reason."""
+    return [(c.choices[0].delta.role, c.choices[0].delta.content, c.choices[0].finish_reason)
+            for c in chunks if c.choices]
+
+
+def db_rows(data_dir, sql: str, params=()) -> list[tuple]:
+    conn = apsw.Connection(str(data_dir / DB_FILENAME))
+    conn.setbusytimeout(5000)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_a_turn_on_one_server_makes_the_same_session_queued_on_the_other(pair):
+    a, b = await pair(), await pair()
+    a.model.answer(reply(SLOW, chunks=10, chunk_delay_s=0.2))
+    client_a, client_b = a.aclient(), b.aclient(max_retries=3)
+    stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-409"))
+    running = stream.response.headers["x-request-id"]
+    await first_chunk(stream)
+    with pytest.raises(openai.ConflictError) as err:
+        await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "me too"}],
+                                               extra_headers=headers("s-409"))
+    assert err.value.body["code"] == "queued" and err.value.body["running_request_id"] == running
+    assert err.value.response.headers["x-should-retry"] == "false"
+    await b.assert_outcome(err.value.request_id, "queued", 409)
+    async for _ in stream:
+        pass
+    # A's run ended: its lease is gone, and B now serves the session.
+    after = await client_b.chat.completions.create(
+        model=MODEL, extra_headers=headers("s-409"),
+        messages=[{"role": "user", "content": "go"}, {"role": "assistant", "content": SLOW},
+                  {"role": "user", "content": "next"}])
+    assert after.choices[0].message.content == "echo: next"
+    await client_a.close()
+    await client_b.close()
+
+
+async def test_a_refused_claim_on_the_other_server_writes_nothing(pair):
+    a, b = await pair(), await pair()
+    a.model.answer(reply(SLOW, chunks=10, chunk_delay_s=0.2))
+    client_a = a.aclient()
+    stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-claim"))
+    await first_chunk(stream)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        # The native API starts its run without the compat busy check: the lease claim itself refuses it.
+        async with http.post(f"{b.api}/sessions/s-claim/messages", json={"content": "me too", "stream": False}) as r:
+            assert r.status == 409
+            assert (await r.json())["error"]["code"] == "session_busy"
+            assert r.headers["X-BMO-Run-Id"] == stream.response.headers["x-request-id"]
+    async for _ in stream:
+        pass
+    data_dir = a.host.data_dir
+    assert db_rows(data_dir, "SELECT COUNT(*) FROM runs WHERE session_id = 's-claim'") == [(1,)]
+    contents = db_rows(data_dir, "SELECT message FROM session_messages WHERE session_id = 's-claim'")
+    assert not [c for (c,) in contents if "me too" in c]
+    await client_a.close()
+
+
+async def test_resume_on_the_other_server_streams_what_the_starter_got(pair):
+    a, b = await pair(), await pair()
+    a.model.answer(reply(SLOW, chunks=12, chunk_delay_s=0.15))
+    client_a, client_b = a.aclient(), b.aclient()
+    stream = await client_a.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "go"}], stream=True,
+        stream_options={"include_usage": True}, extra_headers=headers("s-resume"))
+    running = stream.response.headers["x-request-id"]
+    got_a = await first_chunk(stream)
+    resumed = await client_b.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "go"}], stream=True, stream_options={"include_usage": True},
+        extra_headers=headers("s-resume", **{"X-BMO-Resume": running}))
+    got_b = [c async for c in resumed]
+    got_a += [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in got_b if c.choices) == SLOW
+    assert shape(got_b) == shape(got_a)
+    assert got_b[-1].usage == got_a[-1].usage and got_a[-1].usage is not None
+    await b.assert_outcome(resumed.response.headers["x-request-id"], "resumed", 200)
+    await a.assert_outcome(running, "final_answer", 200)
+    # Finished, the run is still resumable from the other server (within the log's grace period).
+    again = await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                   extra_headers={"X-BMO-Resume": running})
+    assert again.choices[0].message.content == SLOW
+    await client_a.close()
+    await client_b.close()
+
+
+async def test_a_cancel_on_the_other_server_stops_the_run(pair):
+    a, b = await pair(), await pair()
+    a.model.answer(reply(SLOW, chunks=40, chunk_delay_s=0.25))
+    client_a = a.aclient()
+    stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-cancel"))
+    running = stream.response.headers["x-request-id"]
+    await first_chunk(stream)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with http.post(f"{b.api}/sessions/s-cancel/cancel", json={"reason": "stop from B"}) as r:
+            assert r.status == 200
+            body = await r.json()
+    assert body["outcome"] == "cancelled" and body["run"]["id"] == running and body["run"]["done"] is True
+    with pytest.raises(openai.APIError):  # the stream ends with the cancel's error event
+        async for _ in stream:
+            pass
+    assert await a.up.wait_disconnect(timeout=10) >= 1  # the upstream call was stopped, not left running
+    row = db_rows(a.host.data_dir, "SELECT outcome, cancel_reason FROM runs WHERE id = ?", (running,))
+    assert row == [("cancelled", "stop from B")]
+    audit = db_rows(a.host.data_dir, "SELECT action FROM operation_audit WHERE run_id = ? ORDER BY id", (running,))
+    assert ("run.cancel_requested",) in audit and ("run.cancelled",) in audit
+    await client_a.close()
+
+
+async def test_starting_a_server_on_a_shared_store_leaves_a_live_peers_run_alone(pair):
+    first = await pair()
+    b = await pair()  # B never held the data dir's lock: first did
+    await first.server.stop()
+    b.model.answer(reply(SLOW, chunks=10, chunk_delay_s=0.2))
+    client_b = b.aclient()
+    stream = await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-peer"))
+    running = stream.response.headers["x-request-id"]
+    await first_chunk(stream)
+    c = await pair()  # takes the now free lock: its start-up recovery must not close B's running run
+    assert db_rows(c.host.data_dir, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [(None,)]
+    rest = [ch async for ch in stream]
+    assert rest[-1].choices[0].finish_reason == "stop"
+    await b.assert_outcome(running, "final_answer", 200)
+    assert db_rows(c.host.data_dir, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [("final_answer",)]
+    await client_b.close()
+
+
+async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_its_run_closed(tmp_path, pair):
+    ttl = 2.0
+    b = await pair(ttl=ttl)
+    b.model.answer(reply(SLOW, chunks=200, chunk_delay_s=0.1))
+    toml = compat_toml(b.up, b.workspace, SHARED.format(ttl=ttl), ambiguity_action="code")
+    data_dir = b.host.data_dir
+    config = tmp_path / "a.toml"
+    config.write_text(toml)
+    a = spawn_serve(["--addr", "127.0.0.1:0", "--config", str(config), "--auth-token", TOKEN],
+                    data_dir=data_dir, env=clean_env(tmp_path, BMO_LOAD_PLUGINS="openai_compat", BMO_WORKER_ID="a"))
+    try:
+        assert a.url, a.stderr()
+        client_a = openai.AsyncOpenAI(base_url=a.url + "/v1", api_key=TOKEN, max_retries=0, timeout=20)
+        client_b = b.aclient()
+        stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                        stream=True, extra_headers=headers("s-kill"))
+        running = stream.response.headers["x-request-id"]
+        await first_chunk(stream)
+        follower = await client_b.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "go"}], stream=True,
+            extra_headers=headers("s-kill", **{"X-BMO-Resume": running}))
+        await first_chunk(follower)
+        a.terminate(signal.SIGKILL)
+        killed = time.monotonic()
+        # The follower on B ends as a crash ends a run, once the lease expired: an error event, not a hang.
+        with pytest.raises(openai.APIError) as err:
+            async with asyncio.timeout(ttl * 6):
+                async for _ in follower:
+                    pass
+        assert "interrupted" in str(err.value)
+        assert time.monotonic() - killed >= ttl * 0.5
+        # The session is B's now, and the dead run is closed as start-up recovery closes one.
+        again = await client_b.chat.completions.create(
+            model=MODEL, extra_headers=headers("s-kill"), messages=[{"role": "user", "content": "again"}])
+        assert again.choices[0].message.content
+        assert db_rows(data_dir, "SELECT outcome, error, error_status FROM runs WHERE id = ?", (running,)) == [
+            ("error", "interrupted: the server stopped", 500)]
+        assert db_rows(data_dir, "SELECT status, outcome FROM openai_compat_runs WHERE request_id = ?",
+                       (running,)) == [("interrupted", "error_500")]
+        repaired = db_rows(data_dir, "SELECT actor FROM operation_audit WHERE session_id = 's-kill'"
+                                     " AND action = 'session.repaired'")
+        assert repaired == [("bmo",)]
+        assert db_rows(data_dir, "SELECT COUNT(*) FROM session_leases WHERE run_id = ?", (running,)) == [(0,)]
+        await client_a.close()
+        await client_b.close()
+    finally:
+        if a.proc.poll() is None:
+            a.terminate(signal.SIGKILL)
