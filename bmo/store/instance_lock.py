@@ -4,7 +4,7 @@ Several ``bmo serve`` processes on one SQLite data dir are not supported. Start-
 recovery closes what a dead process left ``running``; a second live server would see the first
 one's in-flight rows as such, so recovery runs only while this lock is held. The kernel drops
 the lock when its holder dies, kill -9 included: a stale lock file never blocks a restart.
-Under ``bmo serve --workers N`` the supervisor holds the lock and names the one worker that recovers.
+Under ``bmo serve --workers N`` the supervisor holds it while its workers serve.
 """
 
 from __future__ import annotations
@@ -17,24 +17,14 @@ from typing import Any
 
 LOCK_FILENAME = "serve.lock"
 _STATE_KEY = "store.instance_lock"
-_CHOSEN = -2  # a worker the supervisor chose to run recovery; the supervisor holds the lock
-# What a worker of ``bmo serve --workers N`` was told (bmo.server.workers.env.RECOVERY_ENV).
-_RECOVERY_ENV = "BMO_STARTUP_RECOVERY"
-_WORKER_SKIP_REASON = ("another worker of this server ran start-up recovery; "
-                       "a restarted worker's interrupted runs are closed when their leases expire")
 
 
 def sole_server(host: Any) -> bool:
     """True when this host holds its data dir's lock (taken on the first call, kept until :func:`release`)."""
     held = host.state.get(_STATE_KEY)
     if held is None:
-        told = (host.env if host.env is not None else os.environ).get(_RECOVERY_ENV)
-        if told is None:
-            held = _try_lock(host.data_dir / LOCK_FILENAME)
-        else:  # a worker: the supervisor holds the lock and chose who recovers
-            held = _CHOSEN if told == "1" else -1
-        host.state[_STATE_KEY] = held
-    return held >= 0 or held == _CHOSEN
+        held = host.state[_STATE_KEY] = _try_lock(host.data_dir / LOCK_FILENAME)
+    return held >= 0
 
 
 async def recover_if_sole(host: Any, owner: str, job: Callable, closed_key: str) -> dict[str, int] | None:
@@ -51,9 +41,6 @@ async def recover_if_sole(host: Any, owner: str, job: Callable, closed_key: str)
                   hint="runs of a server that died are closed when their session lease expires (bmo.cluster)")
         return None
     if not sole_server(host):
-        if (host.env if host.env is not None else os.environ).get(_RECOVERY_ENV) == "0":
-            host.emit(f"{owner}.recovery_skipped", "info", reason=_WORKER_SKIP_REASON)
-            return None
         host.emit(f"{owner}.recovery_skipped", "warn", reason="another bmo serve holds this data dir",
                   hint="one server per data dir is supported; stop the other one")
         return None

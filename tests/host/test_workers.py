@@ -109,11 +109,15 @@ def test_bmo_logs_reads_the_records_of_every_worker(shared):
     assert sorted(json.loads(line)["worker"] for line in out.stdout.splitlines()) == ["w1", "w2"]
 
 
-def test_only_the_first_worker_runs_startup_recovery(shared):
+def test_workers_leave_recovery_to_leases_and_the_supervisor_holds_the_data_dir(shared):
     _, data = shared
-    assert [r["worker"] for r in records(data, "agent.recovered")] == ["w1"]
+    assert records(data, "agent.recovered") == []  # a worker restarted while others serve must not close their runs
     skipped = records(data, "agent.recovery_skipped")
-    assert [(r["worker"], r["level"]) for r in skipped] == [("w2", "info")]
+    assert sorted((r["worker"], r["level"]) for r in skipped) == [("w1", "info"), ("w2", "info")]
+    # A plain bmo serve on the same data dir sees the supervisor's lock and leaves the workers' runs alone.
+    from bmo.store.instance_lock import LOCK_FILENAME, _try_lock
+
+    assert _try_lock(data / LOCK_FILENAME) == -1
 
 
 def test_bmo_plugins_lists_the_serving_workers(shared):

@@ -8,9 +8,6 @@ LISTEN_FD_ENV = "BMO_LISTEN_FD"
 READY_FD_ENV = "BMO_READY_FD"
 # The supervisor's pid: a worker whose parent is no longer it exits.
 SUPERVISOR_PID_ENV = "BMO_SUPERVISOR_PID"
-# Whether this worker runs start-up crash recovery: "1" (the first worker at launch), "0", or
-# "locked" (another bmo serve holds the data dir, so nobody here may).
-RECOVERY_ENV = "BMO_STARTUP_RECOVERY"
 # The supervisor's records go beside the workers' own, under this name.
 SUPERVISOR_NAME = "supervisor"
 # Worker records are written under <log dir>/workers/<worker id>/.

@@ -25,7 +25,6 @@ from bmo.host import HostPlan
 from bmo.server.workers.env import (
     LISTEN_FD_ENV,
     READY_FD_ENV,
-    RECOVERY_ENV,
     SUPERVISOR_NAME,
     SUPERVISOR_PID_ENV,
 )
@@ -135,15 +134,13 @@ class Supervisor:
 
     def _serve(self, on_ready: Callable[[int], None]) -> None:
         migrate(self.plan)
-        # Held while the server lives: another `bmo serve` on this data dir skips its recovery, as today.
+        # Held while the server lives: a plain `bmo serve` on this data dir then skips its start-up recovery
+        # (it would close the workers' live runs). The workers share the store: leases close a dead one's runs.
         self.lock_fd = _try_lock(self.plan.data_dir / LOCK_FILENAME)
         try:
-            # The first worker runs start-up recovery alone, before any other serves a request.
-            self._spawn(self.slots[0], "1" if self.lock_fd >= 0 else "locked")
-            self._await_ready(self.slots[:1])
-            for slot in self.slots[1:]:
-                self._spawn(slot, self._later_recovery())
-            self._await_ready(self.slots[1:])
+            for slot in self.slots:
+                self._spawn(slot)
+            self._await_ready(self.slots)
             if self.stopping:
                 return
             port = self.sock.getsockname()[1]
@@ -156,17 +153,14 @@ class Supervisor:
                 os.close(self.lock_fd)
                 self.lock_fd = -1
 
-    def _later_recovery(self) -> str:
-        return "0" if self.lock_fd >= 0 else "locked"
-
     # -- starting workers ----------------------------------------------------------------
-    def _spawn(self, slot: WorkerSlot, recovery: str) -> None:
+    def _spawn(self, slot: WorkerSlot) -> None:
         read_end, write_end = os.pipe()
         listen_fd = self.sock.fileno()
         env = {
             **self.base_env, WORKER_ID_ENV: slot.worker_id, STORE_SHARED_ENV: "1",
             WORKER_RECORDS_ENV: slot.worker_id, LISTEN_FD_ENV: str(listen_fd), READY_FD_ENV: str(write_end),
-            SUPERVISOR_PID_ENV: str(os.getpid()), RECOVERY_ENV: recovery,
+            SUPERVISOR_PID_ENV: str(os.getpid()),
         }
         try:
             slot.proc = subprocess.Popen(list(self.command(self.sock.getsockname()[1])), env=env, pass_fds=(listen_fd, write_end),
@@ -235,7 +229,7 @@ class Supervisor:
                     elif not slot.ready and now - slot.spawned_at > START_TIMEOUT_S:
                         slot.proc.kill()  # a worker stuck in start-up: its exit is handled next pass
                 elif slot.restart_at is not None and now >= slot.restart_at:
-                    self._spawn(slot, self._later_recovery())
+                    self._spawn(slot)
 
     def _exited(self, slot: WorkerSlot, code: int, now: float) -> None:
         was_ready, pid = slot.ready, slot.proc.pid
