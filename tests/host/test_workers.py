@@ -199,3 +199,18 @@ def test_one_worker_is_todays_single_process(tmp_path, upstream):
     finally:
         stop(server)
     assert "workers:" not in server.stderr()
+
+
+def test_startup_advice_is_printed_once_not_once_per_worker(tmp_path):
+    from bmo.testing.harness import free_port, spawn_serve
+
+    cfg = tmp_path / "bmo.toml"
+    cfg.write_text('[options.openai_compat]\nenabled = true\n\n[agent]\ndefault_model = "dead/m"\n\n'
+                   f'[providers.dead]\nkind = "openai"\nbase_url = "http://127.0.0.1:{free_port()}/v1"\nmodels = []\n')
+    server = spawn_serve(["--workers", "2", "--addr", "127.0.0.1:0", "--config", str(cfg)], data_dir=tmp_path / "data",
+                         env=clean_env(tmp_path, BMO_AUTH_TOKEN=TOKEN), cwd=tmp_path, timeout=120)
+    try:
+        assert server.url, server.stderr()
+    finally:
+        stop(server)
+    assert server.stderr().count("no configured provider (dead) answered with a model list") == 1
