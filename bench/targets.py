@@ -6,6 +6,7 @@
 - ``bmo-noledger``: the same as ``bmo`` with ``BMO_TEST_NO_LEDGER=1`` (ledger on/off pair).
 - ``litellm``: LiteLLM proxy from ``bench/.venv-litellm``, no database, no callbacks.
 - ``bmo-base``: ``bmo`` from another build (``--baseline PATH``), for a before/after in one run.
+- ``bmo-w2``: ``bmo`` as ``bmo serve --workers 2`` over one SQLite data dir (``python -m bench.workers``).
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ def bmo_config(upstream_port: int, models: list[str], otlp_port: int | None, wor
 
 
 def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
-              otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None) -> Target:
-    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``."""
+              otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None,
+              workers: int = 1) -> Target:
+    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``; ``workers`` processes."""
     home = work / name
     if home.exists():
         shutil.rmtree(home)
@@ -128,10 +130,13 @@ def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
         env["BMO_TEST_NO_LEDGER"] = "1"
     argv = [str(binary or find_bmo()), "serve", "--addr", f"127.0.0.1:{port}", "--auth-token", BMO_TOKEN,
             "--config", str(config), "--data-dir", str(data)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     proc = Proc(name, argv, log=home / "serve.log", env=env, cwd=home)
     proc.wait_log(r"BMO serving on (http://\S+)/v1", timeout=60)
     target = Target(name, "bmo", f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {BMO_TOKEN}"}, "up/", proc, data)
-    target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger, "binary": str(binary or find_bmo())}
+    target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger, "binary": str(binary or find_bmo()),
+                    "workers": workers}
     return target
 
 
