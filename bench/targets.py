@@ -114,7 +114,10 @@ def bmo_config(upstream_port: int, models: list[str], otlp_port: int | None, wor
 def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
               otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None,
               workers: int = 1) -> Target:
-    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``; ``workers`` processes."""
+    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``.
+
+    ``workers`` > 1 runs it as ``bmo serve --workers N`` (target ``bmo-w2``).
+    """
     home = work / name
     if home.exists():
         shutil.rmtree(home)

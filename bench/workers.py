@@ -31,7 +31,8 @@ def worker_spread(target: Target) -> dict[str, int]:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {BMO_TOKEN}"})
     with urllib.request.urlopen(request, timeout=20) as response:
         section = json.loads(response.read()).get("workers") or {}
-    return {w["worker"]: w["counts"].get("requests") or 0 for w in section.get("workers", []) if w["state"] == "serving"}
+    rows = [w for w in section.get("workers", []) if w["state"] == "serving"]
+    return {w["worker"]: w["counts"].get("requests") or 0 for w in rows}
 
 
 def summary(rows: list[dict]) -> dict:
@@ -57,7 +58,8 @@ def report(result: dict) -> str:
     for scenario, targets in result["summary"].items():
         one, two = targets.get("bmo"), targets.get("bmo-w2")
         if one and two:
-            lines.append(f"| {scenario} | {two['rps'] / one['rps']:.2f} | {two['cpu_ms_per_req'] / one['cpu_ms_per_req']:.2f} |")
+            cpu = two["cpu_ms_per_req"] / one["cpu_ms_per_req"]
+            lines.append(f"| {scenario} | {two['rps'] / one['rps']:.2f} | {cpu:.2f} |")
     spread = result.get("spread") or {}
     if spread:
         total = sum(spread.values()) or 1

@@ -45,7 +45,8 @@ async def pinned(url: str, *, on: str | None = None, not_on: str | None = None):
                                  headers={"Authorization": f"Bearer {TOKEN}"})
         worker = (await http.get(url + "/healthz")).headers["x-bmo-worker"]
         if (on is None or worker == on) and worker != not_on:
-            return openai.AsyncOpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0, http_client=http), worker, http
+            client = openai.AsyncOpenAI(base_url=url + "/v1", api_key=TOKEN, max_retries=0, http_client=http)
+            return client, worker, http
         await http.aclose()
     raise AssertionError(f"no connection landed on the worker wanted (on={on}, not_on={not_on})")
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the ``bmo serve --workers N`` tests: a fake model on its own thread, the process tree, HTTP probes."""
+"""Shared pieces of the ``bmo serve --workers N`` tests: a fake model on its thread, the process tree, HTTP probes."""
 
 from __future__ import annotations
 

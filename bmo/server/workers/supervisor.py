@@ -163,8 +163,9 @@ class Supervisor:
             SUPERVISOR_PID_ENV: str(os.getpid()),
         }
         try:
-            slot.proc = subprocess.Popen(list(self.command(self.sock.getsockname()[1])), env=env, pass_fds=(listen_fd, write_end),
-                                         stdin=subprocess.DEVNULL, process_group=0)
+            argv = list(self.command(self.sock.getsockname()[1]))
+            slot.proc = subprocess.Popen(argv, env=env, pass_fds=(listen_fd, write_end), stdin=subprocess.DEVNULL,
+                                         process_group=0)
         except BaseException:
             os.close(read_end)
             raise
@@ -244,7 +245,8 @@ class Supervisor:
                           uptime_s=round(lived, 1), during_startup=not was_ready, restart_in_s=delay)
         if slot.failures >= MAX_START_FAILURES:
             raise SupervisorStopped(
-                f"worker {slot.worker_id} failed to start {slot.failures} times in a row (last: {describe_exit(code)}); "
+                f"worker {slot.worker_id} failed to start {slot.failures} times in a row "
+                f"(last: {describe_exit(code)}); "
                 "stopping the server. Its messages above say why; fix that and start bmo serve again")
         slot.restart_at = now + delay
 
