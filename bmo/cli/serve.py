@@ -92,8 +92,8 @@ def _supervise(plan, count: int, settings: ServeSettings, config_files) -> None:
     supervisor = Supervisor(plan, count, command, env)
     try:
         supervisor.run(lambda port: click.echo(ready_message(plan, port, workers=count), err=True))
-    except OSError as exc:
-        click.echo(f"bmo serve: cannot bind {settings.addr}: {exc.strerror or exc}", err=True)
+    except OSError as exc:  # the system's words, without socket.create_server's "(while attempting ...)"
+        click.echo(f"bmo serve: cannot bind {settings.addr}: {os.strerror(exc.errno) if exc.errno else exc}", err=True)
         sys.exit(1)
     except SupervisorStopped as exc:
         click.echo(f"bmo serve: {exc}", err=True)

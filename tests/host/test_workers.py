@@ -214,3 +214,18 @@ def test_startup_advice_is_printed_once_not_once_per_worker(tmp_path):
     finally:
         stop(server)
     assert server.stderr().count("no configured provider (dead) answered with a model list") == 1
+
+
+def test_a_port_in_use_is_the_same_clear_error_with_workers(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([*bmo_command(), "serve", "--workers", "2", "--allow-no-auth", "--addr",
+                                 f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")],
+                                capture_output=True, text=True, env=clean_env(tmp_path, BMO_LOAD_PLUGINS=""), timeout=60)
+    assert result.returncode == 1
+    assert f"bmo serve: cannot bind 127.0.0.1:{port}: Address already in use\n" in result.stderr
+    assert "Traceback" not in result.stderr and "while attempting" not in result.stderr
