@@ -61,10 +61,11 @@ def bmo_config_show(register):
 
 @hookimpl
 def bmo_migrations(register):
+    from bmo.agent import migrations_postgresql
     from bmo.agent.store import MIGRATION_OWNER, MIGRATIONS
 
     for version, sql in MIGRATIONS:
-        register(MIGRATION_OWNER, version, sql)
+        register(MIGRATION_OWNER, version, sql, postgresql=migrations_postgresql.MIGRATIONS.get(version))
 
 
 @hookimpl

@@ -28,7 +28,7 @@ from bmo.server.workers.env import (
     SUPERVISOR_NAME,
     SUPERVISOR_PID_ENV,
 )
-from bmo.store import Database, collect_migrations
+from bmo.store import collect_migrations, database_for
 from bmo.store.instance_lock import LOCK_FILENAME, _try_lock
 from bmo.tracing.records import WORKER_RECORDS_ENV, RecordLog
 
@@ -86,7 +86,7 @@ def migrate(plan: HostPlan) -> None:
     """Every plugin's migrations, once, before any worker opens the store."""
 
     async def run() -> None:
-        db = Database(plan.db_path)
+        db = database_for(plan.config.section("store").url, plan.data_dir)
         try:
             await db.open(collect_migrations(plan.pm))
         finally:

@@ -8,6 +8,7 @@ from bmo.hookspecs import hookimpl
 from bmo_openai_compat import config_show, hookspecs
 from bmo_openai_compat.config import SECTION, OpenAICompatOptions
 from bmo_openai_compat.migrations import MIGRATIONS, OWNER
+from bmo_openai_compat.migrations_postgresql import MIGRATIONS as POSTGRESQL_MIGRATIONS
 from bmo_openai_compat.observe import outcomes
 
 # Server-side modules load in the server-side hooks, so `bmo config …` and `bmo logs` start fast.
@@ -62,7 +63,7 @@ def bmo_config_show(register):
 @hookimpl
 def bmo_migrations(register):
     for version, sql in MIGRATIONS:
-        register(OWNER, version, sql)
+        register(OWNER, version, sql, postgresql=POSTGRESQL_MIGRATIONS.get(version))
 
 
 def _auth_failure_observer(route: str):

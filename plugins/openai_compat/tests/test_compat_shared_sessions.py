@@ -1,8 +1,9 @@
 """Sessions across servers sharing one store (``[store] shared = true``): the 409, resume, cancel and a
 crashed holder's take-over work from whichever server a request lands on (issue 14 point 2).
 
-Two real servers over one data dir (SQLite WAL), the real ``openai`` SDK as the client; a server that
-must die with kill -9 is a ``bmo serve`` process.
+Two real servers over one store — one data dir (SQLite WAL), or one throw-away PostgreSQL (the
+``store_url`` fixture parameter) — and the real ``openai`` SDK as the client; a server that must die
+with kill -9 is a ``bmo serve`` process.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ import signal
 import time
 
 import aiohttp
-import apsw
 import openai
 import pytest
 import pytest_asyncio
 from compat_support import MODEL, TOKEN, Compat, ScriptedModel, compat_toml
 
-from bmo.store import DB_FILENAME
 from bmo.testing.fake_upstream import FakeUpstream, reply
 from bmo.testing.harness import clean_env, spawn_serve, start_server
 
@@ -31,8 +30,8 @@ def headers(session_id: str, **extra: str) -> dict:
 
 
 @pytest_asyncio.fixture
-async def pair(tmp_path):
-    """``await pair(ttl=...)`` -> (A, B): two servers on one data dir and one fake model."""
+async def pair(tmp_path, store_url):
+    """``await pair(ttl=...)`` -> one more server on the test's shared store, all in front of one fake model."""
     started: list[Compat] = []
     model = ScriptedModel()
     up = await FakeUpstream(models=["fake-model"], default=model).start()
@@ -41,7 +40,8 @@ async def pair(tmp_path):
 
     async def start(ttl: float = 10.0) -> Compat:
         toml = compat_toml(up, workspace, SHARED.format(ttl=ttl), ambiguity_action="code")
-        server = await start_server(tmp_path / "data", config_toml=toml, token=TOKEN, load_plugins="openai_compat")
+        server = await start_server(tmp_path / "data", config_toml=toml, token=TOKEN, load_plugins="openai_compat",
+                                    store_url=store_url)
         started.append(Compat(server, up, model, workspace))
         return started[-1]
 
@@ -67,13 +67,9 @@ def shape(chunks) -> list[tuple]:
             for c in chunks if c.choices]
 
 
-def db_rows(data_dir, sql: str, params=()) -> list[tuple]:
-    conn = apsw.Connection(str(data_dir / DB_FILENAME))
-    conn.setbusytimeout(5000)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+async def db_rows(compat: Compat, sql: str, params=()) -> list[tuple]:
+    """Rows of the shared store, read through one server's own store (either backend)."""
+    return [tuple(row.values()) for row in await compat.host.db.fetchall(sql, params)]
 
 
 async def test_a_turn_on_one_server_makes_the_same_session_queued_on_the_other(pair):
@@ -117,9 +113,8 @@ async def test_a_refused_claim_on_the_other_server_writes_nothing(pair):
             assert r.headers["X-BMO-Run-Id"] == stream.response.headers["x-request-id"]
     async for _ in stream:
         pass
-    data_dir = a.host.data_dir
-    assert db_rows(data_dir, "SELECT COUNT(*) FROM runs WHERE session_id = 's-claim'") == [(1,)]
-    contents = db_rows(data_dir, "SELECT message FROM session_messages WHERE session_id = 's-claim'")
+    assert await db_rows(a, "SELECT COUNT(*) FROM runs WHERE session_id = 's-claim'") == [(1,)]
+    contents = await db_rows(a, "SELECT message FROM session_messages WHERE session_id = 's-claim'")
     assert not [c for (c,) in contents if "me too" in c]
     await client_a.close()
 
@@ -168,9 +163,9 @@ async def test_a_cancel_on_the_other_server_stops_the_run(pair):
         async for _ in stream:
             pass
     assert await a.up.wait_disconnect(timeout=10) >= 1  # the upstream call was stopped, not left running
-    row = db_rows(a.host.data_dir, "SELECT outcome, cancel_reason FROM runs WHERE id = ?", (running,))
+    row = await db_rows(a, "SELECT outcome, cancel_reason FROM runs WHERE id = ?", (running,))
     assert row == [("cancelled", "stop from B")]
-    audit = db_rows(a.host.data_dir, "SELECT action FROM operation_audit WHERE run_id = ? ORDER BY id", (running,))
+    audit = await db_rows(a, "SELECT action FROM operation_audit WHERE run_id = ? ORDER BY id", (running,))
     assert ("run.cancel_requested",) in audit and ("run.cancelled",) in audit
     await client_a.close()
 
@@ -186,15 +181,16 @@ async def test_starting_a_server_on_a_shared_store_leaves_a_live_peers_run_alone
     running = stream.response.headers["x-request-id"]
     await first_chunk(stream)
     c = await pair()  # takes the now free lock: its start-up recovery must not close B's running run
-    assert db_rows(c.host.data_dir, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [(None,)]
+    assert await db_rows(c, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [(None,)]
     rest = [ch async for ch in stream]
     assert rest[-1].choices[0].finish_reason == "stop"
     await b.assert_outcome(running, "final_answer", 200)
-    assert db_rows(c.host.data_dir, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [("final_answer",)]
+    assert await db_rows(c, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [("final_answer",)]
     await client_b.close()
 
 
-async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_its_run_closed(tmp_path, pair):
+async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_its_run_closed(tmp_path, pair,
+                                                                                              store_url):
     ttl = 2.0
     b = await pair(ttl=ttl)
     b.model.answer(reply(SLOW, chunks=200, chunk_delay_s=0.1))
@@ -203,7 +199,8 @@ async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_it
     config = tmp_path / "a.toml"
     config.write_text(toml)
     a = spawn_serve(["--addr", "127.0.0.1:0", "--config", str(config), "--auth-token", TOKEN],
-                    data_dir=data_dir, env=clean_env(tmp_path, BMO_LOAD_PLUGINS="openai_compat", BMO_WORKER_ID="a"))
+                    data_dir=data_dir, env=clean_env(tmp_path, BMO_LOAD_PLUGINS="openai_compat", BMO_WORKER_ID="a",
+                                  **({"BMO_STORE_URL": store_url} if store_url else {})))
     try:
         assert a.url, a.stderr()
         client_a = openai.AsyncOpenAI(base_url=a.url + "/v1", api_key=TOKEN, max_retries=0, timeout=20)
@@ -229,16 +226,60 @@ async def test_a_killed_holder_frees_its_session_after_the_lease_expires_with_it
         again = await client_b.chat.completions.create(
             model=MODEL, extra_headers=headers("s-kill"), messages=[{"role": "user", "content": "again"}])
         assert again.choices[0].message.content
-        assert db_rows(data_dir, "SELECT outcome, error, error_status FROM runs WHERE id = ?", (running,)) == [
+        assert await db_rows(b, "SELECT outcome, error, error_status FROM runs WHERE id = ?", (running,)) == [
             ("error", "interrupted: the server stopped", 500)]
-        assert db_rows(data_dir, "SELECT status, outcome FROM openai_compat_runs WHERE request_id = ?",
+        assert await db_rows(b, "SELECT status, outcome FROM openai_compat_runs WHERE request_id = ?",
                        (running,)) == [("interrupted", "error_500")]
-        repaired = db_rows(data_dir, "SELECT actor FROM operation_audit WHERE session_id = 's-kill'"
+        repaired = await db_rows(b, "SELECT actor FROM operation_audit WHERE session_id = 's-kill'"
                                      " AND action = 'session.repaired'")
         assert repaired == [("bmo",)]
-        assert db_rows(data_dir, "SELECT COUNT(*) FROM session_leases WHERE run_id = ?", (running,)) == [(0,)]
+        assert await db_rows(b, "SELECT COUNT(*) FROM session_leases WHERE run_id = ?", (running,)) == [(0,)]
         await client_a.close()
         await client_b.close()
     finally:
         if a.proc.poll() is None:
             a.terminate(signal.SIGKILL)
+
+
+async def test_a_run_longer_than_the_lease_keeps_its_session_by_renewing(pair):
+    ttl = 2.0
+    a, b = await pair(ttl=ttl), await pair(ttl=ttl)
+    a.model.answer(reply(SLOW, chunks=30, chunk_delay_s=0.2))
+    client_a, client_b = a.aclient(), b.aclient()
+    started = time.monotonic()
+    stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-renew"))
+    running = stream.response.headers["x-request-id"]
+    await first_chunk(stream)
+    await asyncio.sleep(max(0.0, ttl * 2 - (time.monotonic() - started)))  # past two TTLs: only renewals kept it
+    with pytest.raises(openai.ConflictError) as err:
+        await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "me too"}],
+                                               extra_headers=headers("s-renew"))
+    assert err.value.body["running_request_id"] == running
+    rest = [c async for c in stream]
+    assert rest[-1].choices[0].finish_reason == "stop"
+    await a.assert_outcome(running, "final_answer", 200)
+    assert await db_rows(a, "SELECT outcome FROM runs WHERE id = ?", (running,)) == [("final_answer",)]
+    await client_a.close()
+    await client_b.close()
+
+
+async def test_a_finished_runs_event_log_goes_after_the_grace_period(pair):
+    from bmo.cluster import run_log
+
+    a, b = await pair(), await pair()
+    client_a, client_b = a.aclient(), b.aclient()
+    done = await client_a.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}], extra_headers=headers("s-prune"))
+    run_id = done.headers["x-request-id"]
+    await b.host.db.run_write(run_log.prune_job(time.time()))  # within the grace period: kept
+    again = await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                                   extra_headers={"X-BMO-Resume": run_id})
+    assert again.choices[0].message.content == "echo: hello"
+    await b.host.db.run_write(run_log.prune_job(time.time() + run_log.KEEP_FINISHED_S + 1))
+    assert await db_rows(a, "SELECT COUNT(*) FROM run_event_log WHERE run_id = ?", (run_id,)) == [(0,)]
+    with pytest.raises(openai.NotFoundError):
+        await client_b.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                               extra_headers={"X-BMO-Resume": run_id})
+    await client_a.close()
+    await client_b.close()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from bmo.tracing.records import now_iso
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.ledger import Ledger
@@ -49,12 +51,23 @@ def close_rows(conn: Any, request_ids: list[str], *, run_ids: list[str] | None =
                             terminal=True, outcome=outcomes.ERROR_500)(conn)
         Ledger.update_run(request_id, {"status": STATUS, "outcome": outcomes.ERROR_500, "finished_at": at,
                                        "elapsed_ms": elapsed, "error": INTERRUPTED})(conn)
+    return {"ledger_rows_closed": len(request_ids), "responses_failed": _fail_open_responses(conn, run_ids)}
+
+
+def _fail_open_responses(conn: Any, run_ids: list[str] | None = None) -> int:
+    """Mark stored responses left ``in_progress`` (of ``run_ids``; None: all) failed, in row and body; how many."""
+    # The body is edited here, not with SQLite's json_set: one text for both backends.
     only = "" if run_ids is None else f" AND run_id IN ({', '.join('?' * len(run_ids))})"
-    conn.execute(
-        "UPDATE openai_compat_responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
-        " '$.error', json_object('code', 'server_error', 'message', ?)) WHERE status = 'in_progress'" + only,
-        (INTERRUPTED, *(run_ids or ())))
-    return {"ledger_rows_closed": len(request_ids), "responses_failed": conn.changes()}
+    open_rows = conn.execute(
+        "SELECT response_id, response FROM openai_compat_responses WHERE status = 'in_progress'" + only,
+        tuple(run_ids or ())).fetchall()
+    for response_id, body in open_rows:
+        response = msgspec.json.decode(body)
+        response["status"] = "failed"
+        response["error"] = {"code": "server_error", "message": INTERRUPTED}
+        conn.execute("UPDATE openai_compat_responses SET status = 'failed', response = ? WHERE response_id = ?",
+                     (msgspec.json.encode(response).decode(), response_id))
+    return len(open_rows)
 
 
 async def recover(host: Any) -> dict[str, int] | None:
