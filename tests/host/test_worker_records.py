@@ -88,3 +88,24 @@ def test_a_worker_whose_heartbeat_is_stale_is_shown_as_gone(tmp_path):
     assert [(w["worker"], w["state"]) for w in shown] == [("w1", "serving"), ("w2", "gone"), ("w3", "stopped")]
     # Only a serving worker has work in flight; the counts of the others stay as they were last reported.
     assert [(w["in_flight"], w["streams"], w["counts"]["requests"]) for w in shown] == [(3, 1, 9), (0, 0, 9), (0, 0, 9)]
+
+
+async def test_every_server_on_a_shared_store_is_in_the_posture_on_both_backends(tmp_path, store_url, monkeypatch):
+    from bmo.testing.harness import start_server
+
+    servers = []
+    try:
+        for name in ("a", "b"):  # two servers on one store, as two hosts on one PostgreSQL would be
+            monkeypatch.setenv("BMO_WORKER_ID", name)
+            servers.append(await start_server(tmp_path / "data", config_toml="[store]\nshared = true\n",
+                                              load_plugins="", store_url=store_url))
+        section = await servers[0].host.posture()
+        rows = {w["worker"]: w for w in section["workers"]["workers"]}
+        assert sorted(rows) == ["a", "b"] and rows["a"]["answering"] and not rows["b"]["answering"]
+        assert section["workers"]["serving"] == 2
+        await servers[1].stop()
+        section = await servers[0].host.posture()
+        assert {w["worker"]: w["state"] for w in section["workers"]["workers"]} == {"a": "serving", "b": "stopped"}
+    finally:
+        for server in servers:
+            await server.stop()
