@@ -2,58 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import time
 from pathlib import Path
 
 from bmo.server.workers.registry import worker_rows
+from bmo.store import DB_FILENAME, database_for
 
 _ROWS = ("SELECT hostname, worker_id, pid, started_at, last_seen, stopped_at, in_flight, streams, counts, plugins "
          "FROM bmo_workers ORDER BY hostname, worker_id")
 
 
-def _data_dir(pm, config_files, data_dir) -> Path | None:
-    """--data-dir, BMO_DATA_DIR, else the config's; None when the config cannot be read (the listing still prints)."""
-    direct = data_dir or os.environ.get("BMO_DATA_DIR")
-    if direct:
-        return Path(direct).expanduser().absolute()
+def _store(pm, config_files, data_dir) -> tuple[str, Path] | None:
+    """The store's url and data dir, from --data-dir / BMO_DATA_DIR and the config layers; None when unreadable."""
     from bmo.config import ConfigError, load_config
     from bmo.host import resolve_data_dir
 
     try:
-        return resolve_data_dir(load_config(pm, config_files=tuple(config_files)))
-    except ConfigError:
+        config = load_config(pm, config_files=tuple(config_files), overrides={"storage.data_dir": data_dir})
+    except ConfigError:  # the plugin listing still prints; only the workers' part is left out
         return None
+    return config.section("store").url, resolve_data_dir(config)
 
 
 def read_workers(pm, config_files=(), data_dir=None) -> list[dict]:
     """The registry's rows (as the posture shows them, plus each one's plugin list); [] without a registry."""
-    import apsw
-
-    from bmo.store import DB_FILENAME
-
-    directory = _data_dir(pm, config_files, data_dir)
-    path = directory / DB_FILENAME if directory else None
-    if path is None or not path.exists():
+    found = _store(pm, config_files, data_dir)
+    if found is None:
         return []
+    url, directory = found
+    if not url and not (directory / DB_FILENAME).exists():
+        return []  # no server ever ran here: do not create a database just to look
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error:
+        raw = asyncio.run(_rows(url, directory))
+    except Exception:  # noqa: BLE001 - no registry yet, or the store is unreachable: the listing stands alone
         return []
-    try:
-        conn.setbusytimeout(2000)
-        cursor = conn.execute(_ROWS)
-        names = [d[0] for d in cursor.getdescription()]
-        raw = [dict(zip(names, row)) for row in cursor]
-    except apsw.Error:  # no registry yet: no server has shared this store
-        return []
-    finally:
-        conn.close()
     shown = worker_rows(raw, time.time())
     for row, worker in zip(raw, shown):
         worker["plugin_list"] = json.loads(row["plugins"] or "[]")
     return shown
+
+
+async def _rows(url: str, directory: Path) -> list[dict]:
+    db = database_for(url, directory)
+    await db.open(())
+    try:
+        return await db.fetchall(_ROWS)
+    finally:
+        await db.close()
 
 
 def workers_lines(workers: list[dict], local: list[dict]) -> list[str]:
