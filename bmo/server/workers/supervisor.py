@@ -125,6 +125,9 @@ class Supervisor:
                     self._serve(on_ready)
                 finally:
                     self._stop_all()
+                    if self.lock_fd >= 0:  # only once no worker is left that could still be writing
+                        os.close(self.lock_fd)
+                        self.lock_fd = -1
                     self.records.emit("serve.supervisor_stopped", pid=os.getpid())
                     self.records.close()
             finally:
@@ -137,21 +140,16 @@ class Supervisor:
         # Held while the server lives: a plain `bmo serve` on this data dir then skips its start-up recovery
         # (it would close the workers' live runs). The workers share the store: leases close a dead one's runs.
         self.lock_fd = _try_lock(self.plan.data_dir / LOCK_FILENAME)
-        try:
-            for slot in self.slots:
-                self._spawn(slot)
-            self._await_ready(self.slots)
-            if self.stopping:
-                return
-            port = self.sock.getsockname()[1]
-            self.records.emit("serve.supervisor_started", pid=os.getpid(), addr=self.plan.serve.addr, port=port,
-                              workers=len(self.slots))
-            on_ready(port)
-            self._watch()
-        finally:
-            if self.lock_fd >= 0:
-                os.close(self.lock_fd)
-                self.lock_fd = -1
+        for slot in self.slots:
+            self._spawn(slot)
+        self._await_ready(self.slots)
+        if self.stopping:
+            return
+        port = self.sock.getsockname()[1]
+        self.records.emit("serve.supervisor_started", pid=os.getpid(), addr=self.plan.serve.addr, port=port,
+                          workers=len(self.slots))
+        on_ready(port)
+        self._watch()
 
     # -- starting workers ----------------------------------------------------------------
     def _spawn(self, slot: WorkerSlot) -> None:
