@@ -23,6 +23,7 @@ import msgspec
 
 from bmo.agent import run_outcomes
 from bmo.agent.context import ContextFitter
+from bmo.agent.summaries import SummaryStore
 from bmo.agent.errors import AgentError
 from bmo.agent.events import AnswerChecked, PermissionRequested, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
@@ -41,10 +42,12 @@ INTERRUPTED_RESULT = "No result: this tool call was interrupted before it finish
 
 
 def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatMessage]:
-    """The system prompt, then the history with every tool call answered.
+    """The system prompt, then the history with every tool call answered and continued answers joined.
 
     Upstreams reject an assistant ``tool_calls`` message not followed by a result for each
-    call; a cancelled run or a client that never sent its results would leave one.
+    call; a cancelled run or a client that never sent its results would leave one. A continued
+    answer ("Continue Response") is stored as a second assistant message: the model gets one,
+    as the client shows it, since strict chat templates refuse two assistant turns in a row.
     """
     out = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
     waiting: list[str] = []
@@ -52,6 +55,9 @@ def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatM
         if waiting and message.role != "tool":
             out.extend(ChatMessage(role="tool", tool_call_id=cid, content=INTERRUPTED_RESULT) for cid in waiting)
             waiting = []
+        if out and _plain_answer(message) and _plain_answer(out[-1]):
+            out[-1] = ChatMessage(role="assistant", content=out[-1].content + message.content)
+            continue
         out.append(message)
         if message.role == "assistant" and message.tool_calls:
             waiting = [c.id for c in message.tool_calls]
@@ -59,6 +65,10 @@ def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatM
             waiting.remove(message.tool_call_id)
     out.extend(ChatMessage(role="tool", tool_call_id=cid, content=INTERRUPTED_RESULT) for cid in waiting)
     return out
+
+
+def _plain_answer(message: ChatMessage) -> bool:
+    return message.role == "assistant" and not message.tool_calls and isinstance(message.content, str)
 
 
 def call_signature(call: ToolCall) -> tuple[str, str]:
@@ -97,7 +107,8 @@ class AgentLoop:
         self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.said_pending = ""  # BMO's own lines said since the last persisted answer text, stored with the next
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
-        self.context = ContextFitter(services.context, run.model, services.record, run.id)
+        summaries = None if session.in_memory else SummaryStore(services.store.db, session.id, run.id)
+        self.context = ContextFitter(services.context, run.model, services.record, run.id, summaries)
 
     def emit(self, event: Any) -> None:
         self.services.emit(event)

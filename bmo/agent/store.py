@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from bmo.agent import history as hist
+from bmo.agent import summaries
 from bmo.agent.messages import ChatMessage
 from bmo.cluster import schema as cluster_schema
 from bmo.store import Batch, Table
@@ -116,6 +117,7 @@ CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
 """),
     *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
     *cluster_schema.MIGRATIONS,  # 6: session leases and the run event log (bmo.cluster)
+    *summaries.MIGRATIONS,  # 8: compaction summaries (bmo.agent.summaries)
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
@@ -174,6 +176,7 @@ class AgentStore:
             conn.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM session_messages WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM permission_decisions WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM session_summaries WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             return conn.changes() > 0
 
