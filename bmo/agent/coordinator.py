@@ -9,7 +9,6 @@ make one direct model call, cancel everything at shutdown. Each run's loop gets 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import secrets
 import time
@@ -17,15 +16,13 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from bmo.agent import run_outcomes
 from bmo.agent.direct_calls import Completion, DirectModelCalls
 from bmo.agent.errors import NoProviderConfigured, SessionBusy, UnknownModel, error_detail
 from bmo.agent.events import RunFinished, TextDelta
 from bmo.agent.history import Fork, History
 from bmo.agent.loop import AgentLoop
-from bmo.agent.messages import ChatMessage, ToolCall, Usage
+from bmo.agent.messages import ChatMessage
 from bmo.agent.permissions import PermissionBroker
 from bmo.agent.recovery import close_runs
 from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
@@ -327,7 +324,9 @@ class Coordinator(DirectModelCalls):
 
         None when no such run is going (or the store is not shared). Its holder notices within about a second.
         """
-        asked = await self.cluster.request_cancel(reason, session_id=session_id, run_id=run_id) if self.cluster else None
+        if self.cluster is None:
+            return None
+        asked = await self.cluster.request_cancel(reason, session_id=session_id, run_id=run_id)
         if asked is None:
             return None
         await self.store.audit("run.cancel_requested", actor=requester, session_id=asked[1], run_id=asked[0],

@@ -2,7 +2,7 @@
 run can follow it (``X-BMO-Resume`` on another process) and deliver what the starter's client got.
 
 The holder's :class:`LoggedRun` appends every event it emits, in order, as msgspec JSON; the rows
-of one loop tick (an upstream chunk's burst) go to the writer as one job (``write_soon``). A
+of :data:`FLUSH_S` go to the writer as one job (``write_soon``), and the run's last rows at once. A
 :class:`FollowedRun` elsewhere reads them back in order, polling, until the run's ``run.finished``
 row, which a take-over writes too when the holder died (``bmo.cluster.takeover``). Rows are
 deleted :data:`KEEP_FINISHED_S` after their run finished, the time a finished run stays resumable in
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -24,6 +24,8 @@ from bmo.store import Batch, Statement
 
 KEEP_FINISHED_S = 600.0  # as the coordinator's FINISHED_RUN_TTL_S
 POLL_S = 0.05  # a follower's read interval while its run is quiet
+QUIET_S = 1.0  # a follower checks its run's lease after this long without an event
+FLUSH_S = 0.02  # a streamed answer's chunks of this long are one writer job, not one each
 INSERT = "INSERT INTO run_event_log (run_id, seq, kind, event, at) VALUES (?, ?, ?, ?, ?)"
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(AnyEvent).decode
@@ -45,9 +47,11 @@ class LoggedRun(Run):
         self._seq += 1
         kind = type(event).__struct_config__.tag
         self._rows.append(Statement(INSERT, (self.id, self._seq, kind, _encode(event).decode(), time.time())))
-        if len(self._rows) == 1:  # the first row of this tick: the rest of the tick's events join its job
-            asyncio.get_running_loop().call_soon(self.flush_log)
+        if len(self._rows) == 1:  # the first row of a batch: the events of the next FLUSH_S join its job
+            asyncio.get_running_loop().call_later(FLUSH_S, self.flush_log)
         super().emit(event)
+        if self.result is not None:  # the end: written now, before the lease goes
+            self.flush_log()
 
     def flush_log(self) -> None:
         """Queue the events not yet written as one writer job (also called as the run ends, before its lease goes)."""
@@ -64,13 +68,17 @@ class LoggedRun(Run):
 class FollowedRun:
     """A run another server holds, read from the log; what ``RunDelivery`` needs of a ``Run``."""
 
-    def __init__(self, run_id: str, session_id: str, requester: str, read: Callable[..., Any]):
+    def __init__(self, run_id: str, session_id: str, requester: str, read: Callable[..., Any],
+                 quiet: Callable[[], Awaitable[RunFinished | None]] | None = None):
         self.id = run_id
         self.session_id = session_id
         self.requester = requester
         self.error_detail: str | None = None
         self.result: RunFinished | None = None
         self._read = read
+        # Called after each QUIET_S without an event: closes a dead holder's run, or says how a run whose end
+        # never reached the log ended (its holder could not write it), so a follower never waits for ever.
+        self._quiet = quiet
 
     @property
     def done(self) -> bool:
@@ -78,7 +86,8 @@ class FollowedRun:
 
     async def events(self) -> AsyncIterator[AnyEvent]:
         """Every logged event from the first, then new ones as they land, ending with RunFinished."""
-        seq = 0
+        seq, loop = 0, asyncio.get_running_loop()
+        last = loop.time()
         while True:
             rows = await self._read(lambda conn: conn.execute(
                 "SELECT seq, event FROM run_event_log WHERE run_id = ? AND seq > ? ORDER BY seq",
@@ -90,8 +99,17 @@ class FollowedRun:
                 if isinstance(event, RunFinished):
                     self.result = event
                     return
-            if not rows:
-                await asyncio.sleep(POLL_S)
+            if rows:
+                last = loop.time()
+                continue
+            if self._quiet is not None and loop.time() - last >= QUIET_S:
+                last = loop.time()
+                ended = await self._quiet()
+                if ended is not None:
+                    self.result = ended
+                    yield ended
+                    return
+            await asyncio.sleep(POLL_S)
 
     def cancel(self, reason: str = "cancelled") -> None:
         """A follower never cancels the run it follows (``RunDelivery`` only cancels runs it started)."""

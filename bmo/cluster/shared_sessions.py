@@ -14,6 +14,8 @@ import contextlib
 import time
 from typing import Any
 
+from bmo.agent import run_outcomes
+from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
 from bmo.cluster import leases, run_log, takeover
 from bmo.cluster.identity import worker_id
@@ -76,7 +78,23 @@ class SharedSessions:
         if found is None:
             return None
         session_id, requester = found
-        return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read)
+        return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read,
+                                   quiet=lambda: self._quiet_run(run_id))
+
+    async def _quiet_run(self, run_id: str) -> RunFinished | None:
+        """A followed run is quiet: take it over if its lease expired; its end if that never reached the log."""
+        await self.take_over([run_id])
+        rows = await self.db.run_read(lambda conn: conn.execute(
+            "SELECT r.outcome, r.finish_reason, r.error, r.error_status, r.finished_at,"
+            " (SELECT COUNT(*) FROM run_event_log l WHERE l.run_id = r.id AND l.kind = 'run.finished')"
+            " FROM runs r WHERE r.id = ?", (run_id,)).fetchall())
+        if rows and (rows[0][0] is None or rows[0][5] or (rows[0][4] or 0) > time.time() - run_log.QUIET_S):
+            return None  # still going, or its end is in the log (or on its way there)
+        if not rows:
+            return RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error_status=500,
+                               error="the run is gone (its session was deleted)")
+        outcome, finish_reason, error, status, _, _ = rows[0]
+        return RunFinished(outcome=outcome, finish_reason=finish_reason or "stop", error=error, error_status=status)
 
     async def request_cancel(self, reason: str, *, session_id: str | None = None,
                              run_id: str | None = None) -> tuple[str, str] | None:
@@ -148,13 +166,18 @@ class SharedSessions:
 
     async def sweep(self) -> dict[str, int]:
         """Close runs whose lease expired (their holder died), and prune finished runs' event logs."""
+        counts = await self.take_over()
+        await self.db.run_write(run_log.prune_job(time.time()))
+        return counts
+
+    async def take_over(self, run_ids: list[str] | None = None) -> dict[str, int]:
+        """Close the unfinished runs (of ``run_ids``; None: all) whose lease expired; a read when there is none."""
         now = time.time()
-        candidates = await self.db.run_read(lambda conn: takeover.stale_runs(conn, now))
-        counts = {"runs_taken_over": 0}
-        if candidates:
-            job = takeover.sweep_job(takeover.closers_of(self.host), [run_id for run_id, _ in candidates])
-            counts = await self.db.run_write(job)
-            if counts["runs_taken_over"]:
-                self.host.emit("cluster.runs_taken_over", "warn", holder=self.holder, **counts)
-        await self.db.run_write(run_log.prune_job(now))
+        candidates = await self.db.run_read(lambda conn: takeover.stale_runs(conn, now, run_ids))
+        if not candidates:
+            return {"runs_taken_over": 0}
+        job = takeover.sweep_job(takeover.closers_of(self.host), [run_id for run_id, _ in candidates])
+        counts = await self.db.run_write(job)
+        if counts["runs_taken_over"]:
+            self.host.emit("cluster.runs_taken_over", "warn", holder=self.holder, **counts)
         return counts

@@ -283,3 +283,52 @@ async def test_a_finished_runs_event_log_goes_after_the_grace_period(pair):
                                                extra_headers={"X-BMO-Resume": run_id})
     await client_a.close()
     await client_b.close()
+
+
+async def test_claiming_a_session_whose_lease_expired_closes_the_dead_run_first(pair):
+    b = await pair(ttl=30.0)  # sweeps a second after start, then every 30 s: this claim comes in between
+    await asyncio.sleep(1.5)
+    past = time.time() - 60
+    await b.host.db.run_write(lambda conn: [conn.execute(sql, params) for sql, params in (
+        ("INSERT INTO sessions (id, model, created_by, origin, ephemeral, created_at, updated_at)"
+         " VALUES ('s-stale', ?, '', 'openai_compat', 0, ?, ?)", (MODEL, past, past)),
+        ("INSERT INTO runs (id, session_id, model, origin, requester, permission_mode, started_at)"
+         " VALUES ('req_dead', 's-stale', ?, 'openai_compat', '', 'ask', ?)", (MODEL, past)),
+        ("INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at)"
+         " VALUES ('s-stale', 1, 'user', '{\"role\":\"user\",\"content\":\"lost\"}', 'req_dead', ?)", (past,)),
+        ("INSERT INTO session_leases (session_id, run_id, request_id, holder, claimed_at, expires_at)"
+         " VALUES ('s-stale', 'req_dead', 'req_dead', 'gone', ?, ?)", (past, past + 10)),
+    )])
+    client = b.aclient()
+    answer = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello again"}], extra_headers=headers("s-stale"))
+    assert answer.parse().choices[0].message.content == "echo: hello again"
+    assert await db_rows(b, "SELECT outcome, error FROM runs WHERE id = 'req_dead'") == [
+        ("error", "interrupted: the server stopped")]
+    assert await db_rows(b, "SELECT run_id, holder FROM session_leases WHERE session_id = 's-stale'") == []
+    assert await db_rows(b, "SELECT kind FROM run_event_log WHERE run_id = 'req_dead'") == [("run.finished",)]
+    repaired = await db_rows(b, "SELECT action FROM operation_audit WHERE session_id = 's-stale'"
+                                " AND action = 'session.repaired'")
+    assert repaired == [("session.repaired",)]
+    await client.close()
+
+
+async def test_a_follower_ends_with_the_run_row_when_the_runs_end_never_reached_the_log(pair):
+    b = await pair()
+    past = time.time() - 60
+    delta = '{"type":"text.delta","text":"partly logged"}'
+    await b.host.db.run_write(lambda conn: [conn.execute(sql, params) for sql, params in (
+        ("INSERT INTO sessions (id, model, created_by, origin, ephemeral, created_at, updated_at)"
+         " VALUES ('s-lost-end', ?, '', 'openai_compat', 0, ?, ?)", (MODEL, past, past)),
+        ("INSERT INTO runs (id, session_id, model, origin, requester, permission_mode, started_at, finished_at,"
+         " outcome, finish_reason) VALUES ('req_lost_end', 's-lost-end', ?, 'openai_compat', '', 'ask', ?, ?,"
+         " 'final_answer', 'stop')", (MODEL, past, past + 1)),
+        ("INSERT INTO run_event_log (run_id, seq, kind, event, at) VALUES ('req_lost_end', 1, 'text.delta', ?, ?)",
+         (delta, past)),
+    )])
+    client = b.aclient()
+    resumed = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}],
+                                                   extra_headers={"X-BMO-Resume": "req_lost_end"})
+    assert resumed.choices[0].message.content == "partly logged"
+    assert resumed.choices[0].finish_reason == "stop"
+    await client.close()

@@ -34,8 +34,8 @@ def close_runs(conn: Any, runs: list[tuple[str, str]]) -> dict[str, int]:
     if not ids:
         return {"ledger_rows_closed": 0, "responses_failed": 0}
     marks = ", ".join("?" * len(ids))
-    rows = conn.execute(f"SELECT request_id FROM openai_compat_runs WHERE status = 'running' AND request_id IN ({marks})",
-                        ids).fetchall()
+    rows = conn.execute("SELECT request_id FROM openai_compat_runs WHERE status = 'running'"
+                        f" AND request_id IN ({marks})", ids).fetchall()
     return close_rows(conn, [request_id for (request_id,) in rows], run_ids=ids)
 
 
