@@ -6,6 +6,7 @@
 - ``bmo-noledger``: the same as ``bmo`` with ``BMO_TEST_NO_LEDGER=1`` (ledger on/off pair).
 - ``litellm``: LiteLLM proxy from ``bench/.venv-litellm``, no database, no callbacks.
 - ``bmo-base``: ``bmo`` from another build (``--baseline PATH``), for a before/after in one run.
+- ``bmo-w2``: ``bmo`` as ``bmo serve --workers 2`` over one SQLite data dir (``python -m bench.workers``).
 - ``bmo-pg``: ``bmo`` (one worker) on a throw-away PostgreSQL the bench starts (``start_postgres``);
   ``bmo-pg-noledger`` its ledger on/off pair (``bench/run --store``).
 """
@@ -122,8 +123,11 @@ def start_postgres(work: Path, env: dict[str, str], databases: list[str]) -> tup
 
 def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
               otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None,
-              store_url: str = "") -> Target:
-    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``; ``store_url``: PostgreSQL."""
+              workers: int = 1, store_url: str = "") -> Target:
+    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``.
+
+    ``workers`` > 1 runs it as ``bmo serve --workers N`` (target ``bmo-w2``); ``store_url``: PostgreSQL.
+    """
     home = work / name
     if home.exists():
         shutil.rmtree(home)
@@ -141,11 +145,13 @@ def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
         env["BMO_STORE_URL"] = store_url
     argv = [str(binary or find_bmo()), "serve", "--addr", f"127.0.0.1:{port}", "--auth-token", BMO_TOKEN,
             "--config", str(config), "--data-dir", str(data)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     proc = Proc(name, argv, log=home / "serve.log", env=env, cwd=home)
     proc.wait_log(r"BMO serving on (http://\S+)/v1", timeout=60)
     target = Target(name, "bmo", f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {BMO_TOKEN}"}, "up/", proc, data)
     target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger, "binary": str(binary or find_bmo()),
-                    "store": "postgresql" if store_url else "sqlite"}
+                    "workers": workers, "store": "postgresql" if store_url else "sqlite"}
     return target
 
 

@@ -4,6 +4,7 @@ Several ``bmo serve`` processes on one SQLite data dir are not supported. Start-
 recovery closes what a dead process left ``running``; a second live server would see the first
 one's in-flight rows as such, so recovery runs only while this lock is held. The kernel drops
 the lock when its holder dies, kill -9 included: a stale lock file never blocks a restart.
+Under ``bmo serve --workers N`` the supervisor holds it while its workers serve.
 """
 
 from __future__ import annotations
