@@ -49,7 +49,8 @@ class Block:
 
 
 def doc_pages() -> list[Path]:
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "examples").rglob("README.md"))]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
+             *sorted((ROOT / "examples").rglob("README.md"))]
     return [p for p in pages if ".venv" not in p.parts and "node_modules" not in p.parts]
 
 
@@ -74,7 +75,8 @@ def page_blocks(path: Path) -> tuple[list[Block], list[str]]:
             if at is not None:
                 used_markers.add(at)
                 if kind not in KINDS:
-                    problems.append(f"{page}:{at + 1}: unknown docs-test marker {kind!r}; use one of {', '.join(KINDS)}")
+                    problems.append(f"{page}:{at + 1}: unknown docs-test marker {kind!r}; "
+                                    f"use one of {', '.join(KINDS)}")
                 elif kind in NEEDS_REASON and not reason.strip():
                     problems.append(f"{page}:{at + 1}: a docs-test {kind} marker must say why: "
                                     f"<!-- docs-test: {kind} (needs a real OpenAI key) -->")
@@ -172,7 +174,8 @@ def page_script(blocks: list[Block]) -> str:
         if block.kind == "skip":
             continue
         # The newline first: the previous block's last output (curl's JSON) may not end with one.
-        parts.append(f"__docs_block={shlex.quote(block.where)}\nprintf '\\n__DOCS_BLOCK %s\\n' {shlex.quote(block.where)}")
+        where = shlex.quote(block.where)
+        parts.append(f"__docs_block={where}\nprintf '\\n__DOCS_BLOCK %s\\n' {where}")
         if block.kind == "with-model":
             parts.append(WITH_MODEL)
         elif block.kind == "with-server":

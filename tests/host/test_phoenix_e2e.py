@@ -58,7 +58,8 @@ async def _wait_up(url: str, proc: subprocess.Popen, log: Path) -> float:
     async with aiohttp.ClientSession() as http:
         while time.monotonic() - started < START_TIMEOUT_S:
             if proc.poll() is not None:
-                raise AssertionError(f"phoenix exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+                tail = log.read_text(errors="replace")[-3000:]
+                raise AssertionError(f"phoenix exited with {proc.returncode}:\n{tail}")
             try:
                 async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as resp:
                     if resp.status == 200:
