@@ -18,6 +18,7 @@ and a ``bmo logs ... --follow`` is stopped with Ctrl-C (SIGINT) after a few seco
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -49,9 +50,17 @@ class Block:
 
 
 def doc_pages() -> list[Path]:
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
-             *sorted((ROOT / "examples").rglob("README.md"))]
-    return [p for p in pages if ".venv" not in p.parts and "node_modules" not in p.parts]
+    """README.md, docs/**/*.md and examples/**/README.md (not inside a venv or node_modules an example made)."""
+    return [ROOT / "README.md", *_walk(ROOT / "docs", lambda name: name.endswith(".md")),
+            *_walk(ROOT / "examples", lambda name: name == "README.md")]
+
+
+def _walk(top: Path, wanted) -> list[Path]:
+    found = []
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("node_modules", "__pycache__")]
+        found += [Path(folder) / f for f in files if wanted(f)]
+    return sorted(found)
 
 
 def page_blocks(path: Path) -> tuple[list[Block], list[str]]:
