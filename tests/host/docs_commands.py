@@ -30,7 +30,7 @@ KINDS = ("skip", "any-answer", "with-model", "with-server")
 NEEDS_REASON = ("skip", "any-answer")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>[\w-]+)\s*(?:\((?P<reason>[^)]*)\))?\s*-->\s*$")
-ANY_MARKER = re.compile(r"<!--\s*docs-test\b")
+ANY_MARKER = re.compile(r"^\s*<!--\s*docs-test\b")  # a line of its own; a mention in `code` is prose
 HTTP_STATUS = re.compile(r"^HTTP (?P<status>\d{3})\b")
 FOLLOW_S = 3  # how long a `bmo logs --follow` runs before its Ctrl-C
 
