@@ -6,6 +6,11 @@ tiktoken is not used: its encodings are downloaded at first use, and BMO runs of
 Over budget, BMO first shortens older tool results, then replaces the turns before the
 current one by one summary (a model call of kind ``compaction``); the system prompt and the
 current turn are never dropped. What is stored in the session is never changed.
+
+A durable session keeps its summary (``bmo.agent.summaries``): a later turn reuses it for the
+turns it covers, keeps the newer ones as they are while they fit, and otherwise summarises only
+the newer overflow, given the summary so far. Each over-budget turn so costs at most one call
+over messages not summarised before, and often none.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from fnmatch import fnmatchcase
 import msgspec
 
 from bmo.agent.messages import ChatMessage, text_of
+from bmo.agent.summaries import Summary, SummaryStore, digest
+from bmo.store import StoreError
 
 _ENCODE = msgspec.json.Encoder().encode
 SHORTENED = "\n[... {cut} characters of this tool result left out to fit the context window]"
@@ -84,30 +91,35 @@ def transcript_for_summary(messages: list[ChatMessage]) -> str:
     return "\n".join(lines)
 
 
-def summary_messages(older: list[ChatMessage]) -> list[ChatMessage]:
-    """The one call that summarises ``older``."""
-    return [ChatMessage(role="system", content=SUMMARY_PROMPT),
-            ChatMessage(role="user", content=transcript_for_summary(older))]
+def summary_messages(older: list[ChatMessage], earlier: str = "") -> list[ChatMessage]:
+    """The one call that summarises ``older``; ``earlier`` is the summary of what came before it, if any."""
+    text = transcript_for_summary(older)
+    if earlier:
+        text = f"Summary of what came before:\n{earlier}\n\nWhat followed:\n{text}"
+    return [ChatMessage(role="system", content=SUMMARY_PROMPT), ChatMessage(role="user", content=text)]
 
 
-def with_summary(messages: list[ChatMessage], summary: str) -> list[ChatMessage]:
-    """System prompt, the summary in place of the older turns, then the current turn unchanged."""
+def with_summary(messages: list[ChatMessage], summary: str, kept: list[ChatMessage] = ()) -> list[ChatMessage]:
+    """System prompt, the summary in place of the older turns (then ``kept`` of them), the current turn unchanged."""
     head, start = leading_system(messages), current_turn_start(messages)
     note = ChatMessage(role="user", content=f"(Summary of the earlier conversation, shortened to fit: {summary})")
     ack = ChatMessage(role="assistant", content="Understood.")
-    return messages[:head] + [note, ack] + messages[start:]
+    return messages[:head] + [note, ack] + list(kept) + messages[start:]
 
 
 class ContextFitter:
     """One run's budget keeper: fits each call's messages, learning the upstream's real count as it goes."""
 
-    def __init__(self, options: ContextOptions | None, model: str, record, run_id: str):
+    def __init__(self, options: ContextOptions | None, model: str, record, run_id: str,
+                 summaries: SummaryStore | None = None):
         self.options = options
         self.budget = (window_of(options, model) - options.reserve_tokens) if options is not None else 0
         self.record = record
         self.run_id = run_id
         self.ratio = 1.0  # upstream tokens per estimated token, from the last call
-        self.summary: tuple[int, str] | None = None  # (older messages it covers, text): made once a run
+        self.summaries = summaries  # the session's stored summary; None for an in-memory session
+        self.summary: Summary | None = None  # the newest this run made or loaded
+        self.loaded = summaries is None
 
     def tokens(self, messages: list[ChatMessage], tools: list[dict]) -> int:
         return int((estimate(messages) + (len(_ENCODE(tools)) // 4 if tools else 0)) * self.ratio)
@@ -125,17 +137,46 @@ class ContextFitter:
         before = self.tokens(messages, tools)
         start = current_turn_start(messages)
         fitted, cut = shorten_tool_results(messages, opts.tool_result_chars, start)
-        summarised = False
+        summarised, reused = False, False
         if self.tokens(fitted, tools) > self.budget and opts.summarise and start > leading_system(fitted):
-            older = fitted[leading_system(fitted):start]
-            if self.summary is None or self.summary[0] != len(older):
-                self.summary = (len(older), await summarise(summary_messages(older)))
-            fitted = with_summary(fitted, self.summary[1])
+            fitted, reused = await self._summarised(messages, fitted, tools, summarise)
             summarised = True
         if self.tokens(fitted, tools) > self.budget:  # the current turn alone is too big: cut its tool results too
             fitted, more = shorten_tool_results(fitted, opts.tool_result_chars, len(fitted) - 1)
             cut += more
         self.record("agent.context.compacted", "info", run_id=self.run_id, budget=self.budget,
                     tokens_before=before, tokens_after=self.tokens(fitted, tools), tool_results_shortened=cut,
-                    summarised=summarised)
+                    summarised=summarised, summary_reused=reused)
         return fitted
+
+    async def _prior(self, messages: list[ChatMessage], head: int, older: int) -> Summary | None:
+        """The newest summary (this run's, else the session's) if the history still starts with what it covers."""
+        if not self.loaded:
+            self.loaded = True
+            self.summary = await self.summaries.load()
+        prior = self.summary
+        # A fork or an edit inside the covered range changes its digest: that summary no longer applies.
+        if prior is None or prior.covers > older or digest(messages[head:head + prior.covers]) != prior.digest:
+            return None
+        return prior
+
+    async def _summarised(self, messages, fitted, tools, summarise) -> tuple[list[ChatMessage], bool]:
+        """``fitted`` with the older turns summarised, and whether no new summary call was needed."""
+        head, start = leading_system(fitted), current_turn_start(fitted)
+        older = fitted[head:start]
+        prior = await self._prior(messages, head, len(older))
+        if prior is not None and prior.covers == len(older):
+            return with_summary(fitted, prior.text), True
+        if prior is not None:  # the turns after it stay as they are while they fit
+            kept = with_summary(fitted, prior.text, older[prior.covers:])
+            if self.tokens(kept, tools) <= self.budget:
+                return kept, True
+        newer, earlier = (older[prior.covers:], prior.text) if prior is not None else (older, "")
+        text = await summarise(summary_messages(newer, earlier))
+        self.summary = Summary(len(older), digest(messages[head:start]), text)
+        if self.summaries is not None:
+            try:
+                await self.summaries.save(self.summary)
+            except StoreError as exc:  # the turn is still answered; the next one summarises again
+                self.record("agent.context.summary_not_kept", "warn", run_id=self.run_id, error=str(exc))
+        return with_summary(fitted, text), False

@@ -23,6 +23,7 @@ import msgspec
 
 from bmo.agent import run_outcomes
 from bmo.agent.context import ContextFitter
+from bmo.agent.summaries import SummaryStore
 from bmo.agent.errors import AgentError
 from bmo.agent.events import AnswerChecked, PermissionRequested, ReasoningDelta, RunFinished, TextDelta
 from bmo.agent.messages import ChatMessage, ToolCall
@@ -97,7 +98,8 @@ class AgentLoop:
         self.tool_calls = ToolCallRunner(services, run, session, client_tools=client_tools, depth=depth)
         self.said_pending = ""  # BMO's own lines said since the last persisted answer text, stored with the next
         self.seen: Counter = Counter()  # identical-call streaks across consecutive steps
-        self.context = ContextFitter(services.context, run.model, services.record, run.id)
+        summaries = None if session.in_memory else SummaryStore(services.store.db, session.id, run.id)
+        self.context = ContextFitter(services.context, run.model, services.record, run.id, summaries)
 
     def emit(self, event: Any) -> None:
         self.services.emit(event)

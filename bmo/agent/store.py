@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from bmo.agent import history as hist
+from bmo.agent import summaries
 from bmo.agent.messages import ChatMessage
 from bmo.store import Batch, Table
 
@@ -114,6 +115,7 @@ CREATE INDEX operation_audit_time ON operation_audit(time);
 CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
 """),
     *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
+    *summaries.MIGRATIONS,  # 8: compaction summaries (bmo.agent.summaries)
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
@@ -172,6 +174,7 @@ class AgentStore:
             conn.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM session_messages WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM permission_decisions WHERE session_id = ?", (session_id,))
+            conn.execute("DELETE FROM session_summaries WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
             return conn.changes() > 0
 

@@ -49,7 +49,7 @@ RULES = (
          "id NOT IN (SELECT session_id FROM runs WHERE outcome IS NULL)",
          (("run_steps", "run_id IN (SELECT id FROM runs WHERE session_id IN ({keys}))"),
           ("runs", "session_id IN ({keys})"), ("session_messages", "session_id IN ({keys})"),
-          ("permission_decisions", "session_id IN ({keys})"))),
+          ("permission_decisions", "session_id IN ({keys})"), ("session_summaries", "session_id IN ({keys})"))),
 )
 FAMILIES = tuple(dict.fromkeys(rule.family for rule in RULES))
 

@@ -1,14 +1,24 @@
-"""The BMO TUI: chat with a session, run slash commands, answer permission challenges in place."""
+"""The BMO TUI: chat with a session, run slash commands, answer permission challenges in place.
+
+The TUI follows its session's event stream, so a run another client started on it (an
+OpenAI-compat request, a script) shows here too, and its permission prompts can be answered here.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from textual import work
 from textual.app import App, ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Footer, Input
 
 from bmo.tui.client import BmoApiError, BmoClient
+from bmo.tui.run_view import RunView, decider
 from bmo.tui.widgets import Message, PermissionScreen, Sidebar
+
+__all__ = ["BmoApp", "decider", "server_problem"]
 
 LOCAL_COMMANDS = {
     "help": "list commands",
@@ -26,17 +36,13 @@ def server_problem(status: int) -> str:
     return f"error {status}"
 
 
-def decider(decided_by: str) -> str:
-    """``user:alice`` as is; ``user:`` (no name known) as ``user``."""
-    return decided_by.rstrip(":") or "unknown"
-
-
 class BmoApp(App):
     """A client of a running ``bmo serve``; everything it shows comes over HTTP."""
 
     CSS_PATH = "app.tcss"
     TITLE = "BMO"
-    BINDINGS = [("ctrl+c", "quit", "Quit"), ("ctrl+x", "cancel_run", "Cancel run")]
+    # Priority: the prompt's Input would otherwise take Ctrl+X (cut), and a dialog must not hide it.
+    BINDINGS = [("ctrl+c", "quit", "Quit"), Binding("ctrl+x", "cancel_run", "Cancel run", priority=True)]
 
     def __init__(self, url: str, token: str | None = None, session_id: str | None = None, model: str | None = None):
         super().__init__()
@@ -47,6 +53,9 @@ class BmoApp(App):
         self.run_status = "idle"
         self.client: BmoClient | None = None
         self.messages: list[Message] = []  # kept past unmount so a finished session can be read
+        self.own_runs: set[str] = set()  # runs this TUI started: their events come on their own stream
+        self._naming_run: asyncio.Future | None = None  # a send whose run id the server has not named yet
+        self.asked: set[str] = set()  # permission ids a dialog was opened for
 
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
@@ -75,6 +84,22 @@ class BmoApp(App):
         chat.scroll_end(animate=False)
         return message
 
+    def scroll_chat(self) -> None:
+        self.query_one("#chat", VerticalScroll).scroll_end(animate=False)
+
+    def ask_permission(self, event: dict) -> None:
+        """Open the dialog for a challenge, once, whichever stream (own run or followed) brought it."""
+        if event["permission_id"] in self.asked:
+            return
+        self.asked.add(event["permission_id"])
+        self.push_screen(PermissionScreen(event), callback=self._decider(event["permission_id"]))
+
+    def permission_decided(self, permission_id: str) -> None:
+        """Decided elsewhere (another client, the timeout): close its dialog without answering."""
+        screen = self.screen
+        if isinstance(screen, PermissionScreen) and screen.event["permission_id"] == permission_id:
+            screen.dismiss(None)
+
     def transcript(self) -> list[tuple[str, str]]:
         """(role, text) of every entry, oldest first."""
         return [(m.role, m.text) for m in self.messages]
@@ -101,6 +126,34 @@ class BmoApp(App):
         self.model = session.get("model", self.model)
         self.say("notice", f"Session {self.session_id} on {self.model}. Type /help for commands.")
         self._show_session()
+        self.follow_session(self.session_id)
+
+    @work(exclusive=True, group="follow")
+    async def follow_session(self, session_id: str) -> None:
+        """Show the session's runs started by other clients, and let their permission prompts be answered here."""
+        assert self.client is not None
+        views: dict[str, RunView | None] = {}  # run id -> its view; None for this TUI's own runs
+        try:
+            async for event in self.client.follow(session_id):
+                run_id = event.get("run_id", "")
+                if run_id not in views:
+                    if self._naming_run is not None and not self._naming_run.done():
+                        await asyncio.shield(self._naming_run)  # it may be this TUI's own run, about to be named
+                    if run_id in self.own_runs:
+                        views[run_id] = None
+                    else:
+                        views[run_id] = RunView(self)
+                        self.run_status = "running"
+                        self.say("notice", f"Run {run_id} on this session, started by another client.")
+                        self._show_session()
+                view = views[run_id]
+                if view is not None:
+                    view.show(event)
+                    if view.finished:
+                        self._show_session()
+        except (BmoApiError, OSError) as exc:
+            if session_id == self.session_id:
+                self.say("error", f"Stopped following session {session_id}: {exc}")
 
     @work(group="sidebar")
     async def refresh_sidebar(self) -> None:
@@ -119,41 +172,31 @@ class BmoApp(App):
         if not self.session_id:
             self.say("error", "No session yet; try /new.")
             return
-        answer: Message | None = None
+        view = RunView(self)
         self.run_status = "running"
         self._show_session()
+        naming = self._naming_run = asyncio.get_running_loop().create_future()
+
+        def named(run_id: str) -> None:
+            self.own_runs.add(run_id)
+            if not naming.done():
+                naming.set_result(run_id)
+
         try:
-            async for event in self.client.send(self.session_id, text):
-                kind = event.get("type")
-                if kind == "text.delta":
-                    if answer is None:
-                        answer = self.say("assistant", "")
-                    answer.append(event["text"])
-                    self.query_one("#chat", VerticalScroll).scroll_end(animate=False)
-                elif kind == "tool.started":
-                    self.say("tool", f"⚙ {event['name']}({event['arguments']})")
-                    answer = None
-                elif kind == "tool.finished":
-                    mark = "✓" if event["ok"] else "✗"
-                    self.say("tool", f"{mark} {event['name']}: {event['summary']}")
-                elif kind == "permission.requested":
-                    self.push_screen(PermissionScreen(event), callback=self._decider(event["permission_id"]))
-                elif kind == "permission.decided":
-                    self.say("notice", f"{event['tool']}: {event['decision']} ({decider(event['decided_by'])})")
-                elif kind == "run.finished":
-                    self.run_status = event["outcome"]
-                    if event.get("error"):
-                        self.say("error", event["error"])
-                    elif answer is None and event.get("text"):
-                        self.say("assistant", event["text"])
+            async for event in self.client.send(self.session_id, text, on_run=named):
+                view.show(event)
         except (BmoApiError, OSError) as exc:
             self.run_status = "failed"
             self.say("error", str(exc))
+        finally:
+            if not naming.done():
+                naming.set_result(None)
         self._show_session()
 
     def _decider(self, permission_id: str):
         def decided(decision: str | None) -> None:
-            self.decide(permission_id, decision or "deny")
+            if decision is not None:  # None: the dialog closed because the challenge was decided elsewhere
+                self.decide(permission_id, decision)
         return decided
 
     @work(group="decide")
@@ -197,7 +240,7 @@ class BmoApp(App):
             self.messages.clear()
             self.open_session(new=True)
         elif name == "cancel":
-            await self.action_cancel_run()
+            self.action_cancel_run()
         elif name == "help":
             lines = [f"/{k}  {v}" for k, v in LOCAL_COMMANDS.items()]
             try:
@@ -211,11 +254,16 @@ class BmoApp(App):
         else:
             self.run_slash(line)
 
-    async def action_cancel_run(self) -> None:
-        if self.client is None or not self.session_id:
-            return
+    def action_cancel_run(self) -> None:
+        """Cancel the session's running run, whoever started it (this TUI, a compat request, a script)."""
+        if self.client is not None and self.session_id:
+            self.cancel_run()
+
+    @work(exclusive=True, group="cancel")
+    async def cancel_run(self) -> None:
+        assert self.client is not None and self.session_id
         try:
             result = await self.client.cancel(self.session_id)
             self.say("notice", f"Run cancelled ({result['outcome']}).")
-        except BmoApiError as exc:
-            self.say("error", exc.message)
+        except (BmoApiError, OSError) as exc:
+            self.say("error", exc.message if isinstance(exc, BmoApiError) else str(exc))

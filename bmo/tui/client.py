@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -73,11 +73,25 @@ class BmoClient:
     async def cancel(self, session_id: str) -> dict:
         return await self._json("POST", f"/v1/sessions/{session_id}/cancel", {"reason": "cancelled from the TUI"})
 
-    async def send(self, session_id: str, content: str) -> AsyncIterator[dict]:
-        """Post a user message and yield the run's events (dicts with ``type``) as they stream."""
+    async def send(self, session_id: str, content: str,
+                   on_run: Callable[[str], None] | None = None) -> AsyncIterator[dict]:
+        """Post a user message and yield the run's events (dicts with ``type``) as they stream.
+
+        ``on_run`` gets the run's id as soon as the server names it, before the first event.
+        """
         async with self._http.post(
             f"{self.base_url}/v1/sessions/{session_id}/messages", json={"content": content, "stream": True}
         ) as resp:
+            if resp.status >= 400:
+                await self._checked(resp)
+            if on_run is not None:
+                on_run(resp.headers.get("X-BMO-Run-Id", ""))
+            async for event in read_sse(resp.content):
+                yield event
+
+    async def follow(self, session_id: str) -> AsyncIterator[dict]:
+        """Every run of the session, whoever started it (the active one from its start), until closed."""
+        async with self._http.get(f"{self.base_url}/v1/sessions/{session_id}/events") as resp:
             if resp.status >= 400:
                 await self._checked(resp)
             async for event in read_sse(resp.content):

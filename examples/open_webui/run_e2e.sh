@@ -16,7 +16,7 @@ echo "setup (install or check): $((t1 - t0))s"
 timings="$(mktemp)"
 cd "$repo"
 BMO_E2E_OPEN_WEBUI=1 BMO_E2E_TIMINGS="$timings" "$python" -m pytest -q -p no:cacheprovider \
-    -m open_webui_e2e plugins/open_webui/tests/test_owui_e2e.py "$@"
+    -m open_webui_e2e plugins/open_webui/tests/test_owui_e2e.py plugins/open_webui/tests/test_owui_e2e_history.py "$@"
 t2=$(date +%s)
 echo "e2e pytest: $((t2 - t1))s; phases: $(cat "$timings")"
 rm -f "$timings"

@@ -3,7 +3,7 @@
 # so it never shares BMO's environment). Idempotent: a second run only prints the version.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="$here/.venv"
+venv="${OPEN_WEBUI_VENV:-$here/.venv}"
 python="${PYTHON:-python3.11}"
 spec="${OPEN_WEBUI_SPEC:-open-webui>=0.6,<0.13}"
 

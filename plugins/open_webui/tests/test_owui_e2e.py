@@ -8,6 +8,7 @@ Only the model behind BMO is fake (the scriptable upstream); every hop between i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -85,48 +86,73 @@ async def _until(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
+class Stack:
+    """A running ``bmo serve`` and Open WebUI in front of it, signed in as Open WebUI's implicit admin."""
+
+    def __init__(self, http: aiohttp.ClientSession, bmo, owui_url: str, auth: dict[str, str]):
+        self.http, self.bmo, self.owui_url, self.auth = http, bmo, owui_url, auth
+
+
+@contextlib.asynccontextmanager
+async def running_stack(tmp_path: Path, http: aiohttp.ClientSession, config_text: str, timings: dict[str, float]):
+    """Start BMO with ``config_text``, then Open WebUI pointed at it; both stop on exit."""
     if not (VENV / "bin" / "open-webui").exists():
         pytest.skip(f"Open WebUI is not installed in {VENV}; run examples/open_webui/setup.sh")
+    config = tmp_path / "bmo.toml"
+    config.write_text(config_text)
+    started = time.monotonic()
+    bmo = await asyncio.to_thread(
+        spawn_serve, ["--addr", f"127.0.0.1:{free_port()}", "--auth-token", TOKEN, "--config", str(config)],
+        data_dir=tmp_path / "bmo-data")
+    assert bmo.url, bmo.stderr()
+    timings["bmo_start_s"] = round(time.monotonic() - started, 2)
+
+    owui_port = free_port()
+    owui_log = tmp_path / "open-webui.log"
+    started = time.monotonic()
+    with open(owui_log, "wb") as log:
+        owui = subprocess.Popen(
+            ["bash", str(EXAMPLE / "start_open_webui.sh"), str(owui_port), f"{bmo.url}/v1", TOKEN],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "OPEN_WEBUI_DATA_DIR": str(tmp_path / "open-webui-data"),
+                 "OPEN_WEBUI_VENV": str(VENV)})
+    owui_url = f"http://127.0.0.1:{owui_port}"
+    try:
+        await _wait_http_ok(http, f"{owui_url}/health", owui, START_TIMEOUT_S, owui_log)
+        timings["open_webui_start_s"] = round(time.monotonic() - started, 2)
+        # Auth is off: signing in with nothing yields the implicit admin's token.
+        async with http.post(f"{owui_url}/api/v1/auths/signin", json={"email": "", "password": ""}) as resp:
+            assert resp.status == 200, await resp.text()
+            user = await resp.json()
+        yield Stack(http, bmo, owui_url, {"Authorization": f"Bearer {user['token']}"})
+    finally:
+        _stop(owui)
+        await asyncio.to_thread(bmo.terminate)
+
+
+def _write_timings(timings: dict[str, float]) -> None:
+    print(f"\nopen-webui e2e timings: {json.dumps(timings)}")
+    if os.environ.get("BMO_E2E_TIMINGS"):
+        path = Path(os.environ["BMO_E2E_TIMINGS"])
+        earlier = json.loads(path.read_text()) if path.exists() and path.read_text().strip() else {}
+        path.write_text(json.dumps({**earlier, **timings}))
+
+
+async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
     timings: dict[str, float] = {}
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / "notes.txt").write_text("the answer is 42\n")
     async with FakeUpstream(default=open_webui_like_upstream) as up, aiohttp.ClientSession() as http:
-        config = tmp_path / "bmo.toml"
-        config.write_text(
+        config_text = (
             "[options.openai_compat]\nenabled = true\ntool_policy = \"auto_approve\"\nambiguity_action = \"code\"\n"
             "keepalive_interval_s = 0.2\n\n"
             f"[agent]\ndefault_model = \"{MODEL}\"\nworkspace = \"{workspace}\"\n\n"
             # A model that goes silent for 3 s counts as failed: the hung turn below ends in an error.
             + provider_toml(up, extra="timeout_s = 3.0\nmax_retries = 0\n"))
-        started = time.monotonic()
-        bmo = await asyncio.to_thread(
-            spawn_serve, ["--addr", f"127.0.0.1:{free_port()}", "--auth-token", TOKEN, "--config", str(config)],
-            data_dir=tmp_path / "bmo-data")
-        assert bmo.url, bmo.stderr()
-        timings["bmo_start_s"] = round(time.monotonic() - started, 2)
-
-        owui_port = free_port()
-        owui_log = tmp_path / "open-webui.log"
-        started = time.monotonic()
-        with open(owui_log, "wb") as log:
-            owui = subprocess.Popen(
-                ["bash", str(EXAMPLE / "start_open_webui.sh"), str(owui_port), f"{bmo.url}/v1", TOKEN],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env={**os.environ, "OPEN_WEBUI_DATA_DIR": str(tmp_path / "open-webui-data"),
-                     "OPEN_WEBUI_VENV": str(VENV)})
-        owui_url = f"http://127.0.0.1:{owui_port}"
-        try:
-            await _wait_http_ok(http, f"{owui_url}/health", owui, START_TIMEOUT_S, owui_log)
-            timings["open_webui_start_s"] = round(time.monotonic() - started, 2)
+        async with running_stack(tmp_path, http, config_text, timings) as stack:
+            bmo, owui_url, auth = stack.bmo, stack.owui_url, stack.auth
             started = time.monotonic()
-
-            # Auth is off: signing in with nothing yields the implicit admin's token.
-            async with http.post(f"{owui_url}/api/v1/auths/signin", json={"email": "", "password": ""}) as resp:
-                assert resp.status == 200, await resp.text()
-                user = await resp.json()
-            auth = {"Authorization": f"Bearer {user['token']}"}
 
             # 1. BMO's models are in Open WebUI's model picker.
             async with http.get(f"{owui_url}/api/models", headers=auth) as resp:
@@ -192,7 +218,8 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
                 assert (await turn(text))["content"] == f"echo: {text}"
             chat_rows = await _bmo_runs(http, bmo.url, session_id=session_id)
             assert len([r for r in chat_rows if r["kind"] == "chat" and r["outcome"] == "final_answer"]) == 2
-            assert {r["is_session_reuse"] for r in chat_rows} == {True}
+            # Issue 12: only a request to a session that existed before it reuses one (rows are newest first).
+            assert [r["is_session_reuse"] for r in chat_rows] == [True, False]
 
             # BMO's own tool run shows in Open WebUI's reasoning block, never as a tool call for it to run.
             message = await turn("please read my notes")
@@ -221,9 +248,4 @@ async def test_open_webui_lists_bmo_models_and_streams_its_answers(tmp_path):
             assert "thinking" in (message.get("content") or "")
             assert message.get("error"), message
             timings["test_s"] = round(time.monotonic() - started, 2)
-        finally:
-            _stop(owui)
-            await asyncio.to_thread(bmo.terminate)
-    print(f"\nopen-webui e2e timings: {json.dumps(timings)}")
-    if os.environ.get("BMO_E2E_TIMINGS"):
-        Path(os.environ["BMO_E2E_TIMINGS"]).write_text(json.dumps(timings))
+    _write_timings(timings)
