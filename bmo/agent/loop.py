@@ -42,10 +42,12 @@ INTERRUPTED_RESULT = "No result: this tool call was interrupted before it finish
 
 
 def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatMessage]:
-    """The system prompt, then the history with every tool call answered.
+    """The system prompt, then the history with every tool call answered and continued answers joined.
 
     Upstreams reject an assistant ``tool_calls`` message not followed by a result for each
-    call; a cancelled run or a client that never sent its results would leave one.
+    call; a cancelled run or a client that never sent its results would leave one. A continued
+    answer ("Continue Response") is stored as a second assistant message: the model gets one,
+    as the client shows it, since strict chat templates refuse two assistant turns in a row.
     """
     out = [ChatMessage(role="system", content=system_prompt)] if system_prompt else []
     waiting: list[str] = []
@@ -53,6 +55,9 @@ def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatM
         if waiting and message.role != "tool":
             out.extend(ChatMessage(role="tool", tool_call_id=cid, content=INTERRUPTED_RESULT) for cid in waiting)
             waiting = []
+        if out and _plain_answer(message) and _plain_answer(out[-1]):
+            out[-1] = ChatMessage(role="assistant", content=out[-1].content + message.content)
+            continue
         out.append(message)
         if message.role == "assistant" and message.tool_calls:
             waiting = [c.id for c in message.tool_calls]
@@ -60,6 +65,10 @@ def model_messages(system_prompt: str, history: list[ChatMessage]) -> list[ChatM
             waiting.remove(message.tool_call_id)
     out.extend(ChatMessage(role="tool", tool_call_id=cid, content=INTERRUPTED_RESULT) for cid in waiting)
     return out
+
+
+def _plain_answer(message: ChatMessage) -> bool:
+    return message.role == "assistant" and not message.tool_calls and isinstance(message.content, str)
 
 
 def call_signature(call: ToolCall) -> tuple[str, str]:
