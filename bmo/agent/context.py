@@ -120,12 +120,24 @@ class ContextFitter:
         self.summaries = summaries  # the session's stored summary; None for an in-memory session
         self.summary: Summary | None = None  # the newest this run made or loaded
         self.loaded = summaries is None
+        # The last estimate, by the lists' identity: a step's fit and learn look at the same lists, and a
+        # long history costs one encoding per step instead of two.
+        self._last: tuple[list, int, list, int, int] | None = None
+
+    def _estimate(self, messages: list[ChatMessage], tools: list[dict]) -> int:
+        last, n_tools = self._last, len(tools or ())
+        if (last is not None and last[0] is messages and last[1] == len(messages) and last[2] is tools
+                and last[3] == n_tools):
+            return last[4]
+        estimated = estimate(messages) + (len(_ENCODE(tools)) // 4 if tools else 0)
+        self._last = (messages, len(messages), tools, n_tools, estimated)
+        return estimated
 
     def tokens(self, messages: list[ChatMessage], tools: list[dict]) -> int:
-        return int((estimate(messages) + (len(_ENCODE(tools)) // 4 if tools else 0)) * self.ratio)
+        return int(self._estimate(messages, tools) * self.ratio)
 
     def learn(self, messages: list[ChatMessage], tools: list[dict], prompt_tokens: int) -> None:
-        estimated = estimate(messages) + (len(_ENCODE(tools)) // 4 if tools else 0)
+        estimated = self._estimate(messages, tools)
         if prompt_tokens > 0 and estimated > 0:
             self.ratio = max(1.0, prompt_tokens / estimated)  # never trust an estimate below the real count
 

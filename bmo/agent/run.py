@@ -40,7 +40,9 @@ class Run:
         self.cancel_reason: str | None = None
         self.error_detail: str | None = None  # a failure's full text (records, ledgers), never sent to clients
         self._events: list[AnyEvent] = []
-        self._wake = asyncio.Event()
+        # Subscribers waiting for the next event; an emit with nobody waiting wakes nothing (the streaming hot path).
+        self._waiters: list[asyncio.Future] = []
+        self._listeners: list[tuple[Callable[[AnyEvent], None], Callable[[], None]]] = []  # see listen()
         self._finished = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.spawned = 0  # spawn_agent calls made by this run
@@ -63,8 +65,19 @@ class Run:
             self._finished.set()
             for callback in self._on_finish:
                 callback(self)
-        wake, self._wake = self._wake, asyncio.Event()
-        wake.set()
+        if self._listeners:
+            listeners = self._listeners
+            if self.result is not None:
+                self._listeners = []
+            for on_event, on_end in tuple(listeners):  # a copy: a listener may stop (and leave the list) meanwhile
+                on_event(event)
+                if self.result is not None:
+                    on_end()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     @property
     def history(self) -> list[AnyEvent]:
@@ -87,10 +100,30 @@ class Run:
                 yield event
                 if isinstance(event, RunFinished):
                     return
-            waiter = self._wake
-            if i < len(events):
-                continue
-            await waiter.wait()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():  # the subscriber left (cancelled): forget its waiter
+                    waiter.cancel()
+
+    def listen(self, on_event: Callable[[AnyEvent], None], on_end: Callable[[], None]) -> Callable[[], None]:
+        """What :meth:`events` yields, as calls: ``on_event`` for each event from the first (the ones so far at
+        once), ``on_end()`` after the RunFinished. No task and no generator per event. Returns the way to stop."""
+        for event in self._events:
+            on_event(event)
+        if self.result is not None:
+            on_end()
+            return _nothing
+        entry = (on_event, on_end)
+        self._listeners.append(entry)
+
+        def stop() -> None:
+            if entry in self._listeners:
+                self._listeners.remove(entry)
+
+        return stop
 
     def on_finish(self, callback: Callable[[Run], None]) -> None:
         """Call ``callback(run)`` as the run emits its RunFinished (at once if it already has)."""
@@ -129,6 +162,10 @@ class Run:
             out.update(outcome=self.result.outcome, finish_reason=self.result.finish_reason,
                        finished_at=self.finished_at, error=self.result.error)
         return out
+
+
+def _nothing() -> None:
+    return None
 
 
 def compact(events: list[AnyEvent], finished: RunFinished) -> list[AnyEvent]:

@@ -70,11 +70,11 @@ def chat_span(tracer: Any, *, provider: str, model: str, run_id: str | None = No
 
 
 def record_usage(span: Any, *, input_tokens: int, output_tokens: int, finish_reason: str, response_model: str = "") -> None:
-    span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
-    span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
-    span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
+    attributes = {"gen_ai.usage.input_tokens": input_tokens, "gen_ai.usage.output_tokens": output_tokens,
+                  "gen_ai.response.finish_reasons": [finish_reason]}
     if response_model:
-        span.set_attribute("gen_ai.response.model", response_model)
+        attributes["gen_ai.response.model"] = response_model
+    span.set_attributes(attributes)  # one call (one lock) for the four
 
 
 def record_turn(span: Any, tracer: Any, turn: Any, messages: list | None = None) -> None:

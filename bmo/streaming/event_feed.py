@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 
 from bmo.streaming.disconnect import ClientGone, DisconnectWatch
 
@@ -18,6 +18,10 @@ class _End:
 END = _End()  # the last item of every feed: the source is exhausted (or failed, its exception just before)
 
 
+# listen(on_item, on_end) -> stop: a source that calls back instead of being iterated.
+Listen = Callable[[Callable[[object], None], Callable[[], None]], Callable[[], None]]
+
+
 class EventFeed:
     """Copies an async iterable's items into a buffer that :meth:`take` drains in bursts.
 
@@ -27,7 +31,8 @@ class EventFeed:
     A source that raises delivers its exception as an item; ``END`` always comes last.
     """
 
-    def __init__(self, source: AsyncIterable, watch: DisconnectWatch | None = None):
+    def __init__(self, source: AsyncIterable | None, watch: DisconnectWatch | None = None, *,
+                 listen: Listen | None = None):
         self._loop = asyncio.get_running_loop()
         self._items: deque = deque()
         self._waiter: asyncio.Future | None = None
@@ -38,7 +43,25 @@ class EventFeed:
         self.waits = 0  # how often take() had to wait (each wait is one future)
         if watch is not None:
             watch.on_lost(self._wake)
-        self._task = self._loop.create_task(self._pump(source))
+        self._task: asyncio.Task | None = None
+        self._stop: Callable[[], None] | None = None
+        if listen is not None:  # the source calls us: no copying task, no generator step per item
+            self._stop = listen(self._push, self._end)
+        else:
+            self._task = self._loop.create_task(self._pump(source))
+
+    @classmethod
+    def listening(cls, listen: Listen, watch: DisconnectWatch | None = None) -> "EventFeed":
+        """A feed of a source that calls back (``listen(on_item, on_end)`` returns how to stop), e.g. ``Run.listen``."""
+        return cls(None, watch, listen=listen)
+
+    def _push(self, item) -> None:
+        self._items.append(item)
+        self._wake()
+
+    def _end(self) -> None:
+        self._items.append(END)
+        self._wake()
 
     async def _pump(self, source: AsyncIterable) -> None:
         try:
@@ -101,7 +124,10 @@ class EventFeed:
 
     def close(self) -> None:
         """Stop copying from the source; nothing of the feed runs after this."""
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        if self._stop is not None:
+            self._stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_at = None, math.inf
@@ -109,6 +135,8 @@ class EventFeed:
     async def aclose(self) -> None:
         """:meth:`close`, then wait until the copying task has stopped."""
         self.close()
+        if self._task is None:
+            return
         try:
             await self._task
         except asyncio.CancelledError:

@@ -92,3 +92,27 @@ async def test_a_running_run_is_never_pruned(agent, fake_upstream):
     run.cancel("test over")
     assert (await asyncio.wait_for(run.wait(), 20)).outcome == run_outcomes.CANCELLED
     assert bmo.co.get_run(run.id) is None
+
+
+async def test_a_listener_gets_what_events_yields_live_and_after_the_end():
+    run = Run("run_listen", "sess_listen", "fake/fake-model")
+    fin = RunFinished(outcome=run_outcomes.FINAL_ANSWER, finish_reason="stop", text="ab")
+    run.emit(StepStarted(step=1, model="fake/fake-model"))
+    early, ended = [], []
+    run.listen(early.append, lambda: ended.append(len(early)))  # joins mid-run: the first event is replayed
+    stopped = []
+    stop = run.listen(stopped.append, lambda: stopped.append("end"))
+    follower = asyncio.ensure_future(collect(run))
+    await asyncio.sleep(0)
+    run.emit(TextDelta(text="a"))
+    stop()  # a listener that stops hears nothing more, not even the end
+    run.emit(TextDelta(text="b"))
+    run.emit(fin)
+    run.emit(TextDelta(text="after the end"))  # ignored, as for events()
+    assert early == await follower == [StepStarted(step=1, model="fake/fake-model"), TextDelta(text="a"),
+                                       TextDelta(text="b"), fin]
+    assert ended == [4] and stopped == [StepStarted(step=1, model="fake/fake-model"), TextDelta(text="a")]
+    late, late_end = [], []
+    run.listen(late.append, lambda: late_end.append(True))  # after the end: the compacted replay, then the end
+    assert late == [StepStarted(step=1, model="fake/fake-model"), TextDelta(text="ab"), fin] == await collect(run)
+    assert late_end == [True]

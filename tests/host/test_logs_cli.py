@@ -39,6 +39,8 @@ def compat(minutes_ago, msg, level="info", **fields):
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     """A log with one rotated backup (older records) and the live file."""
+    global NOW
+    NOW = datetime.now(timezone.utc)  # per test: a slow suite reaches a test long after its module was imported
     d = tmp_path / "data"
     write_log(d, [
         compat(180, "openai_compat.fired", request_id="r0", route="models_list", client_ua="curl/8"),

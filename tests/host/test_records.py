@@ -85,3 +85,15 @@ def test_emit_after_close_does_not_raise(tmp_path):
     assert log.emit("demo.late")["msg"] == "demo.late"
     log.flush()  # returns at once instead of waiting on a stopped writer
     assert read_all(tmp_path) == []
+
+
+def test_now_iso_is_the_utc_millisecond_stamp_datetime_writes(monkeypatch):
+    from datetime import datetime, timezone
+
+    from bmo.tracing import records
+
+    for t in (0.0, 1_764_633_600.0, 1_764_633_600.0005, 1_764_633_600.9994999, 1_764_633_600.9999996,
+              1_764_633_659.999, 1_764_633_661.25):
+        monkeypatch.setattr(records.time, "time", lambda t=t: t)
+        expected = datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        assert records.now_iso() == expected, t

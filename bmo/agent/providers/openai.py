@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import os
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
@@ -34,8 +36,14 @@ from bmo.streaming.sse_parser import SseLineTooLong, SseParser
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-
 _ENCODE = msgspec.json.Encoder().encode
+# Parsed or built once per value, not per model call (aiohttp would parse the URL string every time).
+_url = functools.lru_cache(maxsize=64)(URL)
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(t: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t)
 
 
 class OpenAIProvider:
@@ -78,10 +86,6 @@ class OpenAIProvider:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return headers
-
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        t = self.options.timeout_s
-        return aiohttp.ClientTimeout(total=None, sock_connect=min(t, 15.0), sock_read=t)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -169,7 +173,8 @@ class OpenAIProvider:
         while True:
             wait = self.options.retry_backoff_s * (2 ** attempt)
             try:
-                resp = await self._http().post(url, data=payload, headers=self._headers(), timeout=self._timeout())
+                resp = await self._http().post(_url(url), data=payload, headers=self._headers(),
+                                               timeout=_client_timeout(self.options.timeout_s))
             except asyncio.TimeoutError as exc:
                 if isinstance(exc, aiohttp.ConnectionTimeoutError) and attempt < self.options.max_retries:
                     attempt += 1

@@ -66,7 +66,9 @@ def _norm(content) -> str:
     if isinstance(content, list):
         images = "".join(f"\x00image:{(p.image_url or {}).get('url', '')}" for p in content if p.type == "image_url")
         content = text_of(content) + images
-    return _DETAILS.sub("", content or "").strip()
+    content = content or ""
+    # Most messages hold no tag at all: the regex runs only where a <details> block can be (every turn reads all).
+    return (_DETAILS.sub("", content) if "<" in content else content).strip()
 
 
 def visible_turns(history: History) -> list[Turn]:

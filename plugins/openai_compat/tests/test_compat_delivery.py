@@ -116,3 +116,23 @@ async def test_a_client_that_leaves_a_non_streamed_request_cancels_its_run(compa
     left = [e for e in timeline if e["event"] == "client_disconnected"]
     assert len(left) == 1 and "run_cancelled" in [e["event"] for e in timeline]
     assert (await compat.row(request_id))["error"] == "client disconnected while waiting for the answer"
+
+
+def test_a_text_chunk_is_byte_for_byte_the_encoded_chunk_struct():
+    import json
+
+    from bmo_openai_compat import wire
+    from bmo_openai_compat.stream.chunks import Answer
+
+    # Odd models (one holds the placeholder the fast path uses) and odd texts: the same bytes either way.
+    for model in (MODEL, "\x00", 'a "quoted" \\ model', "模型"):
+        answer = Answer("req_0123456789abcdef01234567", model)
+        for text in ("hello", "", "\x00", 'é\n"\t\u2028', "🎉", "{\"json\": [1]}"):
+            assert answer.content(text) == wire.encode(wire.ChatCompletionChunk(
+                id=answer.id, created=answer.created, model=model,
+                choices=[wire.ChunkChoice(delta=wire.Delta(content=text))]))
+            reasoning = answer.reasoning(text)
+            assert json.loads(reasoning)["choices"][0]["delta"] == {"reasoning_content": text}
+            assert reasoning == wire.encode(wire.ChatCompletionChunk(
+                id=answer.id, created=answer.created, model=model,
+                choices=[wire.ChunkChoice(delta=wire.Delta(reasoning_content=text))]))

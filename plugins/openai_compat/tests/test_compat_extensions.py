@@ -156,3 +156,24 @@ async def test_request_span_and_its_model_spans_reach_a_real_otlp_receiver(start
 
 async def _noop() -> None:
     return None
+
+
+async def test_the_request_span_ends_with_the_fields_of_the_action_record_even_those_learned_late(compat):
+    exporter = InMemorySpanExporter()
+    compat.host.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = compat.aclient()
+    chat = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "hi"}], extra_headers={"X-BMO-Session-Id": "span-s1"})
+    # The Responses route learns its session only after the fired record and the span's start.
+    response = await client.responses.with_raw_response.create(model=MODEL, input="hello there")
+    for raw, route in ((chat, "chat_completions"), (response, "responses_create")):
+        request_id = raw.headers["x-request-id"]
+        action = (await compat.records("openai_compat.action", request_id=request_id))[0]
+        [span] = [s for s in exporter.get_finished_spans() if s.name == f"openai_compat.{route}"]
+        attrs = dict(span.attributes)
+        assert action["session_id"], route
+        for key in ("request_id", "session_id", "route", "kind", "tool_policy", "ambiguity_action", "model",
+                    "stream", "is_session_reuse", "client_ua", "outcome", "run_id"):
+            assert attrs[f"openai_compat.{key}"] == action[key], (route, key)
+        assert attrs["http.response.status_code"] == action["status"] == 200
+    await client.close()

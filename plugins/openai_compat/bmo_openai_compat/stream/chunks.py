@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import time
 
+import msgspec
+
 from bmo_openai_compat import wire
+
+_encode = msgspec.json.Encoder().encode
+_MARK = "\x00"  # a placeholder for the text; JSON writes it as \u0000
 
 
 def usage_out(usage) -> wire.UsageOut:
@@ -30,6 +35,13 @@ class Answer:
         self.id = f"chatcmpl-{request_id.removeprefix('req_')}"
         self.created = int(time.time())
         self.model = model
+        # The bytes around the text of a content (or reasoning) delta: a chunk per upstream token costs one string encode.
+        self._content = self._around(wire.Delta(content=_MARK))
+        self._reasoning = self._around(wire.Delta(reasoning_content=_MARK))
+
+    def _around(self, delta: wire.Delta) -> tuple[bytes, bytes] | None:
+        parts = self._chunk(delta).split(_encode(_MARK))
+        return (parts[0], parts[1]) if len(parts) == 2 else None  # None: the id or model holds the mark itself
 
     def _chunk(self, delta: wire.Delta, finish_reason: str | None = None) -> bytes:
         return wire.encode(wire.ChatCompletionChunk(
@@ -41,10 +53,14 @@ class Answer:
         return self._chunk(wire.Delta(role="assistant", content=""))
 
     def content(self, text: str) -> bytes:
-        return self._chunk(wire.Delta(content=text))
+        if self._content is None:
+            return self._chunk(wire.Delta(content=text))
+        return self._content[0] + _encode(text) + self._content[1]
 
     def reasoning(self, text: str) -> bytes:
-        return self._chunk(wire.Delta(reasoning_content=text))
+        if self._reasoning is None:
+            return self._chunk(wire.Delta(reasoning_content=text))
+        return self._reasoning[0] + _encode(text) + self._reasoning[1]
 
     def refusal(self, text: str) -> bytes:
         return self._chunk(wire.Delta(refusal=text))

@@ -97,7 +97,8 @@ class RunDelivery:
 
     async def respond(self) -> web.StreamResponse:
         watch = DisconnectWatch(self.request)
-        feed = EventFeed(self.run.events(), watch)
+        listen = getattr(self.run, "listen", None)  # a local Run calls back; a run followed from elsewhere is iterated
+        feed = EventFeed.listening(listen, watch) if listen is not None else EventFeed(self.run.events(), watch)
         try:
             return await (self._stream(feed) if self.stream else self._collect(feed))
         except asyncio.CancelledError:
@@ -194,6 +195,13 @@ class RunDelivery:
     # -- shared ---------------------------------------------------------------------
     async def _observe(self, event) -> ev.RunFinished | None:
         """Record one event and queue its SSE chunk (see ``_flush``); returns the RunFinished that ends the run."""
+        if type(event) is ev.TextDelta:  # the hot path, one per upstream chunk: tested first
+            self.text.append(event.text)
+            if self.stream:
+                if self.sse is None:
+                    await self._open()
+                self.frames.append(self.answer.content(event.text))
+            return None
         if event is END or isinstance(event, Exception):
             error = f"{type(event).__name__}: {event}" if isinstance(event, Exception) else "run ended without a result"
             return ev.RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error=error, error_status=500)

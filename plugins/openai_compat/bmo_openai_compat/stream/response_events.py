@@ -9,8 +9,8 @@ cancel-on-disconnect, ledger bookkeeping) with those events in place of chat chu
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -31,7 +31,7 @@ FAILED_CODES = {429: "rate_limit_exceeded"}
 
 
 def item_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+    return f"{prefix}_{os.urandom(12).hex()}"  # 24 random hex digits, without a UUID object
 
 
 def response_usage(usage) -> rw.ResponseUsage:
