@@ -22,8 +22,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="py-spy BMO under the worst scenario for SECONDS (full: 10, quick: off; 0 = off)")
     parser.add_argument("--baseline", type=Path, default=None, metavar="BMO",
                         help="also measure this other build's bmo executable as target bmo-base, interleaved with bmo")
+    parser.add_argument("--store", action="store_true",
+                        help="only SQLite against PostgreSQL (targets bmo-pg, bmo-pg-noledger); with --quick, shorter")
     parser.add_argument("--out", default=None, help="report file stem under bench/results/ (default: latest / quick)")
     args = parser.parse_args(argv)
+    if args.store:  # its own report: bench/results/store[-quick].md
+        from bench import store_backends
+
+        try:
+            md, _ = store_backends.main(args.quick, BENCH / "results", args.out)
+        except BenchError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            sys.exit(1)
+        print(md.read_text())
+        return
     plan = quick_plan() if args.quick else full_plan()
     results = BENCH / "results"
     notes = report.machine_notes()

@@ -6,6 +6,9 @@
 - ``bmo-noledger``: the same as ``bmo`` with ``BMO_TEST_NO_LEDGER=1`` (ledger on/off pair).
 - ``litellm``: LiteLLM proxy from ``bench/.venv-litellm``, no database, no callbacks.
 - ``bmo-base``: ``bmo`` from another build (``--baseline PATH``), for a before/after in one run.
+- ``bmo-w2``: ``bmo`` as ``bmo serve --workers 2`` over one SQLite data dir (``python -m bench.workers``).
+- ``bmo-pg``: ``bmo`` (one worker) on a throw-away PostgreSQL the bench starts (``start_postgres``);
+  ``bmo-pg-noledger`` its ledger on/off pair (``bench/run --store``).
 """
 
 from __future__ import annotations
@@ -110,9 +113,21 @@ def bmo_config(upstream_port: int, models: list[str], otlp_port: int | None, wor
     return "\n".join(lines) + "\n"
 
 
+def start_postgres(work: Path, env: dict[str, str], databases: list[str]) -> tuple[Proc, int]:
+    """A throw-away PostgreSQL (``bmo.testing.postgres``, run by bmo's own Python) with ``databases``; its port."""
+    python = find_bmo().parent / "python"
+    proc = Proc("postgres", [str(python), "-m", "bmo.testing.postgres", *databases], log=work / "postgres.log",
+                env=env, cwd=REPO, stdout_pipe=True)
+    return proc, proc.read_ready_port(timeout=120)
+
+
 def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
-              otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None) -> Target:
-    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``."""
+              otlp_port: int | None = None, no_ledger: bool = False, binary: Path | None = None,
+              workers: int = 1, store_url: str = "") -> Target:
+    """``bmo serve`` in its own data dir with auth on; ledger and records on unless ``no_ledger``.
+
+    ``workers`` > 1 runs it as ``bmo serve --workers N`` (target ``bmo-w2``); ``store_url``: PostgreSQL.
+    """
     home = work / name
     if home.exists():
         shutil.rmtree(home)
@@ -126,12 +141,17 @@ def start_bmo(name: str, work: Path, upstream_port: int, models: list[str], *,
                      "BENCH_UPSTREAM_KEY": UPSTREAM_KEY})
     if no_ledger:
         env["BMO_TEST_NO_LEDGER"] = "1"
+    if store_url:
+        env["BMO_STORE_URL"] = store_url
     argv = [str(binary or find_bmo()), "serve", "--addr", f"127.0.0.1:{port}", "--auth-token", BMO_TOKEN,
             "--config", str(config), "--data-dir", str(data)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     proc = Proc(name, argv, log=home / "serve.log", env=env, cwd=home)
     proc.wait_log(r"BMO serving on (http://\S+)/v1", timeout=60)
     target = Target(name, "bmo", f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {BMO_TOKEN}"}, "up/", proc, data)
-    target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger, "binary": str(binary or find_bmo())}
+    target.notes = {"otlp": bool(otlp_port), "ledger": not no_ledger, "binary": str(binary or find_bmo()),
+                    "workers": workers, "store": "postgresql" if store_url else "sqlite"}
     return target
 
 

@@ -16,6 +16,17 @@ NO_MODEL = (
 )
 
 
+def speaks_at_startup(env: Any = None) -> bool:
+    """False in the workers of ``bmo serve --workers N`` but the first: start-up advice is printed once per server."""
+    import os
+
+    from bmo.cluster.identity import WORKER_ID_ENV
+
+    worker = (os.environ if env is None else env).get(WORKER_ID_ENV)
+    supervised = bool(worker) and worker[0] == "w" and worker[1:].isdigit()  # the supervisor names them w1, w2 ...
+    return not supervised or worker == "w1"
+
+
 def disabled_message() -> str:
     """The answer of a compat route while ``[options.openai_compat] enabled`` is false."""
     return f"The OpenAI-compatible API is disabled on this BMO server. {NO_MODEL}"

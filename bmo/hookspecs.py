@@ -57,10 +57,12 @@ def bmo_cli_commands(cli):
 
 @hookspec
 def bmo_migrations(register):
-    """Add database migrations for the plugin's own tables: ``register(owner, version, sql)``.
+    """Add database migrations for the plugin's own tables: ``register(owner, version, sql, postgresql=None)``.
 
     Each ``(owner, version)`` runs once, in version order per owner, inside the writer's
-    transaction; ``sql`` may hold several statements. Never edit a shipped migration: add one.
+    transaction; ``sql`` may hold several statements. ``postgresql``, when given, is the text
+    run instead of ``sql`` on a PostgreSQL store (where the two dialects differ); without it
+    ``sql`` runs on both. Never edit a shipped migration: add one.
     """
 
 

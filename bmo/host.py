@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from bmo.config import Config
 from bmo.net import TrustedProxies, is_loopback_host, split_addr
 from bmo.registry import Registry, maybe_await
-from bmo.store import DB_FILENAME, Database, Migration
-from bmo.tracing.records import RecordLog
+from bmo.cluster.identity import WORKER_ID_ENV
+from bmo.store import DB_FILENAME, BatchingStore, Migration, database_for
+from bmo.tracing.records import RecordLog, records_dir
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -86,7 +87,7 @@ class Host:
     """
 
     plan: HostPlan
-    db: Database
+    db: BatchingStore  # SQLite in the data dir, or PostgreSQL at [store] url
     records: RecordLog
     tracer: Tracer
     tracer_provider: TracerProvider
@@ -162,18 +163,21 @@ async def open_host(plan: HostPlan, migrations: Iterable[Migration]) -> Host:
     from bmo.tracing.otel import create_tracer_provider, get_tracer
 
     tracing = plan.config.section("tracing")
+    db = database_for(plan.config.section("store").url, plan.data_dir)  # a bad url fails before anything opens
     # Owner-only: sessions, ledgers and records carry prompts and requester names.
     plan.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = os.environ if plan.env is None else plan.env
+    worker = env.get(WORKER_ID_ENV)  # every record says which worker wrote it
     records = RecordLog(
-        plan.log_dir, max_bytes=tracing.log_max_bytes, backups=tracing.log_backups,
-        stderr=tracing.log_stderr, hook=plan.pm.hook.bmo_trace_record,
+        records_dir(plan.log_dir, env), max_bytes=tracing.log_max_bytes, backups=tracing.log_backups,
+        stderr=tracing.log_stderr, hook=plan.pm.hook.bmo_trace_record, fields={"worker": worker} if worker else None,
     )
     try:
         provider = create_tracer_provider(tracing, plan.env)
     except BaseException:
         await asyncio.to_thread(records.close)
         raise
-    host = Host(plan, Database(plan.db_path), records, get_tracer(provider), provider)
+    host = Host(plan, db, records, get_tracer(provider), provider)
     try:
         await host.db.open(migrations)
     except BaseException:

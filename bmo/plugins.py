@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "bmo.defaults.host_routes",
     "bmo.defaults.store_upkeep",
     "bmo.defaults.tracing_status",
+    "bmo.server.workers.registry",
     "bmo.agent.plugin",
 )
 

@@ -9,7 +9,6 @@ make one direct model call, cancel everything at shutdown. Each run's loop gets 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import secrets
 import time
@@ -17,22 +16,22 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from bmo.agent import run_outcomes
+from bmo.agent.direct_calls import Completion, DirectModelCalls
 from bmo.agent.errors import NoProviderConfigured, SessionBusy, UnknownModel, error_detail
 from bmo.agent.events import RunFinished, TextDelta
 from bmo.agent.history import Fork, History
 from bmo.agent.loop import AgentLoop
-from bmo.agent.messages import ChatMessage, ToolCall, Usage
+from bmo.agent.messages import ChatMessage
 from bmo.agent.permissions import PermissionBroker
-from bmo.agent.providers.base import ModelTurn
+from bmo.agent.recovery import close_runs
 from bmo.agent.run import PERMISSION_MODES, Run, RunPolicy
 from bmo.agent.services import RunServices, run_events
 from bmo.agent.session import Session
 from bmo.agent.spawning import spawn_sub_run
 from bmo.agent.store import AgentStore
-from bmo.agent.telemetry import chat_span, record_prompt, record_turn
+from bmo.cluster import store_is_shared
+from bmo.cluster.shared_sessions import SharedSessions
 
 if TYPE_CHECKING:
     from bmo.agent.answer_format import AnswerFormat
@@ -43,20 +42,11 @@ FINISHED_RUN_TTL_S = 600.0  # get_run still finds a run this long after it ended
 MAX_FINISHED_RUNS = 10_000  # and at most this many finished runs are kept, however busy the server
 
 
-class Completion(msgspec.Struct, kw_only=True):
-    """The result of :meth:`Coordinator.complete`: one model answer, no tools run."""
-
-    text: str = ""
-    tool_calls: list[ToolCall] = []
-    finish_reason: str = "stop"
-    usage: Usage = msgspec.field(default_factory=Usage)
-
-
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-class Coordinator:
+class Coordinator(DirectModelCalls):
     """Sessions, runs and providers of one host. Created by the agent plugin at startup."""
 
     def __init__(self, host: Any, providers: dict[str, Any] | None = None, tools: dict[str, Any] | None = None):
@@ -79,6 +69,8 @@ class Coordinator:
         self.max_finished_runs = MAX_FINISHED_RUNS
         self._run_started = asyncio.Event()  # replaced at every run start; follow() waits on it
         self._closed = False
+        # Another server shares the store: busy sessions are leases there (None: this process's dict alone).
+        self.cluster = SharedSessions.start_for(host, close_runs) if store_is_shared(host.config) else None
 
     @property
     def closed(self) -> bool:
@@ -253,7 +245,9 @@ class Coordinator:
         if busy is not None and not busy.done:
             raise SessionBusy(session.id, busy.id)
         self._prune()
-        run = Run(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
+        leased = self.cluster is not None and not session.in_memory  # a run in memory is nobody else's to see
+        make = self.cluster.new_run if leased else Run
+        run = make(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
         run.on_finish(self._retire)
         # Claimed before the first await, so two concurrent starts cannot both pass the busy check.
         self._active[session.id] = run
@@ -269,12 +263,15 @@ class Coordinator:
         else:
             try:
                 await self.store.begin_run(row, list(new_messages), fork=fork,
-                                           version=history.version if history is not None else None)
+                                           version=history.version if history is not None else None,
+                                           claim=self.cluster.claim(session.id, run.id) if leased else None)
             except BaseException:
                 self._active.pop(session.id, None)
                 self._runs.pop(run.id, None)
                 raise
             row = None
+            if leased:
+                self.cluster.hold(run)
         self._record("agent.run.started", run_id=run.id, session_id=session.id, model=run.model, origin=policy.origin,
                      requester=requester, permission_mode=policy.permission_mode, depth=depth)
         loop = AgentLoop(self._services(run, depth, forward_to), run, session, client_tools=client_tools,
@@ -305,6 +302,8 @@ class Coordinator:
             # Cancelled before the loop ever ran: still end the stream for every subscriber.
             run.emit(RunFinished(outcome=run_outcomes.CANCELLED, finish_reason="stop",
                                  error=f"run cancelled: {run.cancel_reason or 'cancelled'}"))
+        if self.cluster is not None:
+            self.cluster.release(run)
 
     def _retire(self, run: Run) -> None:
         """Called as a run emits its RunFinished: from now on it only waits to be pruned."""
@@ -319,6 +318,21 @@ class Coordinator:
         await self.store.audit("run.cancel_requested", actor=requester, session_id=run.session_id, run_id=run.id,
                                reason=reason)
 
+    async def cancel_elsewhere(self, reason: str = "cancelled", requester: str = "", *, session_id: str | None = None,
+                               run_id: str | None = None, wait_s: float = 30.0) -> dict | None:
+        """Cancel a run another server sharing the store holds: its run row once it ended (or at ``wait_s``).
+
+        None when no such run is going (or the store is not shared). Its holder notices within about a second.
+        """
+        if self.cluster is None:
+            return None
+        asked = await self.cluster.request_cancel(reason, session_id=session_id, run_id=run_id)
+        if asked is None:
+            return None
+        await self.store.audit("run.cancel_requested", actor=requester, session_id=asked[1], run_id=asked[0],
+                               reason=reason)
+        return await self.cluster.wait_finished(asked[0], wait_s)
+
     # -- permissions ---------------------------------------------------------------
     async def decide_permission(self, permission_id: str, decision: str, requester: str = "") -> bool:
         """Answer a pending challenge (allow_once | always | deny); False if none is pending with that id."""
@@ -326,41 +340,6 @@ class Coordinator:
 
     def pending_permissions(self, session_id: str | None = None) -> list[dict]:
         return [p.describe() for p in self.permissions.pending_for(session_id)]
-
-    # -- one direct model call -----------------------------------------------------
-    async def complete(self, model: str, messages: list[ChatMessage], *, tools: list[dict] | None = None,
-                       tool_choice: object = None, sampling: dict | None = None,
-                       response_format: dict | None = None, purpose: str = "chat",
-                       conversation_id: str | None = None, run_id: str | None = None) -> Completion:
-        """One model call, no loop, no tool, no session; ``purpose`` names its span, the ids tie it to a session."""
-        provider, upstream = self.resolve_model(model)
-        turn: ModelTurn | None = None
-        extra = {"response_format": response_format} if response_format is not None else {}
-        with chat_span(self.host.tracer, provider=provider.name, model=upstream, purpose=purpose,
-                       session_id=conversation_id, run_id=run_id) as span:
-            stream = provider.stream(upstream, messages, tools=tools, tool_choice=tool_choice, sampling=sampling,
-                                     **extra)
-            async with contextlib.aclosing(stream) as items:
-                async for item in items:
-                    if isinstance(item, ModelTurn):
-                        turn = item
-            assert turn is not None
-            record_turn(span, self.host.tracer, turn, messages)
-        return Completion(text=turn.text, tool_calls=turn.tool_calls, finish_reason=turn.finish_reason, usage=turn.usage)
-
-    async def complete_prompt(self, model: str, prompt: str, *, suffix: str | None = None,
-                              sampling: dict | None = None) -> Completion | None:
-        """One legacy text completion on the provider's own endpoint; None when it has none (use ``complete``)."""
-        provider, upstream = self.resolve_model(model)
-        complete_text = getattr(provider, "complete_text", None)
-        if complete_text is None:
-            return None
-        with chat_span(self.host.tracer, provider=provider.name, model=upstream) as span:
-            turn = await complete_text(upstream, prompt, suffix=suffix, sampling=sampling)
-            if turn is None:
-                return None
-            record_prompt(span, self.host.tracer, prompt, turn)
-        return Completion(text=turn.text, finish_reason=turn.finish_reason, usage=turn.usage)
 
     # -- spawning ------------------------------------------------------------------
     async def spawn(self, parent: Run, depth: int, task: str) -> str:
@@ -376,6 +355,8 @@ class Coordinator:
             run.cancel("shutdown")
         if runs:
             await asyncio.wait([asyncio.ensure_future(r.wait()) for r in runs], timeout=10)
+        if self.cluster is not None:
+            await self.cluster.stop()
         for pending in self.permissions.pending_for():
             if not pending.future.done():
                 pending.future.cancel()

@@ -68,8 +68,9 @@ class Fork:
     reason: str = ""
 
 
-_VERSION_SQL = ("SELECT (SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?1),"
-                " (SELECT COUNT(*) FROM session_forks WHERE session_id = ?1)")
+# Plain ``?`` twice, not ``?1``: PostgreSQL's adapter translates positional marks only.
+_VERSION_SQL = ("SELECT (SELECT COALESCE(MAX(seq), 0) FROM session_messages WHERE session_id = ?),"
+                " (SELECT COUNT(*) FROM session_forks WHERE session_id = ?)")
 
 
 def read_history(conn, session_id: str) -> History:
@@ -82,13 +83,13 @@ def read_history(conn, session_id: str) -> History:
         history.messages.append(decode(body))
         history.seqs.append(seq)
         history.run_ids.append(run_id)
-    history.version = tuple(conn.execute(_VERSION_SQL, (session_id,)).fetchall()[0])
+    history.version = tuple(conn.execute(_VERSION_SQL, (session_id, session_id)).fetchall()[0])
     return history
 
 
 def check_version(conn, session_id: str, version: tuple[int, int]) -> None:
     """In the writer: refuse to go on when the history is not the one that was read."""
-    if tuple(conn.execute(_VERSION_SQL, (session_id,)).fetchall()[0]) != tuple(version):
+    if tuple(conn.execute(_VERSION_SQL, (session_id, session_id)).fetchall()[0]) != tuple(version):
         raise HistoryChanged(session_id)
 
 

@@ -9,7 +9,7 @@ import msgspec
 
 from bmo.agent import COORDINATOR_STATE_KEY, maybe_coordinator
 from bmo.agent.config import SECTIONS, ProviderOptions
-from bmo.guidance import unreachable_paragraph
+from bmo.guidance import speaks_at_startup, unreachable_paragraph
 from bmo.hookspecs import hookimpl
 
 
@@ -61,10 +61,11 @@ def bmo_config_show(register):
 
 @hookimpl
 def bmo_migrations(register):
+    from bmo.agent import migrations_postgresql
     from bmo.agent.store import MIGRATION_OWNER, MIGRATIONS
 
     for version, sql in MIGRATIONS:
-        register(MIGRATION_OWNER, version, sql)
+        register(MIGRATION_OWNER, version, sql, postgresql=migrations_postgresql.MIGRATIONS.get(version))
 
 
 @hookimpl
@@ -149,7 +150,8 @@ async def bmo_startup(host):
     coordinator = Coordinator(host, providers)
     await coordinator.discover_models()
     host.state[COORDINATOR_STATE_KEY] = coordinator
-    if paragraph := unreachable_paragraph(coordinator):  # once, before the ready line, as bmo serve's own advice
+    paragraph = unreachable_paragraph(coordinator)
+    if paragraph and speaks_at_startup(host.env):  # once, before the ready line, as bmo serve's own advice
         print(paragraph, file=sys.stderr, flush=True)
     if not providers:
         host.emit("agent.no_provider", "warn", hint="add a [providers.NAME] table to bmo.toml to serve models")

@@ -27,8 +27,15 @@ ACTOR = "bmo"
 
 def recover_job(conn: Any) -> dict[str, int]:
     """The writer job: close unfinished runs and repair their sessions; returns the counts."""
+    return close_runs(conn, conn.execute("SELECT id, session_id FROM runs WHERE outcome IS NULL").fetchall())
+
+
+def close_runs(conn: Any, runs: list[tuple[str, str]]) -> dict[str, int]:
+    """Close ``runs`` ((run id, session id) pairs of a dead process) and repair their sessions, in a writer job.
+
+    Also what a shared store's lease take-over does with a run whose holder stopped renewing (bmo.cluster).
+    """
     now = time.time()
-    runs = conn.execute("SELECT id, session_id FROM runs WHERE outcome IS NULL").fetchall()
     counts = {"runs_closed": 0, "sessions_repaired": 0, "tool_results_added": 0, "user_messages_marked": 0}
     for run_id, _ in runs:
         conn.execute(

@@ -164,6 +164,16 @@ class Run:
         return out
 
 
+def describe_run_row(row: dict) -> dict:
+    """:meth:`Run.describe` of a run known only by its ``runs`` row (one another server ran)."""
+    out = {"id": row["id"], "session_id": row["session_id"], "model": row["model"], "started_at": row["started_at"],
+           "done": row["outcome"] is not None, "requester": row["requester"], "origin": row["origin"]}
+    if row["outcome"] is not None:
+        out.update(outcome=row["outcome"], finish_reason=row["finish_reason"], finished_at=row["finished_at"],
+                   error=row["error"])
+    return out
+
+
 def _nothing() -> None:
     return None
 

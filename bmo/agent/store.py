@@ -18,6 +18,7 @@ import msgspec
 from bmo.agent import history as hist
 from bmo.agent import summaries
 from bmo.agent.messages import ChatMessage
+from bmo.cluster import schema as cluster_schema
 from bmo.store import Batch, Table
 
 MIGRATION_OWNER = "agent"
@@ -115,6 +116,7 @@ CREATE INDEX operation_audit_time ON operation_audit(time);
 CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
 """),
     *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
+    *cluster_schema.MIGRATIONS,  # 6: session leases and the run event log (bmo.cluster)
     *summaries.MIGRATIONS,  # 8: compaction summaries (bmo.agent.summaries)
 ]
 
@@ -213,16 +215,19 @@ class AgentStore:
 
     # -- runs and steps ------------------------------------------------------------
     async def begin_run(self, row: dict, messages: list[ChatMessage], *, version: tuple[int, int] | None = None,
-                        fork: hist.Fork | None = None) -> dict | None:
+                        fork: hist.Fork | None = None, claim: Any = None) -> dict | None:
         """The run's row, its fork and the messages it starts with, in one write; the fork's row, if any.
 
         With ``version`` (of the history the turn was planned on) a changed history raises HistoryChanged.
+        ``claim`` (a job, e.g. the session's lease) runs first: when it raises, nothing is written.
         """
         insert = RUNS.insert(row, RUN_COLUMNS)
         session_id = row["session_id"]
         append = _append_job(session_id, messages, row["id"]) if messages else None
 
         def job(conn) -> dict | None:
+            if claim is not None:
+                claim(conn)
             if version is not None:
                 hist.check_version(conn, session_id, version)
             forked = hist.fork(conn, session_id, fork, row["id"]) if fork is not None else None

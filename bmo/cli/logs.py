@@ -14,12 +14,11 @@ from bmo.tracing.query import (
     RecordFilter,
     as_text,
     backlog_then_follow,
-    files_for,
+    has_logs,
     last,
-    matching,
+    matching_all,
     parse_when,
     parse_where,
-    read_lines,
     top_values,
 )
 from bmo.tracing.records import LEVELS
@@ -93,6 +92,8 @@ TOP_COLUMNS = (Column("COUNT", justify="right", min_width=7),)
 def logs(data_dir, config_files, msgs, level, where, since, until, output, follow, top, limit) -> None:
     """Read the trace-record log (<data-dir>/logs/bmo.jsonl and its rotated backups).
 
+    Under bmo serve --workers N each worker writes logs/workers/<id>/bmo.jsonl; all are read, merged by time.
+
     Every filter given must match. Output is JSON lines unless --table is given.
     """
     try:
@@ -111,10 +112,10 @@ def logs(data_dir, config_files, msgs, level, where, since, until, output, follo
         elif follow:
             _print_rows(backlog_then_follow(log_dir, keep, limit=limit), output)
         else:
-            if not files_for(log_dir):
+            if not has_logs(log_dir):
                 click.echo(f"bmo logs: no log in {log_dir} yet (the server writes it on start)", err=True)
                 return
-            _print_rows(last(matching(read_lines(files_for(log_dir, keep.since)), keep), limit), output)
+            _print_rows(last(matching_all(log_dir, keep), limit), output)
     except KeyboardInterrupt:  # Ctrl-C ends --follow; that is the normal way out
         pass
     except BrokenPipeError:  # piped into head/less that closed early
@@ -132,7 +133,7 @@ def _print_rows(rows, output: str) -> None:
 
 
 def _print_top(log_dir: Path, keep: RecordFilter, key: str, limit: int | None, output: str) -> None:
-    records = (record for _, record in matching(read_lines(files_for(log_dir, keep.since)), keep))
+    records = (record for _, record in matching_all(log_dir, keep))
     counts = top_values(records, key).most_common(limit)
     if output == "table":
         columns = (*TOP_COLUMNS, Column(key.upper()))

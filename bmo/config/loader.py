@@ -28,6 +28,8 @@ ENV_SHORTCUTS = {
     "BMO_STORE_URL": "store.url",
 }
 _SECRET_KEY = re.compile(r"(token|secret|password|api_key|authorization)$", re.IGNORECASE)
+# A URL's password (``scheme://user:PASSWORD@host``, ``?password=...``), e.g. in [store] url.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:?#]*):[^/@?#]*@|(?<=[?&])password=[^&#]*", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -80,6 +82,8 @@ def _redact(value: Any, key: str = "") -> Any:
         return [_redact(v) for v in value]
     if key and _SECRET_KEY.search(key) and not key.endswith("_env"):
         return "set" if value else "unset"
+    if isinstance(value, str) and "://" in value:
+        return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@" if m.group(1) is not None else "password=***", value)
     return value
 
 

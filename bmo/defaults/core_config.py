@@ -56,6 +56,9 @@ class StoreOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: str = ""
     # Other servers use this store too (workers, or instances on one PostgreSQL): session leases, not memory.
     shared: bool = False
+    # A shared store's session lease lasts this long unrenewed (renewed every third of it while a run goes);
+    # a crashed holder's session is free, and its run closed, this long after its last renewal.
+    lease_ttl_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 10.0
     retention: RetentionOptions = msgspec.field(default_factory=RetentionOptions)
 
 

@@ -16,6 +16,7 @@ from bmo.host import HostPlan, ServeSettings
 from bmo.net import split_addr
 from bmo.server.app import HOST_KEY, create_app
 from bmo.server.protocol import EnvelopeRunner
+from bmo.server.workers.worker import WorkerRole
 
 NON_LOOPBACK_WARNING = (
     "warning: BMO is bound to a non-loopback address ({addr}). The bearer token is the only "
@@ -73,9 +74,23 @@ def check_data_dir(plan: HostPlan) -> None:
             ) from None
 
 
-async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
-    """Serve until SIGINT/SIGTERM, then stop accepting, finish or cancel in-flight work, close."""
+def ready_message(plan: HostPlan, port: int, workers: int = 1) -> str:
+    """The one start-up line tests and scripts read the address from."""
+    shown = f"[{plan.serve.host}]" if ":" in plan.serve.host else plan.serve.host
+    auth = "bearer token" if plan.serve.auth_token else "none (loopback only)"
+    many = f"; workers: {workers}" if workers > 1 else ""
+    return f"BMO serving on http://{shown}:{port}/v1 (auth: {auth}; data: {plan.data_dir}{many})"
+
+
+async def serve_forever(plan: HostPlan, *, ready_line: bool = True, worker: WorkerRole | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, then stop accepting, finish or cancel in-flight work, close.
+
+    A ``worker`` of ``bmo serve --workers N`` serves its supervisor's listening socket and tells
+    the supervisor when it is ready instead of printing the start-up line.
+    """
     app = create_app(plan)
+    if worker is not None:
+        worker.prepare(app)
     grace = plan.config.section("options.http_server").shutdown_grace_s
     runner = EnvelopeRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
     await runner.setup()
@@ -91,7 +106,10 @@ async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
         loop.add_signal_handler(sig, on_signal)
     try:
         backlog = plan.config.section("options.http_server").backlog
-        site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True, backlog=backlog)
+        if worker is None:
+            site = web.TCPSite(runner, plan.serve.host, plan.serve.port, reuse_address=True, backlog=backlog)
+        else:
+            site = web.SockSite(runner, worker.sock)
         await site.start()
         # A request allocates thousands of short-lived objects: at CPython's 700 the young generation was
         # collected several times a request (about 6% of a session turn's CPU); at 10,000 about once in three.
@@ -99,12 +117,12 @@ async def serve_forever(plan: HostPlan, *, ready_line: bool = True) -> None:
         # Everything alive now lives as long as the server: keep it out of every future GC pass.
         gc.collect()
         gc.freeze()
-        if ready_line:
+        if worker is not None:
+            worker.ready()
+        elif ready_line:
             # With port 0 the kernel chose one: report the real port, tests and scripts read it here.
             port = runner.addresses[0][1] if runner.addresses else plan.serve.port
-            shown = f"[{plan.serve.host}]" if ":" in plan.serve.host else plan.serve.host
-            auth = "bearer token" if plan.serve.auth_token else "none (loopback only)"
-            print(f"BMO serving on http://{shown}:{port}/v1 (auth: {auth}; data: {plan.data_dir})", file=sys.stderr, flush=True)
+            print(ready_message(plan, port), file=sys.stderr, flush=True)
         await stop.wait()
         app[HOST_KEY].emit("bmo.stopping", reason="signal")
     finally:

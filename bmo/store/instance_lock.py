@@ -4,6 +4,7 @@ Several ``bmo serve`` processes on one SQLite data dir are not supported. Start-
 recovery closes what a dead process left ``running``; a second live server would see the first
 one's in-flight rows as such, so recovery runs only while this lock is held. The kernel drops
 the lock when its holder dies, kill -9 included: a stale lock file never blocks a restart.
+Under ``bmo serve --workers N`` the supervisor holds it while its workers serve.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ async def recover_if_sole(host: Any, owner: str, job: Callable, closed_key: str)
     the record is a warning when ``counts[closed_key]`` says the job closed something.
     """
     started = time.monotonic()
+    from bmo.cluster import store_is_shared
+
+    if store_is_shared(host.config):  # a peer's unfinished runs may be live: closed only once their lease expired
+        host.emit(f"{owner}.recovery_skipped", "info", reason="the store is shared with other servers",
+                  hint="runs of a server that died are closed when their session lease expires (bmo.cluster)")
+        return None
     if not sole_server(host):
         host.emit(f"{owner}.recovery_skipped", "warn", reason="another bmo serve holds this data dir",
                   hint="one server per data dir is supported; stop the other one")

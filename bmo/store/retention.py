@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bmo.store.database import Database
+from bmo.store.sql_dialect import table_names
 
 # Between two batches: long enough for queued request writes to get the writer first.
 PAUSE_S = 0.005
@@ -73,14 +74,10 @@ class Cut:
         return f"({' OR '.join(limits)}) AND {self.rule.keep}", tuple(params)
 
 
-def _tables(conn: Any) -> set[str]:
-    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
 def cuts_for(conn: Any, retention: Any, now: float | None = None) -> list[Cut]:
     """The pass's cuts: every rule whose family has a limit and whose tables exist."""
     now = time.time() if now is None else now
-    tables = _tables(conn)
+    tables = table_names(conn)
     cuts = []
     for rule in RULES:
         limits = getattr(retention, rule.family)
@@ -142,7 +139,7 @@ def count_job(cut: Cut) -> Callable[[Any], dict[str, int]]:
 
     def job(conn: Any) -> dict[str, int]:
         keys_sql = f"SELECT {rule.key} FROM {rule.table} WHERE {where}"
-        counts = {rule.table: conn.execute(f"SELECT COUNT(*) FROM ({keys_sql})", params).fetchall()[0][0]}
+        counts = {rule.table: conn.execute(f"SELECT COUNT(*) FROM ({keys_sql}) AS doomed", params).fetchall()[0][0]}
         for table, condition in rule.dependents:
             sql = f"SELECT COUNT(*) FROM {table} WHERE {_dependent_where(condition, keys_sql)}"
             counts[table] = counts.get(table, 0) + conn.execute(sql, params).fetchall()[0][0]

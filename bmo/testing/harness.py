@@ -61,12 +61,14 @@ async def start_server(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     plugins: tuple[object, ...] | list[object] = (),
+    store_url: str = "",
 ) -> RunningServer:
     """Serve BMO in this process on 127.0.0.1:<free port> with the given config text.
 
     ``load_plugins`` is like ``BMO_LOAD_PLUGINS`` (None: every entry point; "": host only);
     ``plugins`` are extra plugin objects (e.g. a test's throwaway class) registered on this
     server's own plugin manager. ``env`` replaces ``os.environ`` for config and tracing.
+    ``store_url`` is ``[store] url`` (empty: SQLite in ``data_dir``; see the ``store_url`` fixture).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -80,7 +82,7 @@ async def start_server(
         pm.register(plugin, name=f"test-plugin-{index}-{type(plugin).__name__}")
     config = load_config(
         pm, config_files=tuple(files), env=env, cwd=cwd or data_dir,
-        overrides={"storage.data_dir": str(data_dir)},
+        overrides={"storage.data_dir": str(data_dir), **({"store.url": store_url} if store_url else {})},
     )
     port = free_port()
     serve = ServeSettings(addr=f"127.0.0.1:{port}", auth_token=token, allow_no_auth=token is None)

@@ -7,6 +7,7 @@ than its longest line (plus a bounded tail when a limit is asked for).
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import os
 import re
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from bmo.tracing.records import LEVEL_ALIASES, LEVELS, LOG_FILENAME, log_files, normalize_level
+from bmo.tracing.records import LEVEL_ALIASES, LEVELS, LOG_FILENAME, log_dirs, log_files, normalize_level
 
 _decoder = msgspec.json.Decoder()
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -196,89 +197,136 @@ def top_values(records: Iterable[dict], key: str) -> Counter:
     return counts
 
 
+def matching_all(log_dir: Path, keep: RecordFilter) -> Iterator[tuple[bytes, dict]]:
+    """Matching records of the log dir and of every worker's folder in it, merged in time order."""
+    streams = [matching(read_lines(files_for(d, keep.since)), keep) for d in log_dirs(log_dir)]
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=_time_key)
+
+
+def _time_key(item: tuple[bytes, dict]) -> str:
+    # ISO times of one zone (UTC, "Z") sort as text; each file is already in order.
+    return str(item[1].get("time", ""))
+
+
+def has_logs(log_dir: Path) -> bool:
+    return any(files_for(d) for d in log_dirs(log_dir))
+
+
 def backlog_then_follow(
     log_dir: Path, keep: RecordFilter, *, limit: int | None, poll_s: float = 0.25,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[bytes, dict]]:
     """Matching records already written (the last ``limit``), then every new one as it arrives.
 
-    The live file is read to its last complete line and followed from exactly there, so no
-    record written between the two phases is lost or repeated.
+    Each live file is read to its last complete line and followed from exactly there, so no
+    record written between the two phases is lost or repeated. Workers' folders are merged in
+    time order; a worker that appears while following is followed from its first record.
     """
-    main = log_dir / LOG_FILENAME
-    backups = [p for p in files_for(log_dir, keep.since) if p != main]
-    offset, inode = 0, None
-    tail: Iterable[tuple[bytes, dict]] = ()
-
-    def history() -> Iterator[bytes]:
-        nonlocal offset, inode
-        yield from read_lines(backups)
-        try:
-            fh = open(main, "rb")
-        except FileNotFoundError:
-            return
-        with fh:
-            inode = os.fstat(fh.fileno()).st_ino
-            for line in fh:
-                if not line.endswith(b"\n"):
-                    break  # a record still being written: the follower picks it up whole
-                offset += len(line)
-                yield line
-
-    tail = last(matching(history(), keep), limit)
-    yield from tail
-    for line in follow_lines(main, offset=offset, inode=inode, poll_s=poll_s, should_stop=should_stop):
-        record = decode_line(line)
-        if record is not None and keep.matches(record):
-            yield line.rstrip(b"\r\n"), record
+    followers: dict[Path, Follower] = {}
+    histories = []
+    for directory in log_dirs(log_dir):
+        follower = followers[directory] = Follower(directory / LOG_FILENAME)
+        histories.append(matching(follower.history(files_for(directory, keep.since)), keep))
+    backlog = histories[0] if len(histories) == 1 else heapq.merge(*histories, key=_time_key)
+    yield from last(backlog, limit)
+    while not should_stop():
+        got = False
+        for directory in log_dirs(log_dir):
+            follower = followers.get(directory) or followers.setdefault(directory, Follower(directory / LOG_FILENAME))
+            for line in follower.read():
+                got = True
+                record = decode_line(line)
+                if record is not None and keep.matches(record):
+                    yield line.rstrip(b"\r\n"), record
+        if not got:
+            time.sleep(poll_s)
+    for follower in followers.values():
+        follower.close()
 
 
 def follow_lines(
     path: Path, *, offset: int = 0, inode: int | None = None, poll_s: float = 0.25,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[bytes]:
-    """Yield complete lines appended to ``path`` after ``offset``, surviving rotation.
+    """Yield complete lines appended to ``path`` after ``offset``, surviving rotation (see :class:`Follower`)."""
+    follower = Follower(path, offset=offset, inode=inode)
+    try:
+        while not should_stop():
+            lines = follower.read()
+            if lines:
+                yield from lines
+            else:
+                time.sleep(poll_s)
+    finally:
+        follower.close()
+
+
+class Follower:
+    """Complete lines appended to one log file, read without blocking, surviving rotation.
 
     ``offset`` applies when the file is still the one identified by ``inode``. Rotation renames
     the file and starts a new one: when the name points at another inode (or the file shrank),
     the rest of the old file is read, then the new one from its start.
     """
-    fh = None
-    pending = b""
-    while not should_stop():
-        if fh is None:
-            try:
-                fh = open(path, "rb")
-            except FileNotFoundError:
-                time.sleep(poll_s)
-                continue
-            opened = os.fstat(fh.fileno()).st_ino
-            if inode is not None and opened == inode:
-                fh.seek(offset)
-            inode = opened
-        chunk = fh.read(65536)
-        if chunk:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            yield from complete
-            continue
+
+    def __init__(self, path: Path, *, offset: int = 0, inode: int | None = None):
+        self.path = path
+        self.offset = offset
+        self.inode = inode
+        self._fh = None
+        self._pending = b""
+
+    def history(self, paths: list[Path]) -> Iterator[bytes]:
+        """Every complete line of ``paths`` (backups, then the live file, which is followed from its end)."""
+        yield from read_lines([p for p in paths if p != self.path])
         try:
-            current = os.stat(path)
-            rotated = current.st_ino != inode or current.st_size < fh.tell()
+            fh = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with fh:
+            self.inode = os.fstat(fh.fileno()).st_ino
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # a record still being written: the follower picks it up whole
+                self.offset += len(line)
+                yield line
+
+    def read(self) -> list[bytes]:
+        """The complete lines written since the last call ([] when there are none yet)."""
+        if self._fh is None:
+            try:
+                self._fh = open(self.path, "rb")
+            except FileNotFoundError:
+                return []
+            opened = os.fstat(self._fh.fileno()).st_ino
+            if self.inode is not None and opened == self.inode:
+                self._fh.seek(self.offset)
+            self.inode = opened
+        chunk = self._fh.read(65536)
+        if chunk:
+            self._pending += chunk
+            *complete, self._pending = self._pending.split(b"\n")
+            return complete
+        try:
+            current = os.stat(self.path)
+            rotated = current.st_ino != self.inode or current.st_size < self._fh.tell()
         except FileNotFoundError:
             rotated = False  # between the rename and the new file: keep reading the old one
-        if rotated:
-            # Lines may have landed in the old file between our last read and the rename.
-            pending += fh.read()
-            *complete, pending = pending.split(b"\n")
-            yield from complete
-            if pending:  # the old file ended without a newline: still a whole record
-                yield pending
-            pending = b""
-            fh.close()
-            fh = None
-            inode = None
-            continue
-        time.sleep(poll_s)
-    if fh is not None:
-        fh.close()
+        if not rotated:
+            return []
+        # Lines may have landed in the old file between our last read and the rename.
+        self._pending += self._fh.read()
+        *complete, rest = self._pending.split(b"\n")
+        if rest:  # the old file ended without a newline: still a whole record
+            complete.append(rest)
+        self._pending = b""
+        self.close()
+        self.inode = None
+        return complete
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None

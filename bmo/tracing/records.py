@@ -20,6 +20,10 @@ from pluggy import HookCaller
 from bmo.hook_calls import call_each
 
 LOG_FILENAME = "bmo.jsonl"
+# Each worker of `bmo serve --workers N` appends to its own <log dir>/workers/<name>/bmo.jsonl: one
+# writer per file keeps appends and rotation single-process; `bmo logs` merges them by time.
+WORKER_RECORDS_ENV = "BMO_WORKER_RECORDS"
+WORKERS_DIR = "workers"
 LEVELS = ("debug", "info", "warn", "error")
 # Spellings people and libraries use for the same severities.
 LEVEL_ALIASES = {"warning": "warn", "err": "error", "critical": "error", "fatal": "error"}
@@ -66,8 +70,10 @@ class RecordLog:
         stderr: bool = False,
         hook: HookCaller | None = None,
         max_pending: int = MAX_PENDING_RECORDS,
+        fields: dict[str, Any] | None = None,
     ):
         self.directory = Path(directory)
+        self._fields = dict(fields or {})  # on every record, after msg (a worker's name)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # records carry requesters and prompts
         self.path = self.directory / LOG_FILENAME
         self.max_bytes = max_bytes
@@ -118,7 +124,10 @@ class RecordLog:
         A hook that raises is reported as a ``bmo.trace_hook_failed`` record; the other hooks
         and the caller carry on.
         """
-        record = {"time": now_iso(), "level": normalize_level(level), "msg": msg, **fields}
+        if self._fields:
+            record = {"time": now_iso(), "level": normalize_level(level), "msg": msg, **self._fields, **fields}
+        else:
+            record = {"time": now_iso(), "level": normalize_level(level), "msg": msg, **fields}
         self._write(record)
         if self._hook is None:
             return record
@@ -335,6 +344,22 @@ def _plain(value: Any) -> Any:
         return value
     except (TypeError, msgspec.EncodeError):
         return str(value)
+
+
+def records_dir(log_dir: str | Path, env: dict[str, str] | None = None) -> Path:
+    """Where this process writes its records: the log dir, or its worker's own folder under it."""
+    worker = (os.environ if env is None else env).get(WORKER_RECORDS_ENV)
+    return Path(log_dir) / WORKERS_DIR / worker if worker else Path(log_dir)
+
+
+def log_dirs(log_dir: str | Path) -> list[Path]:
+    """The log dir and every worker's folder in it (a gone worker's records stay readable)."""
+    log_dir = Path(log_dir)
+    try:
+        workers = sorted(p for p in (log_dir / WORKERS_DIR).iterdir() if p.is_dir())
+    except OSError:
+        workers = []
+    return [log_dir, *workers]
 
 
 def log_files(directory: str | Path) -> list[Path]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-import apsw
-
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
 from bmo.testing.harness import start_server
+from bmo.testing.store_access import raw_connection
 
 INTERRUPTED = "interrupted: the server stopped"
 
@@ -23,42 +22,43 @@ def _call(call_id: str) -> ToolCall:
     return ToolCall(id=call_id, function=FunctionCall(name="run_shell", arguments='{"command": "true"}'))
 
 
-def seed_crash(db_path) -> None:
+def seed_crash(store_url: str, data_dir) -> None:
     """What a kill -9 leaves: a ledger row running, runs without outcome, histories cut mid-turn."""
     now = time.time()
-    conn = apsw.Connection(str(db_path))
-    try:
-        conn.execute(
-            "INSERT INTO openai_compat_runs (request_id, route, status, started_at) VALUES"
-            " ('req-dead', 'chat_completions', 'running', '2026-01-01T00:00:00.000Z'),"
-            " ('req-done', 'chat_completions', 'finished', '2026-01-01T00:00:00.000Z')")
-        conn.execute("INSERT INTO openai_compat_responses (response_id, request_id, session_id, status, created_at,"
-                     " response) VALUES ('resp_dead', 'req-dead', 's-tools', 'in_progress', 0,"
-                     " '{\"id\": \"resp_dead\", \"status\": \"in_progress\"}')")
-        conn.execute("INSERT INTO openai_compat_run_events (request_id, seq, event, at, elapsed_ms) VALUES"
-                     " ('req-dead', 1, 'received', '2026-01-01T00:00:00.000Z', 0),"
-                     " ('req-dead', 2, 'agent_started', '2026-01-01T00:00:00.200Z', 200)")
-        for sid in ("s-tools", "s-user"):
-            conn.execute("INSERT INTO sessions (id, model, created_at, updated_at) VALUES (?, 'fake/m', ?, ?)",
-                         (sid, now, now))
-        for rid, sid, outcome in (("run-tools", "s-tools", None), ("run-user", "s-user", None),
-                                  ("run-old", "s-user", "final_answer"), ("run-eph", "s-gone", None)):
-            conn.execute("INSERT INTO runs (id, session_id, model, origin, permission_mode, started_at, outcome)"
-                         " VALUES (?, ?, 'fake/m', 'openai_compat', 'auto_approve', ?, ?)", (rid, sid, now, outcome))
-        rows = [
-            ("s-tools", 1, "user", _msg(role="user", content="list files"), "run-tools"),
-            ("s-tools", 2, "assistant", _msg(role="assistant", tool_calls=[_call("c1"), _call("c2")]), "run-tools"),
-            ("s-tools", 3, "tool", _msg(role="tool", tool_call_id="c1", content="ok"), "run-tools"),
-            ("s-user", 1, "user", _msg(role="user", content="hi"), "run-old"),
-            ("s-user", 2, "assistant", _msg(role="assistant", content="hello"), "run-old"),
-            ("s-user", 3, "user", _msg(role="user", content="first try"), "run-user"),
-            ("s-user", 4, "user", _msg(role="user", content="second try"), "run-user"),
-        ]
-        for sid, seq, role, body, rid in rows:
-            conn.execute("INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?)", (sid, seq, role, body, rid, now))
-    finally:
-        conn.close()
+    with raw_connection(store_url, data_dir) as conn:
+        _seed(conn, now)
+
+
+def _seed(conn, now: float) -> None:
+    conn.execute(
+        "INSERT INTO openai_compat_runs (request_id, route, status, started_at) VALUES"
+        " ('req-dead', 'chat_completions', 'running', '2026-01-01T00:00:00.000Z'),"
+        " ('req-done', 'chat_completions', 'finished', '2026-01-01T00:00:00.000Z')")
+    conn.execute("INSERT INTO openai_compat_responses (response_id, request_id, session_id, status, created_at,"
+                 " response) VALUES ('resp_dead', 'req-dead', 's-tools', 'in_progress', 0,"
+                 " '{\"id\": \"resp_dead\", \"status\": \"in_progress\"}')")
+    conn.execute("INSERT INTO openai_compat_run_events (request_id, seq, event, at, elapsed_ms) VALUES"
+                 " ('req-dead', 1, 'received', '2026-01-01T00:00:00.000Z', 0),"
+                 " ('req-dead', 2, 'agent_started', '2026-01-01T00:00:00.200Z', 200)")
+    for sid in ("s-tools", "s-user"):
+        conn.execute("INSERT INTO sessions (id, model, created_at, updated_at) VALUES (?, 'fake/m', ?, ?)",
+                     (sid, now, now))
+    for rid, sid, outcome in (("run-tools", "s-tools", None), ("run-user", "s-user", None),
+                              ("run-old", "s-user", "final_answer"), ("run-eph", "s-gone", None)):
+        conn.execute("INSERT INTO runs (id, session_id, model, origin, permission_mode, started_at, outcome)"
+                     " VALUES (?, ?, 'fake/m', 'openai_compat', 'auto_approve', ?, ?)", (rid, sid, now, outcome))
+    rows = [
+        ("s-tools", 1, "user", _msg(role="user", content="list files"), "run-tools"),
+        ("s-tools", 2, "assistant", _msg(role="assistant", tool_calls=[_call("c1"), _call("c2")]), "run-tools"),
+        ("s-tools", 3, "tool", _msg(role="tool", tool_call_id="c1", content="ok"), "run-tools"),
+        ("s-user", 1, "user", _msg(role="user", content="hi"), "run-old"),
+        ("s-user", 2, "assistant", _msg(role="assistant", content="hello"), "run-old"),
+        ("s-user", 3, "user", _msg(role="user", content="first try"), "run-user"),
+        ("s-user", 4, "user", _msg(role="user", content="second try"), "run-user"),
+    ]
+    for sid, seq, role, body, rid in rows:
+        conn.execute("INSERT INTO session_messages (session_id, seq, role, message, run_id, created_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?)", (sid, seq, role, body, rid, now))
 
 
 def records(data_dir, msg: str) -> list[dict]:
@@ -66,16 +66,16 @@ def records(data_dir, msg: str) -> list[dict]:
     return [r for r in map(json.loads, lines) if r["msg"] == msg]
 
 
-async def crashed_server(tmp_path):
+async def crashed_server(tmp_path, store_url: str):
     data = tmp_path / "data"
-    first = await start_server(data, load_plugins="openai_compat")
+    first = await start_server(data, load_plugins="openai_compat", store_url=store_url)
     await first.stop()
-    seed_crash(first.host.db_path)
-    return data, await start_server(data, load_plugins="openai_compat")
+    seed_crash(store_url, data)
+    return data, await start_server(data, load_plugins="openai_compat", store_url=store_url)
 
 
-async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_terminal_event(tmp_path):
-    data, srv = await crashed_server(tmp_path)
+async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_terminal_event(tmp_path, store_url):
+    data, srv = await crashed_server(tmp_path, store_url)
     try:
         db = srv.host.db
         row = await db.fetchone("SELECT status, outcome, error, elapsed_ms, finished_at FROM openai_compat_runs"
@@ -95,8 +95,8 @@ async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_termina
     assert [r["ledger_rows_closed"] for r in records(data, "openai_compat.recovered")] == [0, 1]
 
 
-async def test_a_stored_response_left_in_progress_is_failed_with_the_reason(tmp_path):
-    _, srv = await crashed_server(tmp_path)
+async def test_a_stored_response_left_in_progress_is_failed_with_the_reason(tmp_path, store_url):
+    _, srv = await crashed_server(tmp_path, store_url)
     try:
         row = await srv.host.db.fetchone("SELECT status, response FROM openai_compat_responses")
         body = json.loads(row["response"])
@@ -106,8 +106,8 @@ async def test_a_stored_response_left_in_progress_is_failed_with_the_reason(tmp_
         await srv.stop()
 
 
-async def test_runs_without_outcome_are_closed_as_interrupted_errors(tmp_path):
-    data, srv = await crashed_server(tmp_path)
+async def test_runs_without_outcome_are_closed_as_interrupted_errors(tmp_path, store_url):
+    data, srv = await crashed_server(tmp_path, store_url)
     try:
         rows = await srv.host.db.fetchall("SELECT id, outcome, error, error_status FROM runs ORDER BY id")
         assert {r["id"]: (r["outcome"], r["error"], r["error_status"]) for r in rows} == {
@@ -120,8 +120,8 @@ async def test_runs_without_outcome_are_closed_as_interrupted_errors(tmp_path):
             second["user_messages_marked"]) == (3, 2, 1, 2)
 
 
-async def test_a_tool_call_left_without_result_gets_an_interrupted_result_after_its_call(tmp_path):
-    _, srv = await crashed_server(tmp_path)
+async def test_a_tool_call_left_without_result_gets_an_interrupted_result_after_its_call(tmp_path, store_url):
+    _, srv = await crashed_server(tmp_path, store_url)
     try:
         from bmo.agent.store import AgentStore
 
@@ -133,8 +133,8 @@ async def test_a_tool_call_left_without_result_gets_an_interrupted_result_after_
         await srv.stop()
 
 
-async def test_back_to_back_user_messages_are_kept_and_marked_in_the_audit(tmp_path):
-    _, srv = await crashed_server(tmp_path)
+async def test_back_to_back_user_messages_are_kept_and_marked_in_the_audit(tmp_path, store_url):
+    _, srv = await crashed_server(tmp_path, store_url)
     try:
         from bmo.agent.store import AgentStore
 
@@ -148,10 +148,10 @@ async def test_back_to_back_user_messages_are_kept_and_marked_in_the_audit(tmp_p
         await srv.stop()
 
 
-async def test_recovery_is_idempotent_a_second_start_changes_nothing(tmp_path):
-    data, srv = await crashed_server(tmp_path)
+async def test_recovery_is_idempotent_a_second_start_changes_nothing(tmp_path, store_url):
+    data, srv = await crashed_server(tmp_path, store_url)
     await srv.stop()
-    again = await start_server(data, load_plugins="openai_compat")
+    again = await start_server(data, load_plugins="openai_compat", store_url=store_url)
     try:
         from bmo.agent.store import AgentStore
 

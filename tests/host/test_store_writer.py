@@ -1,4 +1,4 @@
-"""The store and records writers under a full disk, a full queue and a dead thread (real SQLite files, a real tmpfs)."""
+"""The store and records writers under a full disk, a full queue and a dead thread (both store backends, a real tmpfs)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import threading
 import pytest
 from disk_mounts import fill, free, tmpfs
 
-from bmo.store import Database, StoreError, StoreFull
+from bmo.store import BatchingStore, StoreError, StoreFull, database_for
 from bmo.tracing.records import RecordLog
 
 
-async def open_db(path, **kwargs) -> Database:
-    db = Database(path / "bmo.sqlite3", **kwargs)
+async def open_db(path, url: str = "", **kwargs) -> BatchingStore:
+    db = database_for(url, path, **kwargs)
     await db.open()
     await db.write("CREATE TABLE notes (body TEXT NOT NULL)")
     return db
@@ -24,8 +24,8 @@ def insert(body: str):
     return lambda conn: conn.execute("INSERT INTO notes (body) VALUES (?)", (body,))
 
 
-async def test_a_full_write_queue_refuses_at_once_and_shows_its_depth(tmp_path):
-    db = await open_db(tmp_path, max_pending=5)
+async def test_a_full_write_queue_refuses_at_once_and_shows_its_depth(tmp_path, store_url):
+    db = await open_db(tmp_path, store_url, max_pending=5)
     started, release = threading.Event(), threading.Event()
 
     def blocker(conn):
@@ -50,8 +50,8 @@ async def test_a_full_write_queue_refuses_at_once_and_shows_its_depth(tmp_path):
         await db.close()
 
 
-async def test_a_writer_thread_that_dies_fails_every_pending_and_later_write(tmp_path):
-    db = await open_db(tmp_path)
+async def test_a_writer_thread_that_dies_fails_every_pending_and_later_write(tmp_path, store_url):
+    db = await open_db(tmp_path, store_url)
     started, release = threading.Event(), threading.Event()
 
     def blocker(conn):
@@ -87,7 +87,7 @@ async def test_a_writer_thread_that_dies_fails_every_pending_and_later_write(tmp
         await db.close()
 
 
-async def test_on_a_full_disk_each_write_fails_cleanly_and_the_store_recovers(tmp_path):
+async def test_on_a_full_disk_each_write_fails_cleanly_and_the_store_recovers(tmp_path):  # SQLite: the data dir's disk
     with tmpfs(tmp_path / "disk", "1m") as disk:
         db = await open_db(disk)
         try:

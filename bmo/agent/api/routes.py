@@ -20,7 +20,7 @@ from bmo.agent.history import Fork, HistoryChanged
 from bmo.agent.messages import ChatMessage
 from bmo.agent.ownership import may_reach, owner_filter
 from bmo.agent.permissions import DECISIONS
-from bmo.agent.run import PERMISSION_MODES, RunPolicy
+from bmo.agent.run import PERMISSION_MODES, RunPolicy, describe_run_row
 from bmo.agent.tools.base import TOOL_CLASSES
 from bmo.field_errors import field_error
 from bmo.server.auth import requester_label
@@ -283,6 +283,9 @@ async def cancel_run(request: web.Request) -> web.Response:
     session = await _session_or_404(co, request.match_info["session_id"], request)
     body = await decode(request, CancelBody, empty_ok=True)
     run = co.active_run(session.id)
+    if run is None and (row := await co.cancel_elsewhere(body.reason, _requester(request), session_id=session.id,
+                                                         run_id=body.run_id or None)):
+        return web.json_response({"run": describe_run_row(row), "outcome": row["outcome"]})  # another server's run
     if run is None or (body.run_id and run.id != body.run_id):
         raise ApiError(409, f"Session '{session.id}' has no active run{' ' + body.run_id if body.run_id else ''} to cancel.",
                        code="no_active_run")

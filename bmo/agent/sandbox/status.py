@@ -79,7 +79,10 @@ async def announce(host: Any) -> None:
     if warning is not None:
         msg, text, _ = warning
         host.emit(msg, "warn", hint=text)
-        print(f"warning: {text}", file=sys.stderr, flush=True)
+        from bmo.guidance import speaks_at_startup
+
+        if speaks_at_startup(host.env):  # one warning per server, not one per worker
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 async def posture_for(host: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from bmo.hookspecs import hookimpl
 from bmo_openai_compat import config_show, hookspecs
 from bmo_openai_compat.config import SECTION, OpenAICompatOptions
 from bmo_openai_compat.migrations import MIGRATIONS, OWNER
+from bmo_openai_compat.migrations_postgresql import MIGRATIONS as POSTGRESQL_MIGRATIONS
 from bmo_openai_compat.observe import outcomes
 
 # Server-side modules load in the server-side hooks, so `bmo config …` and `bmo logs` start fast.
@@ -62,7 +63,7 @@ def bmo_config_show(register):
 @hookimpl
 def bmo_migrations(register):
     for version, sql in MIGRATIONS:
-        register(OWNER, version, sql)
+        register(OWNER, version, sql, postgresql=POSTGRESQL_MIGRATIONS.get(version))
 
 
 def _auth_failure_observer(route: str):
@@ -131,11 +132,17 @@ def bmo_posture(register, host):
 async def bmo_startup(host):
     import os
 
+    from bmo.cluster import store_is_shared
     from bmo_openai_compat.observe.ledger import NO_LEDGER_ENV, Ledger
     from bmo_openai_compat.observe.recovery import recover
     from bmo_openai_compat.state import state_of
 
     await recover(host)  # before serving: close ledger rows a crashed process left running
+    if store_is_shared(host.config):  # on a shared store, a dead server's rows close when its lease expires
+        from bmo.cluster.takeover import register_closer
+        from bmo_openai_compat.observe.recovery import close_runs
+
+        register_closer(host, close_runs)
 
     env = os.environ if host.env is None else host.env
     writes = env.get(NO_LEDGER_ENV, "") != "1"

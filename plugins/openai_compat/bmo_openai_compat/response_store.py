@@ -11,7 +11,17 @@ from dataclasses import dataclass
 
 import msgspec
 
+from bmo.store.sql_dialect import POSTGRESQL, SQLITE, dialect_of
 from bmo_openai_compat import responses_wire as rw
+
+# Two responses of a session stored in the same instant: SQLite breaks the tie by insertion order
+# (rowid); PostgreSQL has no stable insertion order, so it breaks it by id.
+_LATEST_SQL = {
+    SQLITE: "SELECT response_id FROM openai_compat_responses WHERE session_id = ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+    POSTGRESQL: "SELECT response_id FROM openai_compat_responses WHERE session_id = ?"
+                " ORDER BY created_at DESC, response_id DESC LIMIT 1",
+}
 
 
 @dataclass
@@ -60,10 +70,11 @@ class ResponseStore:
                                  "response": row["response"].encode()})
 
     async def latest_in_session(self, session_id: str) -> str | None:
-        row = await self.db.fetchone(
-            "SELECT response_id FROM openai_compat_responses WHERE session_id = ? ORDER BY created_at DESC, rowid DESC"
-            " LIMIT 1", (session_id,))
-        return row["response_id"] if row else None
+        def job(conn) -> str | None:
+            rows = conn.execute(_LATEST_SQL[dialect_of(conn)], (session_id,)).fetchall()
+            return rows[0][0] if rows else None
+
+        return await self.db.run_read(job)
 
     async def delete(self, response_id: str) -> bool:
         def job(conn) -> bool:

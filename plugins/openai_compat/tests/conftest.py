@@ -9,12 +9,13 @@ import pytest_asyncio
 from compat_support import TOKEN, Compat, ScriptedModel, compat_toml
 
 from bmo.testing.fake_upstream import FakeUpstream
+from bmo.testing.fixtures import postgres_cluster, store_backend, store_url  # noqa: F401
 from bmo.testing.harness import start_server
 
 
 @pytest_asyncio.fixture
-async def start_compat(tmp_path):
-    """``await start_compat(**options)`` -> :class:`Compat`; everything stops after the test."""
+async def start_compat(tmp_path, store_url):
+    """``await start_compat(**options)`` -> :class:`Compat` on each store backend; everything stops after the test."""
     started: list = []
 
     async def start(*, token: str | None = TOKEN, env: dict | None = None, extra_toml: str = "", **options) -> Compat:
@@ -24,7 +25,7 @@ async def start_compat(tmp_path):
         workspace.mkdir()
         (workspace / "notes.txt").write_text("BMO notes: the answer is 42.\n")
         server = await start_server(tmp_path / f"data{len(started)}", config_toml=compat_toml(up, workspace, extra_toml, **options),
-                                    token=token, load_plugins="openai_compat", env=env)
+                                    token=token, load_plugins="openai_compat", env=env, store_url=store_url)
         compat = Compat(server, up, model, workspace)
         started.append(compat)
         return compat

@@ -106,7 +106,9 @@ async def test_a_client_that_leaves_a_non_streamed_request_cancels_its_run(compa
         await asyncio.gather(request, return_exceptions=True)
     # Only connection_lost can notice this: nothing is written to a non-streamed client while it waits.
     await compat.up.wait_disconnect(timeout=10)
-    rows, _ = await compat.ledger.list_runs(limit=1)
+    async with asyncio.timeout(10):  # the row is written behind the request, not before it: wait for it
+        while not (rows := (await compat.ledger.list_runs(limit=1))[0]):
+            await asyncio.sleep(0.05)
     request_id = rows[0]["request_id"]
     async with asyncio.timeout(10):
         while (await compat.row(request_id))["status"] != "finished":

@@ -17,6 +17,7 @@ from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import is_first_user_turn, route
 from bmo_openai_compat.client_tools import select_client_tools
 from bmo_openai_compat.content_parts import accepts_images
+from bmo_openai_compat.http import follow
 from bmo_openai_compat.http.error_replies import (
     PreparedError,
     agent_error,
@@ -130,6 +131,8 @@ class ChatHandler:
                 if retries_of(self.host).same_intent(session.id, intent_of(session.id, req), busy.id):
                     return await self._join(req, busy, "identical_retry")
                 raise self._queued(session.id, busy.id)
+            if coordinator.cluster is not None and (elsewhere := await coordinator.cluster.busy_run_id(session.id)):
+                raise self._queued(session.id, elsewhere)  # the run goes on another server sharing the store
         run_model, success = None, outcomes.FINAL_ANSWER
         if not created and req.model != session.model:
             if self.options.model_override_policy == "reject":
@@ -198,15 +201,7 @@ class ChatHandler:
         ).respond()
 
     async def _resume(self, req: wire.ChatCompletionRequest, request_id: str) -> web.StreamResponse:
-        run = self.coordinator.get_run(request_id)
-        if run is None or not may_reach(await self._run_owner(run), self.rt.requester):
-            raise compat_error(404, f"No run {request_id[:64]!r} is running or finished in the last 10 minutes; "
-                                    f"{RESUME_HEADER} takes the request_id a 409 queued answer named.",
-                               param=RESUME_HEADER, code="run_not_found")
-        if self.session_header and run.session_id != self.session_header:
-            raise compat_error(400, f"Run {request_id[:64]!r} belongs to another session than {self.session_header!r}.",
-                               param=RESUME_HEADER)
-        return await self._join(req, run, RESUME_HEADER)
+        return await follow.resume(self, req, request_id)
 
     async def _keyed_retry(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse | None:
         """The run an earlier request with this Idempotency-Key started, followed; None: this request starts it."""
@@ -226,20 +221,7 @@ class ChatHandler:
 
     async def _join(self, req: wire.ChatCompletionRequest, run, joined_by: str) -> web.StreamResponse:
         """Follow ``run`` from its first event, as its starter does; outcome ``resumed``."""
-        rt = self.rt
-        rt.set(run_id=run.id)
-        await rt.event("resume", resumed_request_id=run.id, run_session_id=run.session_id, joined_by=joined_by)
-        return await RunDelivery(
-            self.request, rt, run, stream=req.stream, include_usage=self._include_usage(req), model=req.model,
-            headers=self._headers(), keepalive_s=self.options.keepalive_interval_s,
-            cancel_on_disconnect=False,  # the run belongs to the request that started it
-            success_outcome=outcomes.RESUMED, finish_detail={"resumed_request_id": run.id},
-        ).respond()
-
-    async def _run_owner(self, run) -> str:
-        """A run belongs to its session's owner; a session already gone (ephemeral) leaves the run's requester."""
-        session = await self.coordinator.get_session(run.session_id)
-        return session.created_by if session is not None else run.requester
+        return await follow.join(self, req, run, joined_by)
 
     async def _task(self, req: wire.ChatCompletionRequest) -> web.StreamResponse:
         """A client's background task (title, tags, follow-ups): one model call, nothing else."""

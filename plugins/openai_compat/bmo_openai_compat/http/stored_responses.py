@@ -106,11 +106,18 @@ async def _input_items(rt, request, store, stored: StoredResponse) -> bytes:
 async def _cancel(rt, request, store, stored: StoredResponse) -> bytes:
     coordinator = maybe_coordinator(rt.host)
     run = coordinator.get_run(stored.run_id) if coordinator is not None and stored.run_id else None
+    reason = "cancelled through POST /v1/responses/{id}/cancel"
+    if run is None and coordinator is not None and stored.run_id and coordinator.cluster is not None:
+        # Another server sharing the store runs it: its lease carries the request there.
+        if await coordinator.cancel_elsewhere(reason, rt.requester, run_id=stored.run_id, wait_s=CANCEL_WAIT_S):
+            await rt.event("run_cancel_requested", run_id=stored.run_id, response_id=stored.response_id,
+                           elsewhere=True)
+            return await _stored_after_cancel(store, stored)
     if run is None or run.done:
         raise compat_error(409, f"Response {stored.response_id} is {stored.status}, not in progress; there is "
                                 "nothing to cancel.", param="response_id", code="response_not_cancellable")
     await rt.event("run_cancel_requested", run_id=run.id, response_id=stored.response_id)
-    await coordinator.cancel_run(run, "cancelled through POST /v1/responses/{id}/cancel", rt.requester)
+    await coordinator.cancel_run(run, reason, rt.requester)
     try:
         async with asyncio.timeout(CANCEL_WAIT_S):
             await run.wait()
@@ -124,6 +131,16 @@ async def _cancel(rt, request, store, stored: StoredResponse) -> bytes:
         await rt.event("run_cancel_slow", run_id=run.id)
     again = await store.get(stored.response_id)
     return (again or stored).response
+
+
+async def _stored_after_cancel(store, stored: StoredResponse) -> bytes:
+    """The stored response once the request delivering it stored its final form (bounded wait)."""
+    for _ in range(100):
+        again = await store.get(stored.response_id)
+        if again is None or again.status != "in_progress":
+            return (again or stored).response
+        await asyncio.sleep(0.05)
+    return stored.response
 
 
 get_response = _route(outcomes.RESPONSES_GET, _get)

@@ -16,6 +16,7 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -188,8 +189,9 @@ class CompatRequest:
             error_class = outcomes.error_class_of(outcome, status)
             self.ledger.keep_for_replay([
                 Ledger.update_run(self.request_id, {"outcome": outcome, "error_class": error_class}),
-                ("UPDATE openai_compat_run_events SET outcome = ?, detail = json_set(detail, '$.served_outcome', ?)"
-                 " WHERE request_id = ? AND terminal = 1", (outcome, served, self.request_id)),
+                # The whole detail, not SQLite's json_set: one text for both backends.
+                ("UPDATE openai_compat_run_events SET outcome = ?, detail = ? WHERE request_id = ? AND terminal = 1",
+                 (outcome, msgspec.json.encode({**detail, "served_outcome": served}).decode(), self.request_id)),
             ])
         # Counted as served whether or not the ledger took it: the posture shows what clients got.
         self.ledger.counts.served(route=self.route, kind=self.kind, client_ua=self.client_ua,
