@@ -46,6 +46,7 @@ def bmo_config_show(register):
     """Add ``bmo config show-<name>``: ``register(name, render, help=..., example=...)``; ``render(config, as_json) -> str``.
 
     ``example`` is shown under ``--help`` as sample output; ``render`` must never print secrets.
+    ``live=True`` adds ``--url``/``--auth-token`` and calls ``render(config, as_json, live=LivePosture)``.
     """
 
 

@@ -44,10 +44,11 @@ class SidebarIndicator:
 @dataclass(frozen=True)
 class ConfigShow:
     name: str
-    render: Callable  # render(config, as_json) -> str
+    render: Callable  # render(config, as_json) -> str; with live: render(config, as_json, live=LivePosture)
     help: str
     example: str
     plugin: str
+    live: bool = False  # the command takes --url/--auth-token and renders the running server's state too
 
 
 @dataclass
@@ -112,9 +113,9 @@ def collect_config_shows(pm: BmoPluginManager) -> dict[str, ConfigShow]:
     owners = _Owners(pm, "bmo_config_show", "config-show name")
 
     def make(plugin: str):
-        def register(name: str, render: Callable, help: str = "", example: str = "") -> None:
+        def register(name: str, render: Callable, help: str = "", example: str = "", live: bool = False) -> None:
             if owners.claim(plugin, name):
-                shows[name] = ConfigShow(name, render, help, example, plugin)
+                shows[name] = ConfigShow(name, render, help, example, plugin, live)
         return register
 
     _call_each(pm, "bmo_config_show", make)

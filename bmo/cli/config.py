@@ -71,10 +71,21 @@ def _show_command(name: str, entry) -> click.Command:
     @click.command(f"show-{name}", help=help_text)
     @config_option
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def command(config_files, as_json: bool) -> None:
+    def command(config_files, as_json: bool, **live) -> None:
         from bmo.cli.main import plugin_manager
 
         config = load_or_exit(plugin_manager(), config_files)
-        click.echo(entry.render(config, as_json).rstrip("\n"))
+        if not entry.live:
+            click.echo(entry.render(config, as_json).rstrip("\n"))
+            return
+        from bmo.cli.live_posture import fetch_posture
 
+        url = live["live_url"] or f"http://{config.section('options.http_server').addr}"
+        posture = fetch_posture(url, live["live_token"], live["live_timeout_s"])
+        click.echo(entry.render(config, as_json, live=posture).rstrip("\n"))
+
+    if entry.live:
+        from bmo.cli.live_posture import live_options
+
+        command = live_options(command)
     return command

@@ -18,7 +18,7 @@ ENV_PREFIX = "BMO_"
 # Environment variables with a meaning of their own, not a config key path.
 RESERVED_ENV = {
     "BMO_AUTH_TOKEN", "BMO_LOAD_PLUGINS", "BMO_CONFIG", "BMO_REQUESTER_TRUSTED_PROXIES",
-    "BMO_DATA_DIR", "BMO_ADDR", "BMO_E2E_OPEN_WEBUI", "BMO_TEST_NO_LEDGER",
+    "BMO_DATA_DIR", "BMO_ADDR", "BMO_E2E_OPEN_WEBUI", "BMO_E2E_PHOENIX", "BMO_TEST_NO_LEDGER",
     "BMO_WORKER_ID", "BMO_STORE_SHARED",
 }
 # Short environment names for the settings people set most.

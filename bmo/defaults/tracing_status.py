@@ -34,7 +34,8 @@ async def bmo_startup(host):
         try:
             loop.call_soon_threadsafe(lambda: host.emit(
                 "bmo.tracing.export_failed", "warn", dropped_spans=counters["dropped_spans"],
-                dropped_batches=counters["dropped_batches"], endpoint=counters["endpoint"],
+                dropped_batches=counters["dropped_batches"], queue_dropped_spans=counters["queue_dropped_spans"],
+                endpoint=counters["endpoint"],
                 error=counters["last_error"]))
         except RuntimeError:  # the loop closed while the exporter was still trying
             pass

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 REPORT_EVERY_S = 60.0  # at most one ``bmo.tracing.export_failed`` record a minute
 
@@ -23,6 +23,8 @@ class ExportStats:
     exported_batches: int = 0
     dropped_spans: int = 0
     dropped_batches: int = 0
+    queue_dropped_spans: int = 0  # dropped before export: the batch queue was full
+    max_queue_size: int = 0
     last_error: str = ""
     last_failure_at: float = 0.0
     # Called (on the export thread) at most once per REPORT_EVERY_S with the counters; the host emits a record.
@@ -36,6 +38,7 @@ class ExportStats:
                 "exporting": bool(self.endpoint), "protocol": self.protocol, "endpoint": self.endpoint,
                 "exported_spans": self.exported_spans, "exported_batches": self.exported_batches,
                 "dropped_spans": self.dropped_spans, "dropped_batches": self.dropped_batches,
+                "queue_dropped_spans": self.queue_dropped_spans, "max_queue_size": self.max_queue_size,
                 "last_error": self.last_error,
                 "last_failure_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.last_failure_at))
                 if self.last_failure_at else "",
@@ -47,10 +50,18 @@ class ExportStats:
             self.exported_batches += 1
 
     def failed(self, spans: int, error: str) -> None:
+        self._dropped(error, spans=spans, batches=1)
+
+    def queue_full(self) -> None:
+        self._dropped(f"the span queue is full (max_queue_size {self.max_queue_size}): the receiver is slower "
+                      "than the spans made; raise OTEL_BSP_MAX_QUEUE_SIZE or check the receiver", queued=1)
+
+    def _dropped(self, error: str, *, spans: int = 0, batches: int = 0, queued: int = 0) -> None:
         now = time.time()
         with self._lock:
             self.dropped_spans += spans
-            self.dropped_batches += 1
+            self.dropped_batches += batches
+            self.queue_dropped_spans += queued
             self.last_error = error
             self.last_failure_at = now
             due = now - self._reported_at >= REPORT_EVERY_S
@@ -84,3 +95,26 @@ class CountingExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+class CountingBatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch processor, counting the spans it drops silently when its queue is full."""
+
+    def __init__(self, exporter: SpanExporter, stats: ExportStats, *, max_queue_size: int, **kwargs: Any):
+        super().__init__(exporter, max_queue_size=max_queue_size, **kwargs)
+        self.stats = stats
+        stats.max_queue_size = max_queue_size
+
+    def on_end(self, span: Any) -> None:
+        queue = _queue_of(self)
+        if (queue is not None and span.context is not None and span.context.trace_flags.sampled
+                and len(queue) >= self.stats.max_queue_size):
+            self.stats.queue_full()  # the SDK's deque is about to push out its oldest span
+        super().on_end(span)
+
+
+def _queue_of(processor: BatchSpanProcessor):
+    """The SDK keeps its queue private (``_batch_processor._queue`` now, ``queue`` in older releases): read either."""
+    inner = getattr(processor, "_batch_processor", processor)
+    queue = getattr(inner, "_queue", None)
+    return queue if queue is not None else getattr(inner, "queue", None)

@@ -9,11 +9,10 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bmo import __version__
 from bmo.tracing.content import ContentCapture, register
-from bmo.tracing.export_stats import CountingExporter, ExportStats
+from bmo.tracing.export_stats import CountingBatchSpanProcessor, CountingExporter, ExportStats
 
 TRACER_NAME = "bmo"
 
@@ -83,8 +82,21 @@ def create_tracer_provider(options: Any, env: dict[str, str] | None = None) -> B
                                  endpoint=settings[1] if settings else "")
     if settings is not None:
         exporter = CountingExporter(_exporter(*settings), stats)
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+        queue, batch = _queue_sizes(env)
+        provider.add_span_processor(CountingBatchSpanProcessor(exporter, stats, max_queue_size=queue,
+                                                               max_export_batch_size=batch, schedule_delay_millis=500))
     return provider
+
+
+def _queue_sizes(env: dict[str, str]) -> tuple[int, int]:
+    """``OTEL_BSP_MAX_QUEUE_SIZE`` and ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (SDK defaults 2048, 512), batch <= queue."""
+    def read(name: str, default: int) -> int:
+        try:
+            return max(1, int(env.get(name, "") or default))
+        except ValueError:
+            return default
+    queue = read("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+    return queue, min(read("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), queue)
 
 
 def get_tracer(provider: TracerProvider) -> trace.Tracer:

@@ -6,6 +6,7 @@ import json
 import time
 
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
+from bmo.testing.fixtures import sqlite_only
 from bmo.testing.harness import start_server
 from bmo.testing.store_access import raw_connection
 
@@ -20,6 +21,11 @@ def _msg(**fields) -> str:
 
 def _call(call_id: str) -> ToolCall:
     return ToolCall(id=call_id, function=FunctionCall(name="run_shell", arguments='{"command": "true"}'))
+
+
+# Start-up recovery runs only on a store no other server uses; a PostgreSQL store is shared by nature, and
+# there a dead server's runs are closed when their leases expire (test_compat_shared_sessions, both backends).
+SOLE_STORE = sqlite_only("start-up recovery is for a store no other live server may be using")
 
 
 def seed_crash(store_url: str, data_dir) -> None:
@@ -74,6 +80,7 @@ async def crashed_server(tmp_path, store_url: str):
     return data, await start_server(data, load_plugins="openai_compat", store_url=store_url)
 
 
+@SOLE_STORE
 async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_terminal_event(tmp_path, store_url):
     data, srv = await crashed_server(tmp_path, store_url)
     try:
@@ -95,6 +102,7 @@ async def test_ledger_rows_left_running_are_closed_as_interrupted_with_a_termina
     assert [r["ledger_rows_closed"] for r in records(data, "openai_compat.recovered")] == [0, 1]
 
 
+@SOLE_STORE
 async def test_a_stored_response_left_in_progress_is_failed_with_the_reason(tmp_path, store_url):
     _, srv = await crashed_server(tmp_path, store_url)
     try:
@@ -106,6 +114,7 @@ async def test_a_stored_response_left_in_progress_is_failed_with_the_reason(tmp_
         await srv.stop()
 
 
+@SOLE_STORE
 async def test_runs_without_outcome_are_closed_as_interrupted_errors(tmp_path, store_url):
     data, srv = await crashed_server(tmp_path, store_url)
     try:
@@ -120,6 +129,7 @@ async def test_runs_without_outcome_are_closed_as_interrupted_errors(tmp_path, s
             second["user_messages_marked"]) == (3, 2, 1, 2)
 
 
+@SOLE_STORE
 async def test_a_tool_call_left_without_result_gets_an_interrupted_result_after_its_call(tmp_path, store_url):
     _, srv = await crashed_server(tmp_path, store_url)
     try:
@@ -133,6 +143,7 @@ async def test_a_tool_call_left_without_result_gets_an_interrupted_result_after_
         await srv.stop()
 
 
+@SOLE_STORE
 async def test_back_to_back_user_messages_are_kept_and_marked_in_the_audit(tmp_path, store_url):
     _, srv = await crashed_server(tmp_path, store_url)
     try:
@@ -148,6 +159,7 @@ async def test_back_to_back_user_messages_are_kept_and_marked_in_the_audit(tmp_p
         await srv.stop()
 
 
+@SOLE_STORE
 async def test_recovery_is_idempotent_a_second_start_changes_nothing(tmp_path, store_url):
     data, srv = await crashed_server(tmp_path, store_url)
     await srv.stop()

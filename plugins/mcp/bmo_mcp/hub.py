@@ -72,7 +72,7 @@ class McpHub:
         if self._closing or self.connections.get(connection.name) is not connection:
             return
         self._withdraw_tools(connection)
-        self.reconnecting[connection.name] = {"since": time.time(), "attempts": 0}
+        self.reconnecting[connection.name] = {"since": time.time(), "attempts": 0, "error": connection.last_error}
         self.host.emit("mcp.server.lost", "warn", server=connection.name, transport=connection.options.transport,
                        error=connection.last_error)
         self._reconnects[connection.name] = asyncio.get_running_loop().create_task(
@@ -156,6 +156,7 @@ class McpHub:
                            server_info=connection.server_info)
                 if retry is not None:
                     row["state"] = "reconnecting"
+                    row["last_error"] = connection.last_error or retry["error"]  # an attempt under way: why it was lost
             servers[name] = row
         return {
             "configured": len(self.servers),

@@ -17,7 +17,7 @@ def bmo_config_sections(register):
 def bmo_config_show(register):
     from bmo_mcp import config_show
 
-    register("mcp", config_show.render, help=config_show.HELP, example=config_show.EXAMPLE)
+    register("mcp", config_show.render, help=config_show.HELP, example=config_show.EXAMPLE, live=True)
 
 
 @hookimpl
