@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from compat_support import MODEL
 
+from bmo.store import Statement
+from bmo.store.errors import StoreError
 from bmo.testing.fake_upstream import reply
 from bmo.testing.store_access import raw_connection
+from bmo_openai_compat.observe.ledger import Ledger
 
 # Only the terminal update of a run row is refused: the row and its first events are in the ledger already.
 BLOCK = {
@@ -57,3 +61,53 @@ async def test_a_failed_terminal_write_is_replayed_as_persist_failed_with_the_se
     terminal = (await compat.timeline(request_id))[-1]
     assert (terminal["terminal"], terminal["outcome"]) == (True, "persist_failed")
     assert terminal["detail"]["served_outcome"] == "final_answer" and terminal["detail"]["status"] == 200
+
+
+class GatedStore:
+    """A store whose next write waits for ``release``; it then lands or is refused, as told."""
+
+    def __init__(self):
+        self.landed: list[list] = []
+        self.started = asyncio.Event()
+        self._gate = asyncio.Event()
+        self._refuse = False
+
+    def release(self, *, refuse: bool = False) -> None:
+        self._refuse = refuse
+        self._gate.set()
+
+    async def run_write(self, batch):
+        self.started.set()
+        await self._gate.wait()
+        self._gate.clear()
+        self.started.clear()
+        if self._refuse:
+            self._refuse = False
+            raise StoreError("refused")
+        self.landed.append([params[0] for _, params in batch.statements])
+
+
+def statement(name: str) -> Statement:
+    return Statement("INSERT INTO t (name) VALUES (?)", (name,))
+
+
+async def test_a_write_that_lands_is_not_replayed_when_its_bookkeeping_fails(monkeypatch):
+    store = GatedStore()
+    ledger = Ledger(store, emit=lambda *args, **fields: None)
+    ledger.keep_for_replay([statement("kept")])
+
+    def broken(statements):
+        monkeypatch.undo()
+        raise AttributeError("'tuple' object has no attribute 'sql'")  # as a plain tuple once made it
+
+    monkeypatch.setattr(ledger.counts, "wrote", broken)
+    async with asyncio.timeout(5):
+        first = ledger.submit([statement("a")])
+        await store.started.wait()
+        store.release()
+        await asyncio.wait([first])  # settled, whatever happens after the write
+        second = ledger.submit([statement("b")])
+        await store.started.wait()
+        store.release()
+        assert await second
+    assert store.landed == [["kept", "a"], ["b"]]

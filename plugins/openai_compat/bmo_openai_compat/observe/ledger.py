@@ -71,20 +71,23 @@ class Ledger:
         while self._queue:
             batch, self._queue = self._queue, []
             statements = self._pending + [s for stmts, _ in batch for s in stmts]
+            ok = False
             try:
-                await self.db.run_write(Batch(statements))
-                ok, error = True, ""
-            except Exception as exc:  # noqa: BLE001 - StoreError or anything else: degrade, never reach the request
-                ok, error = False, f"{type(exc).__name__}: {exc}"
-            self._settle(ok, error, statements)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(ok)
+                try:
+                    await self.db.run_write(Batch(statements))
+                    ok, error = True, ""
+                except Exception as exc:  # noqa: BLE001 - StoreError or anything else: degrade, never reach the request
+                    ok, error = False, f"{type(exc).__name__}: {exc}"
+                self._settle(ok, error, statements)
+            finally:  # every future is settled, whatever failed: a request must not wait forever
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(ok)
 
     def _settle(self, ok: bool, error: str, statements: list[Statement]) -> None:
         if ok:
-            self.counts.wrote(statements)
             self._pending = []
+            self.counts.wrote(statements)
             if self.degraded:
                 self.degraded = False
                 self._emit("openai_compat.ledger_recovered", "info", failures=self.failures)
@@ -101,7 +104,7 @@ class Ledger:
             self._emit("openai_compat.ledger_degraded", "warn", outcome="persist_failed", error=error)
 
     def keep_for_replay(self, statements: list[Statement]) -> None:
-        """Queue statements behind the ones already waiting, without trying the store now."""
+        """Queue statements (each a :class:`Statement`) behind the ones already waiting, without trying the store now."""
         if self.writes:
             self._pending.extend(statements)
 
