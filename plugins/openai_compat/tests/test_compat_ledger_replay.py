@@ -91,6 +91,26 @@ def statement(name: str) -> Statement:
     return Statement("INSERT INTO t (name) VALUES (?)", (name,))
 
 
+@pytest.mark.parametrize("refuse", [False, True], ids=["write-lands", "write-refused"])
+async def test_statements_kept_while_a_write_is_in_flight_are_replayed_by_the_next_write(refuse):
+    store = GatedStore()
+    ledger = Ledger(store, emit=lambda *args, **fields: None)
+    async with asyncio.timeout(5):
+        first = ledger.submit([statement("a")])
+        await store.started.wait()
+        ledger.keep_for_replay([statement("kept")])  # a request noting its replay while "a" is in flight
+        store.release(refuse=refuse)
+        assert await first is not refuse
+        second = ledger.submit([statement("b")])
+        await store.started.wait()
+        store.release()
+        assert await second
+        await ledger.drain()
+    expected = [["a"], ["kept", "b"]] if not refuse else [["a", "kept", "b"]]
+    assert store.landed == expected
+    assert not ledger.degraded and ledger._pending == []
+
+
 async def test_a_write_that_lands_is_not_replayed_when_its_bookkeeping_fails(monkeypatch):
     store = GatedStore()
     ledger = Ledger(store, emit=lambda *args, **fields: None)

@@ -70,7 +70,9 @@ class Ledger:
     async def _flush(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
-            statements = self._pending + [s for stmts, _ in batch for s in stmts]
+            # The kept statements leave _pending while in flight: what keep_for_replay adds meanwhile
+            # stays there for the next write, and a write that landed is never sent again.
+            statements, self._pending = self._pending + [s for stmts, _ in batch for s in stmts], []
             ok = False
             try:
                 try:
@@ -86,7 +88,6 @@ class Ledger:
 
     def _settle(self, ok: bool, error: str, statements: list[Statement]) -> None:
         if ok:
-            self._pending = []
             self.counts.wrote(statements)
             if self.degraded:
                 self.degraded = False
@@ -94,6 +95,7 @@ class Ledger:
             return
         self.failures += 1
         self.last_error = error
+        statements += self._pending  # kept while this write was in flight: they come after it
         overflow = len(statements) - MAX_PENDING
         if overflow > 0:
             self.dropped += overflow
