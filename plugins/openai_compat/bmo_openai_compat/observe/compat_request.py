@@ -20,6 +20,7 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from bmo.store import Statement
 from bmo.tracing.records import now_iso
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.ledger import Ledger
@@ -190,8 +191,9 @@ class CompatRequest:
             self.ledger.keep_for_replay([
                 Ledger.update_run(self.request_id, {"outcome": outcome, "error_class": error_class}),
                 # The whole detail, not SQLite's json_set: one text for both backends.
-                ("UPDATE openai_compat_run_events SET outcome = ?, detail = ? WHERE request_id = ? AND terminal = 1",
-                 (outcome, msgspec.json.encode({**detail, "served_outcome": served}).decode(), self.request_id)),
+                Statement(
+                    "UPDATE openai_compat_run_events SET outcome = ?, detail = ? WHERE request_id = ? AND terminal = 1",
+                    (outcome, msgspec.json.encode({**detail, "served_outcome": served}).decode(), self.request_id)),
             ])
         # Counted as served whether or not the ledger took it: the posture shows what clients got.
         self.ledger.counts.served(route=self.route, kind=self.kind, client_ua=self.client_ua,

@@ -70,27 +70,32 @@ class Ledger:
     async def _flush(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
-            statements = self._pending + [s for stmts, _ in batch for s in stmts]
+            # The kept statements leave _pending while in flight: what keep_for_replay adds meanwhile
+            # stays there for the next write, and a write that landed is never sent again.
+            statements, self._pending = self._pending + [s for stmts, _ in batch for s in stmts], []
+            ok = False
             try:
-                await self.db.run_write(Batch(statements))
-                ok, error = True, ""
-            except Exception as exc:  # noqa: BLE001 - StoreError or anything else: degrade, never reach the request
-                ok, error = False, f"{type(exc).__name__}: {exc}"
-            self._settle(ok, error, statements)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(ok)
+                try:
+                    await self.db.run_write(Batch(statements))
+                    ok, error = True, ""
+                except Exception as exc:  # noqa: BLE001 - StoreError or anything else: degrade, never reach the request
+                    ok, error = False, f"{type(exc).__name__}: {exc}"
+                self._settle(ok, error, statements)
+            finally:  # every future is settled, whatever failed: a request must not wait forever
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(ok)
 
     def _settle(self, ok: bool, error: str, statements: list[Statement]) -> None:
         if ok:
             self.counts.wrote(statements)
-            self._pending = []
             if self.degraded:
                 self.degraded = False
                 self._emit("openai_compat.ledger_recovered", "info", failures=self.failures)
             return
         self.failures += 1
         self.last_error = error
+        statements += self._pending  # kept while this write was in flight: they come after it
         overflow = len(statements) - MAX_PENDING
         if overflow > 0:
             self.dropped += overflow
@@ -101,7 +106,7 @@ class Ledger:
             self._emit("openai_compat.ledger_degraded", "warn", outcome="persist_failed", error=error)
 
     def keep_for_replay(self, statements: list[Statement]) -> None:
-        """Queue statements behind the ones already waiting, without trying the store now."""
+        """Queue statements (each a :class:`Statement`) behind the ones already waiting, without trying the store now."""
         if self.writes:
             self._pending.extend(statements)
 

@@ -76,9 +76,9 @@ class LedgerCounts:
             self.last.append({"request_id": request_id, "outcome": outcome, "elapsed_ms": elapsed_ms, "at": at})
 
     def wrote(self, statements: list) -> None:
-        """Rows that landed: count the inserts."""
+        """Rows that landed: count the inserts (of any ``(sql, params)`` pair, a Statement or a plain tuple)."""
         for statement in statements:
-            sql = statement.sql
+            sql = statement[0]
             if sql.startswith(_EVENTS_INSERT):
                 self.events += 1
             elif sql.startswith(_RUNS_INSERT):
