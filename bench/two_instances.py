@@ -68,16 +68,24 @@ def sse_text(raw: bytes) -> tuple[str, bool]:
     return "".join(text), done
 
 
-def queued_check(oks: dict[str, tuple[str, str]], queued: list[tuple[str, str, str]]) -> dict:
+def queued_check(oks: dict[str, tuple[str, str]], queued: list[tuple[str, str, str]],
+                 refused: dict[str, tuple[str, str]] | None = None) -> dict:
     """Every 409 against the 200s: did it name a turn of its session, and was that turn on the other instance?
 
-    ``oks``: request id -> (session, instance) of each 200; ``queued``: (session, instance, named id) per 409.
+    ``oks``: request id -> (session, instance) of each 200; ``queued``: (session, instance, named id) per 409;
+    ``refused``: request id -> (session, instance) of each 409 itself (to tell what an unknown name was).
     """
-    out = {"named_turn_of_session": 0, "named_turn_on_other_instance": 0, "named_unknown": 0}
+    out: dict = {"named_turn_of_session": 0, "named_turn_on_other_instance": 0, "named_unknown": 0,
+                 "unknown_samples": []}
     for session, instance, named in queued:
         hit = oks.get(named)
         if hit is None or hit[0] != session:
             out["named_unknown"] += 1
+            if len(out["unknown_samples"]) < 5:
+                was = ("a 200 of session " + hit[0]) if hit else (
+                    f"a 409 of session {refused[named][0]} on {refused[named][1]}" if refused and named in refused
+                    else "no response the client got")
+                out["unknown_samples"].append(f"409 on {instance} for {session} named {named}: {was}")
             continue
         out["named_turn_of_session"] += 1
         if hit[1] != instance:
@@ -101,16 +109,19 @@ class Client:
         return h
 
     @staticmethod
-    def body(profile: Profile, stream: bool) -> bytes:
-        return json.dumps({"model": "up/" + profile.name, "messages": PROMPT, "stream": stream}).encode()
+    def body(profile: Profile, stream: bool, turn: str = "") -> bytes:
+        # Session turns each say something new: an identical turn on the instance already running one is
+        # joined to it as a retry (200, not 409), which would hide the busy check this bench is about.
+        messages = [{"role": "user", "content": f"{PROMPT[0]['content']} ({turn})"}] if turn else PROMPT
+        return json.dumps({"model": "up/" + profile.name, "messages": messages, "stream": stream}).encode()
 
     async def stream_post(self, target: Target, session: str | None, resume: str | None = None):
         """POST a streamed turn; (status, headers, text or error body, done, first-chunk s, total s)."""
         t0 = time.perf_counter()
-        async with self.http.post(target.chat_url, data=self.body(PACED, True),
+        async with self.http.post(target.chat_url, data=self.body(PACED, True, uuid.uuid4().hex[:12]),
                                   headers=self.headers(target, session, resume)) as resp:
             if resp.status != 200:
-                return resp.status, dict(resp.headers), await resp.read(), False, None, time.perf_counter() - t0
+                return resp.status, resp.headers.copy(), await resp.read(), False, None, time.perf_counter() - t0
             first, tail, parts = None, b"", []
             async for piece in resp.content.iter_any():
                 if first is None:
@@ -120,7 +131,7 @@ class Client:
                     tail = window[-64:]
                 parts.append(piece)
             text, done = sse_text(b"".join(parts))
-            return 200, dict(resp.headers), text, done, first, time.perf_counter() - t0
+            return 200, resp.headers.copy(), text, done, first, time.perf_counter() - t0
 
     # --- phase 1 ---------------------------------------------------------------------------
 
@@ -176,6 +187,7 @@ class Client:
         counts: dict[str, dict[str, int]] = {t.name: {} for t in self.targets}
         oks: dict[str, tuple[str, str]] = {}
         queued: list[tuple[str, str, str]] = []
+        refused: dict[str, tuple[str, str]] = {}
         lat: list[float] = []
         samples: list[str] = []
         deadline = time.perf_counter() + duration_s
@@ -206,6 +218,7 @@ class Client:
                     if err.get("code") == "queued" and err.get("running_request_id"):
                         count(target.name, "409_queued")
                         queued.append((session, target.name, err["running_request_id"]))
+                        refused[headers.get("X-Request-Id", "")] = (session, target.name)
                     else:
                         count(target.name, "409_other")
                         if len(samples) < 5:
@@ -225,14 +238,14 @@ class Client:
                 total[k] = total.get(k, 0) + v
         return {"sessions": sessions, "concurrency": concurrency, "elapsed_s": elapsed, "per_instance": counts,
                 "total": total, "turns_per_s": total.get("200", 0) / elapsed, "latency_ms_200": percentiles(lat),
-                "queued_names": queued_check(oks, queued), "error_samples": samples}
+                "queued_names": queued_check(oks, queued, refused), "error_samples": samples}
 
     # --- phase 3 ---------------------------------------------------------------------------
 
     async def resume_sample(self, session: str) -> dict:
         a, b = self.targets
         row: dict = {"session": session}
-        post = await self.http.post(a.chat_url, data=self.body(PACED, True), headers=self.headers(a, session))
+        post = await self.http.post(a.chat_url, data=self.body(PACED, True, "first"), headers=self.headers(a, session))
         if post.status != 200:
             row.update(result="error", detail=f"A answered {post.status}: {(await post.read())[:200]!r}")
             post.release()
@@ -408,6 +421,7 @@ def markdown(r: dict) -> str:
               f"Of the 409s, {q['named_turn_of_session']} named a turn of the same session that got a 200 "
               f"({q['named_turn_on_other_instance']} of them running on the other instance), {q['named_unknown']} "
               "named no such turn."]
+    lines += [f"- unknown name: {u}" for u in q.get("unknown_samples", [])]
     re_ = r["resume"]
     counts = re_["counts"]
     first = re_["resume_first_chunk_ms"] or {}
