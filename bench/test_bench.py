@@ -93,3 +93,23 @@ def test_baseline_rows_pair_this_build_with_the_baseline_per_scenario():
 
     rows = baseline_rows([m("bmo", "a", 200.0, 1.0), m("bmo-base", "a", 100.0, 2.0), m("bmo", "b", 50.0, 1.0)])
     assert [(r["scenario"], r["ratio"], r["base_cpu"]) for r in rows] == [("a", 2.0, 2.0)]
+
+
+def test_two_instances_reads_sse_text_and_checks_what_each_409_named():
+    from bench.two_instances import queued_check, sse_text, summarise_resumes
+
+    raw = (b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+           b'data: {"choices":[{"delta":{"content":"lorem "}}]}\n\ndata: {"choices":[{"delta":{"content":"ipsum"}}]}\n\n'
+           b'data: {"choices":[],"usage":{"total_tokens":3}}\n\ndata: [DONE]\n\n')
+    assert sse_text(raw) == ("lorem ipsum", True)
+    assert sse_text(raw[:60]) == ("", False)
+    oks = {"r1": ("s1", "bmo-a"), "r2": ("s2", "bmo-b")}
+    q = queued_check(oks, [("s1", "bmo-b", "r1"), ("s2", "bmo-b", "r2"), ("s1", "bmo-a", "r2"), ("s3", "bmo-a", "r9")],
+                     {"r9": ("s3", "bmo-b")})
+    assert (q["named_turn_of_session"], q["named_turn_on_other_instance"], q["named_unknown"]) == (2, 1, 2)
+    assert q["unknown_samples"][0].endswith("a 200 of session s2")
+    assert q["unknown_samples"][1].endswith("a 409 of session s3 on bmo-b")
+    s = summarise_resumes([{"session": "a", "result": "match", "resume_first_chunk_s": 0.02},
+                           {"session": "b", "result": "mismatch", "detail": "x"}])
+    assert s["counts"] == {"match": 1, "mismatch": 1} and s["failures"][0]["session"] == "b"
+    assert s["resume_first_chunk_ms"]["p50"] == 20.0
