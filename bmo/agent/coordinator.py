@@ -64,6 +64,7 @@ class Coordinator(DirectModelCalls):
         # Finished runs in the order they ended, so pruning only ever looks at the oldest.
         self._finished: deque[tuple[float, Run]] = deque()
         self._active: dict[str, Run] = {}
+        self._claims: dict[str, asyncio.Future] = {}  # run id -> its lease claim in flight (shared stores only)
         self._ephemeral: dict[str, Session] = {}  # ephemeral sessions live here only, never in the database
         self.finished_run_ttl_s = FINISHED_RUN_TTL_S
         self.max_finished_runs = MAX_FINISHED_RUNS
@@ -189,6 +190,11 @@ class Coordinator(DirectModelCalls):
         return deleted
 
     # -- runs ----------------------------------------------------------------------
+    async def claim_settled(self, session_id: str) -> None:
+        """Wait while this process's run on the session still claims its lease: a refused claim is no run to name."""
+        while (run := self._active.get(session_id)) is not None and (claim := self._claims.get(run.id)) is not None:
+            await asyncio.shield(claim)
+
     def active_run(self, session_id: str) -> Run | None:
         """The session's run that has not finished yet, if any."""
         run = self._active.get(session_id)
@@ -241,6 +247,7 @@ class Coordinator(DirectModelCalls):
             raise RuntimeError("the coordinator is shut down")
         if policy.permission_mode not in PERMISSION_MODES:
             raise ValueError(f"permission_mode must be one of {', '.join(PERMISSION_MODES)}, got {policy.permission_mode!r}")
+        await self.claim_settled(session.id)
         busy = self._active.get(session.id)
         if busy is not None and not busy.done:
             raise SessionBusy(session.id, busy.id)
@@ -261,14 +268,21 @@ class Coordinator(DirectModelCalls):
                 session.forget_after(fork.at_seq)
             await session.append(list(new_messages), run.id)
         else:
+            claim = self._claims[run.id] = asyncio.get_running_loop().create_future() if leased else None
             try:
                 await self.store.begin_run(row, list(new_messages), fork=fork,
                                            version=history.version if history is not None else None,
                                            claim=self.cluster.claim(session.id, run.id) if leased else None)
-            except BaseException:
+            except BaseException as exc:
                 self._active.pop(session.id, None)
                 self._runs.pop(run.id, None)
+                if claim is not None:
+                    claim.set_result(exc)
                 raise
+            finally:
+                self._claims.pop(run.id, None)
+            if claim is not None:
+                claim.set_result(None)
             row = None
             if leased:
                 self.cluster.hold(run)

@@ -18,6 +18,10 @@ import pytest
 import pytest_asyncio
 from compat_support import MODEL, TOKEN, Compat, ScriptedModel, compat_toml
 
+from bmo.agent import coordinator_of
+from bmo.agent.errors import SessionBusy
+from bmo.agent.messages import ChatMessage
+from bmo.agent.run import RunPolicy
 from bmo.testing.fake_upstream import FakeUpstream, reply
 from bmo.testing.harness import clean_env, spawn_serve, start_server
 
@@ -332,3 +336,28 @@ async def test_a_follower_ends_with_the_run_row_when_the_runs_end_never_reached_
     assert resumed.choices[0].message.content == "partly logged"
     assert resumed.choices[0].finish_reason == "stop"
     await client.close()
+
+
+async def test_a_start_during_a_claim_the_other_server_refuses_names_the_other_servers_run(pair):
+    # Found by bench/two_instances.py: a 409 named a run of this process whose lease claim was still in flight,
+    # and that claim was then refused, so the id the client was told to resume never ran.
+    a, b = await pair(), await pair()
+    a.model.answer(reply(SLOW, chunks=10, chunk_delay_s=0.2))
+    client_a = a.aclient()
+    stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "go"}],
+                                                    stream=True, extra_headers=headers("s-inflight"))
+    await first_chunk(stream)
+    running = stream.response.headers["x-request-id"]
+    coordinator = coordinator_of(b.host)
+    session = await coordinator.get_session("s-inflight")
+
+    async def start(text: str):
+        return await coordinator.start_run(session, [ChatMessage(role="user", content=text)], policy=RunPolicy())
+
+    # The first start awaits its claim in the writer; the second one checks the session meanwhile.
+    results = await asyncio.gather(start("one"), start("two"), return_exceptions=True)
+    assert [type(r) for r in results] == [SessionBusy, SessionBusy]
+    assert [r.run_id for r in results] == [running, running]
+    async for _ in stream:
+        pass
+    await client_a.close()

@@ -126,6 +126,7 @@ class ChatHandler:
         """Session in hand: busy check, model binding, router, then the run, delivered."""
         rt, coordinator = self.rt, self.coordinator
         if not session.ephemeral:
+            await coordinator.claim_settled(session.id)  # only waits on a shared store, while a claim is in flight
             busy = coordinator.active_run(session.id)
             if busy is not None:
                 if retries_of(self.host).same_intent(session.id, intent_of(session.id, req), busy.id):
