@@ -85,7 +85,10 @@ async def _run_session(script: str, tmp_path: Path) -> str:
         "TERM": "dumb", "XDG_CONFIG_HOME": "/tmp/docs-config", "XDG_STATE_HOME": "/tmp/docs-state",
         "XDG_CACHE_HOME": "/tmp/docs-cache", "XDG_DATA_HOME": "/tmp/docs-data", "TMPDIR": "/tmp",
     }
-    command = ["bwrap", "--dev-bind", "/", "/", "--bind", str(private), "/tmp", "--proc", "/proc",
+    # A checkout under /tmp (CI clones into mktemp -d) would vanish behind the private /tmp: bind it back.
+    keep = [arg for path in {ROOT.resolve(), Path(VENV_BIN).resolve().parent.parent}
+            if path.is_relative_to("/tmp") for arg in ("--bind", str(path), str(path))]
+    command = ["bwrap", "--dev-bind", "/", "/", "--bind", str(private), "/tmp", *keep, "--proc", "/proc",
                "--unshare-net", "--unshare-pid", "--die-with-parent", "--chdir", "/tmp/docs-work",
                "--", "bash", "/tmp/page.sh"]
     proc = await asyncio.create_subprocess_exec(*command, env=env, stdin=asyncio.subprocess.DEVNULL,
