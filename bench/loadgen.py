@@ -45,9 +45,9 @@ def percentiles(values: list[float]) -> dict | None:
             "mean": sum(s) / n * 1000.0, "n": n}
 
 
-def stream_content_chars(raw: bytes) -> tuple[int, bool]:
-    """(characters of delta.content, saw [DONE]) for a whole SSE body."""
-    chars, done = 0, False
+def sse_text(raw: bytes) -> tuple[str, bool]:
+    """(the concatenated ``delta.content``, saw ``[DONE]``) of a whole SSE body."""
+    text, done = [], False
     for line in raw.split(b"\n"):
         if not line.startswith(b"data:"):
             continue
@@ -60,8 +60,14 @@ def stream_content_chars(raw: bytes) -> tuple[int, bool]:
         except ValueError:
             continue
         for choice in event.get("choices") or []:
-            chars += len((choice.get("delta") or {}).get("content") or "")
-    return chars, done
+            text.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(text), done
+
+
+def stream_content_chars(raw: bytes) -> tuple[int, bool]:
+    """(characters of delta.content, saw [DONE]) for a whole SSE body."""
+    text, done = sse_text(raw)
+    return len(text), done
 
 
 class Outcome:

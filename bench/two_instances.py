@@ -36,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.loadgen import FIRST_CONTENT, percentiles
+from bench.loadgen import FIRST_CONTENT, percentiles, sse_text
 from bench.loop import run_loop
 from bench.procs import BenchError, Proc
 from bench.runner import say
@@ -47,25 +47,6 @@ from bench.upstream import Profile
 PACED = Profile("paced", tokens=24, chunks=24, delay_s=0.025)  # ~0.6 s per streamed turn
 NAMES = ("bmo-a", "bmo-b")
 PROMPT = [{"role": "user", "content": "Say something short."}]
-
-
-def sse_text(raw: bytes) -> tuple[str, bool]:
-    """(the concatenated ``delta.content``, saw ``[DONE]``) of a whole SSE body."""
-    text, done = [], False
-    for line in raw.split(b"\n"):
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            done = True
-            continue
-        try:
-            event = json.loads(data)
-        except ValueError:
-            continue
-        for choice in event.get("choices") or []:
-            text.append((choice.get("delta") or {}).get("content") or "")
-    return "".join(text), done
 
 
 def queued_check(oks: dict[str, tuple[str, str]], queued: list[tuple[str, str, str]],
