@@ -133,7 +133,9 @@ class ChatHandler:
                     return await self._join(req, busy, "identical_retry")
                 raise self._queued(session.id, busy.id)
             if coordinator.cluster is not None and (elsewhere := await coordinator.cluster.busy_run_id(session.id)):
-                raise self._queued(session.id, elsewhere)  # the run goes on another server sharing the store
+                # A run of ours that ended has its lease release queued ahead of our claim: not busy.
+                if (mine := coordinator.get_run(elsewhere)) is None or not mine.done:
+                    raise self._queued(session.id, elsewhere)  # the run goes on another server sharing the store
         run_model, success = None, outcomes.FINAL_ANSWER
         if not created and req.model != session.model:
             if self.options.model_override_policy == "reject":
