@@ -307,6 +307,7 @@ class Coordinator(DirectModelCalls):
             loop_detection=self.loop_detection, length_recovery=self.length_recovery, emit=run_events(run, parent),
             record=self.host.emit, tracer=self.host.tracer, spawn=functools.partial(self.spawn, run, depth),
             tool_host=self.host, context=self.host.config.section("agent.context"),
+            end_lease=functools.partial(self.cluster.end_job, run) if self.cluster is not None else None,
         )
 
     def _run_done(self, run: Run, task: asyncio.Task) -> None:

@@ -160,7 +160,8 @@ class AgentLoop:
             if self.unwritten_run_row is not None:
                 await store.record_finished_run({**self.unwritten_run_row, **end})
             else:
-                await store.finish_run(self.run.id, end)
+                end_lease = self.services.end_lease
+                await store.finish_run(self.run.id, end, also=end_lease() if end_lease is not None else None)
             if result.outcome == run_outcomes.CANCELLED:
                 await store.audit("run.cancelled", actor=self.run.requester, session_id=self.session.id,
                                   run_id=self.run.id, reason=self.run.cancel_reason or "cancelled")

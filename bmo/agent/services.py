@@ -42,6 +42,9 @@ class RunServices:
     spawn: Callable[[str], Awaitable[str]]  # a sub-run of this run on a task; its final answer
     tool_host: Any  # what tools get as ``ctx.host``; the loop itself reads nothing from it
     context: ContextOptions | None = None  # [agent.context]: each model call's budget; None: no limit
+    # On a shared store: the writer job that frees the session's lease, run in the write of the run's end row,
+    # so the lease is gone before the client can read the answer and send its next turn. None otherwise.
+    end_lease: Callable[[], Callable[[Any], None]] | None = None
 
 
 def run_events(run: Run, parent: Run | None = None) -> Callable[[AnyEvent], None]:

@@ -242,8 +242,18 @@ class AgentStore:
         """The whole row of a run that was not written when it started (a run on an in-memory session)."""
         await self.db.run_write(RUNS.insert(row, RUN_COLUMNS + RUN_END_COLUMNS))
 
-    async def finish_run(self, run_id: str, fields: dict) -> None:
-        await self.db.run_write(RUNS.update(run_id, fields, RUN_END_COLUMNS))
+    async def finish_run(self, run_id: str, fields: dict, *, also: Any = None) -> None:
+        """The run's end on its row; ``also`` (a job, e.g. the session's lease release) in the same write."""
+        update = RUNS.update(run_id, fields, RUN_END_COLUMNS)
+        if also is None:
+            await self.db.run_write(update)
+            return
+
+        def job(conn) -> None:
+            update(conn)
+            also(conn)
+
+        await self.db.run_write(job)
 
     async def run_rows(self, session_id: str, limit: int = 50) -> list[dict]:
         return await self.db.fetchall(

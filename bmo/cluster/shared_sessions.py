@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bmo.agent import run_outcomes
@@ -55,13 +56,19 @@ class SharedSessions:
         """``run`` claimed its lease: renew it while it goes."""
         self._held[run.id] = run
 
-    def release(self, run: Run) -> None:
-        """``run`` ended: its last events, then the lease's removal, queued in that order."""
+    def end_job(self, run: Run) -> Callable[[Any], None] | None:
+        """``run`` is ending: its events so far queued to the log, and the job that frees its lease (for the write
+        of its end row, so no client sees the answer while the lease still stands); None if it holds none."""
         if self._held.pop(run.id, None) is None:
-            return
+            return None
         if isinstance(run, run_log.LoggedRun):
             run.flush_log()
-        self.db.write_soon(leases.release_job(self.holder, run.id)).add_done_callback(self._release_written)
+        return leases.release_job(self.holder, run.id)
+
+    def release(self, run: Run) -> None:
+        """``run`` ended without its end row taking the lease along (cancelled before its loop ran): free it now."""
+        if (job := self.end_job(run)) is not None:
+            self.db.write_soon(job).add_done_callback(self._release_written)
 
     def _release_written(self, fut: asyncio.Future) -> None:
         if not fut.cancelled() and fut.exception() is not None:  # the lease expires by itself after the TTL

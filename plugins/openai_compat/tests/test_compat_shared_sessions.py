@@ -361,3 +361,20 @@ async def test_a_start_during_a_claim_the_other_server_refuses_names_the_other_s
     async for _ in stream:
         pass
     await client_a.close()
+
+
+async def test_a_runs_lease_is_gone_by_the_time_its_answer_is_out(pair):
+    # A fresh-clone CI run saw the next turn get 409: the lease was freed only after the run's task ended,
+    # later than the answer its client read. Now the lease goes in the write of the run's end row.
+    a, b = await pair(), await pair()
+    coordinator = coordinator_of(a.host)
+    session = await coordinator.create_session(session_id="s-end", model=MODEL)
+    run = await coordinator.start_run(session, [ChatMessage(role="user", content="hi")], policy=RunPolicy())
+    seen: list = []
+    # Asked the moment the run emits its end, the other server must already find the session free.
+    run.on_finish(lambda r: seen.append(asyncio.ensure_future(coordinator_of(b.host).cluster.busy_run_id("s-end"))))
+    await run.wait()
+    assert len(seen) == 1 and await seen[0] is None
+    again = await coordinator_of(b.host).start_run(session, [ChatMessage(role="user", content="again")],
+                                                   policy=RunPolicy())
+    assert (await again.wait()).text == "echo: again"
