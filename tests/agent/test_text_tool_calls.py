@@ -62,6 +62,31 @@ def test_text_that_is_not_a_call_of_an_offered_tool_stays_text(text):
     assert parse(text, OFFERED) == (text, [])
 
 
+# Recorded from Qwen2.5-Coder-0.5B offered the file reads: "What is 2+3?", and a read with a made-up second call.
+MADE_UP = '{"name": "add", "arguments": {"a": 2, "b": 3}}'
+READ_AND_MADE_UP = ('{"name": "read_file", "arguments": {"path": "notes.txt"}}\n'
+                    '{"name": "secret_word", "arguments": {"pattern": "secret", "path": "."}}')
+
+
+def test_with_any_name_a_call_to_a_tool_that_was_not_offered_is_a_call_for_the_loop_to_refuse():
+    assert parse(MADE_UP, OFFERED) == (MADE_UP, [])
+    assert [(c.name, json.loads(c.arguments)) for c in parse(MADE_UP, OFFERED, any_name=True)[1]] == [
+        ("add", {"a": 2, "b": 3})]
+    assert [c.name for c in parse(READ_AND_MADE_UP, OFFERED, any_name=True)[1]] == ["read_file", "secret_word"]
+    assert parse(READ_AND_MADE_UP, OFFERED) == (READ_AND_MADE_UP, [])
+    # Recorded: arguments that are an expression, not JSON. The loop tells the model they are not valid.
+    malformed = '{"name": "multiply", "arguments": {"product": 7 * 6}}'
+    assert parse(malformed, OFFERED) == (malformed, [])
+    assert [(c.name, c.arguments) for c in parse(malformed, OFFERED, any_name=True)[1]] == [
+        ("multiply", '{"product": 7 * 6}')]
+
+
+@pytest.mark.parametrize("text", [t for t in PROSE if t != NOT_OFFERED] + ['{"name": "Bob"}', '{"name": "two words", "arguments": {}}',
+                                          '{"name": 5, "arguments": {}}'])
+def test_with_any_name_prose_and_objects_not_shaped_as_calls_stay_text(text):
+    assert parse(text, OFFERED, any_name=True) == (text, [])
+
+
 def test_nothing_is_a_call_when_no_tool_is_offered():
     assert parse(BARE, set()) == (BARE, [])
 
