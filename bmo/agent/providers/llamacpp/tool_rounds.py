@@ -8,6 +8,8 @@ results it got as plain conversation, it answers from them.
 
 from __future__ import annotations
 
+import json
+
 from bmo.agent.messages import ChatMessage, text_of
 from bmo.agent.tool_calls import short_arguments
 
@@ -29,14 +31,17 @@ def as_text(messages: list[ChatMessage]) -> list[ChatMessage]:
     """``messages`` with tool calls and results as plain text: each round's results join the user's message.
 
     Measured: an assistant line saying what it ran is copied as the answer; results appended to
-    the request ("... returned: ...") are answered from (docs/local-model.md).
+    the request ("... returned: ...") are answered from (docs/local-model.md). A failed call about
+    nothing the request names (a made-up tool, a guessed path) is left out: shown it, the model
+    answers "What is 12-5?" with the error.
     """
     out: list[ChatMessage] = []
-    calls: dict[str, str] = {}  # tool_call_id -> "name(arguments)"
+    calls: dict[str, tuple[str, list[str]]] = {}  # tool_call_id -> ("name(arguments)", its argument values)
     results: list[str] = []
+    request = ""
 
     def flush(last: bool) -> None:
-        text = "\n\n".join(results) + ("\n\n" + ANSWER_NOW if last else "")
+        text = "\n\n".join([*results, ANSWER_NOW] if last else results)
         results.clear()
         if out and out[-1].role == "user" and isinstance(out[-1].content, str):
             out[-1] = ChatMessage(role="user", content=out[-1].content + "\n\n" + text)
@@ -45,18 +50,33 @@ def as_text(messages: list[ChatMessage]) -> list[ChatMessage]:
 
     for message in messages:
         if message.role == "tool":
-            said = calls.get(message.tool_call_id or "", "a tool")
-            results.append(f"{said} returned:\n{text_of(message.content).strip()}")
+            said, values = calls.get(message.tool_call_id or "", ("a tool", []))
+            result = text_of(message.content).strip()
+            if result.startswith("Error:") and not any(len(v) > 2 and v in request for v in values):
+                continue
+            results.append(f"{said} returned:\n{result}")
             continue
         if results:
             flush(last=False)
         if message.role == "assistant" and message.tool_calls:
             for call in message.tool_calls:
-                calls[call.id] = f"{call.function.name}({short_arguments(call.function.arguments)})"
+                calls[call.id] = (f"{call.function.name}({short_arguments(call.function.arguments)})",
+                                  _values(call.function.arguments))
             if text_of(message.content).strip():
                 out.append(ChatMessage(role="assistant", content=text_of(message.content)))
             continue
+        if message.role == "user":
+            request = text_of(message.content).lower()
         out.append(message)
-    if results:
+    if results or (out and out[-1].role == "user" and rounds_since_user(messages)):
         flush(last=True)
     return out
+
+
+def _values(arguments: str) -> list[str]:
+    """The string values of a call's arguments object (the paths and patterns it was about)."""
+    try:
+        parsed = json.loads(arguments or "{}")
+    except ValueError:
+        return []
+    return [v.lower() for v in parsed.values() if isinstance(v, str)] if isinstance(parsed, dict) else []
