@@ -107,6 +107,11 @@ class ProviderOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_answer_bytes: int = 32 * 1024 * 1024  # as received, SSE framing included (~128k streamed tokens)
     # Content that is exactly a call of an offered tool as JSON becomes a tool call; None: the kind decides (llamacpp on).
     text_tool_calls: bool | None = None
+    # Whether the compat API's first-turn ambiguity router asks this provider's models; None: the kind decides
+    # (llamacpp: no, as a 0.5B model calls "What is 2+3?" ambiguous and asks it back).
+    ambiguity_router: bool | None = None
+    # The temperature of a request that names none; None: the kind decides (the upstream's own; llamacpp 0).
+    temperature: float | None = None
     # kind = "llamacpp" (the embedded local model): a GGUF file, or a Hugging Face repo + file in the local cache.
     model_path: str = ""
     repo: str = ""

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,12 +18,15 @@ import pytest
 
 from bmo.agent.config import ProviderOptions
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
-from bmo.agent.providers.llamacpp import model_file
+from bmo.agent.providers.llamacpp import model_file, tool_rounds
 from bmo.agent.providers.llamacpp.provider import LlamaCppProvider, create
+from bmo.testing.fake_upstream import reply
 from bmo.testing.harness import clean_env, spawn_serve
 
 MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 MODEL_SIZE = 491_400_064
+MODEL_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+LOCAL_MODEL = "local/" + MODEL_FILE.removesuffix(".gguf")  # what `bmo init --local-model` names it
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,6 +70,15 @@ def test_text_tool_calls_default_on_for_llamacpp_and_may_be_turned_off(tmp_path)
     assert create("local", options(model_path=str(gguf), text_tool_calls=False)).text_tool_calls is False
     provider = create("local", options(model_path=str(gguf), models=["qwen"]))
     assert isinstance(provider, LlamaCppProvider) and provider.alias == "qwen" and provider.models == []
+
+
+def test_llamacpp_samples_at_temperature_0_and_skips_the_ambiguity_router_by_default(tmp_path):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    local = create("local", options(model_path=str(gguf)))
+    assert (local.temperature, local.ambiguity_router) == (0.0, False)
+    configured = create("local", options(model_path=str(gguf), temperature=0.8, ambiguity_router=True))
+    assert (configured.temperature, configured.ambiguity_router) == (0.8, True)
 
 
 def test_llamacpp_offers_the_file_reads_by_default_and_a_tools_list_replaces_them(tmp_path):
@@ -112,6 +126,64 @@ async def test_under_tool_choice_none_the_model_is_shown_no_tools(tmp_path, fake
     assert "tools" not in sent and "tool_choice" not in sent
 
 
+# Recorded from Qwen2.5-Coder-0.5B at llama.cpp's default temperature, offered the file reads.
+ADD_CALL = '{"name": "add", "arguments": {"a": 2, "b": 3}}'
+
+
+async def test_a_text_call_to_a_made_up_tool_is_told_there_is_none_and_the_next_round_answers(
+        agent, tmp_path, fake_upstream, monkeypatch):
+    # Before: the made-up call was released as text, and that JSON was the answer to "What is 2+3?".
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+
+    async def start(self):  # the fake upstream stands in for the model's child server
+        self.base_url, self.models = fake_upstream.base_url.rstrip("/"), [self.alias]
+
+    monkeypatch.setattr(LlamaCppProvider, "_start", start)
+    bmo = await agent('default_model = "local/fake-model"',
+                      f'[providers.local]\nkind = "llamacpp"\nmodel_path = "{gguf}"\nmodels = ["fake-model"]\n',
+                      providers=False)
+    fake_upstream.script(reply(ADD_CALL, chunks=6), reply("2 + 3 = 5"))
+    session = await bmo.create_session()
+    events = await bmo.run(session["id"], "What is 2+3?")
+    assert events[-1]["outcome"] == "final_answer" and events[-1]["text"] == "2 + 3 = 5"
+    first, second = (r.body for r in fake_upstream.chat_requests)
+    assert first["temperature"] == 0 and [t["function"]["name"] for t in first["tools"]] == [
+        "read_file", "list_dir", "search_files"]
+    assert "tools" not in second
+    # "There is no tool named add" tells the model nothing about the request: it is not shown.
+    assert second["messages"][-1] == {"role": "user", "content": "What is 2+3?\n\n" + tool_rounds.ANSWER_NOW}
+    history = await (await bmo.co.get_session(session["id"])).messages()
+    assert history[1].tool_calls[0].function.name == "add" and "no tool named 'add'" in history[2].content
+
+
+def _failed_read(path: str, request: str) -> list[ChatMessage]:
+    call = ToolCall(id="c1", function=FunctionCall(name="read_file", arguments=json.dumps({"path": path})))
+    return [ChatMessage(role="user", content=request), ChatMessage(role="assistant", tool_calls=[call]),
+            ChatMessage(role="tool", tool_call_id="c1", content=f"Error: {path} does not exist")]
+
+
+def test_a_failed_call_on_a_path_the_request_names_is_shown_and_one_on_a_guessed_path_is_not():
+    # Recorded at temperature 0.8: "What is 12-5?" made the model read a guessed file; shown the error,
+    # it answered "12-5 does not exist".
+    named = tool_rounds.as_text(_failed_read("todo.txt", "What does todo.txt say?"))
+    assert named[-1].content == ("What does todo.txt say?\n\nread_file(todo.txt) returned:\nError: todo.txt does not "
+                                 "exist\n\n" + tool_rounds.ANSWER_NOW)
+    guessed = tool_rounds.as_text(_failed_read("workspace/file.txt", "What is 12-5?"))
+    assert guessed == [ChatMessage(role="user", content="What is 12-5?\n\n" + tool_rounds.ANSWER_NOW)]
+
+
+async def test_a_requests_own_temperature_wins_over_the_llamacpp_default(tmp_path, fake_upstream):
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    sent = await _sent(fake_upstream, create("local", options(model_path=str(gguf))), TOOL_ROUND[:1],
+                       sampling={"temperature": 0.7})
+    assert sent["temperature"] == 0.7
+    configured = await _sent(fake_upstream, create("local", options(model_path=str(gguf), temperature=0.3)),
+                             TOOL_ROUND[:1])
+    assert configured["temperature"] == 0.3
+
+
 def test_a_negative_tool_rounds_is_refused_with_the_key(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
@@ -128,7 +200,7 @@ RUNS = range(int(os.environ.get("BMO_E2E_LOCAL_RUNS") or 1))
 
 def _model() -> Path:
     path = Path(os.environ.get("BMO_E2E_MODEL_PATH") or
-                REPO_ROOT / ".cache/test-model/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+                REPO_ROOT / ".cache/test-model" / MODEL_FILE)
     assert path.is_file(), f"{path} is missing: run scripts/fetch-test-model"
     assert path.stat().st_size == MODEL_SIZE
     digest = hashlib.sha256()
@@ -141,17 +213,13 @@ def _model() -> Path:
 
 @pytest.fixture(scope="module")
 def local_bmo(tmp_path_factory):
+    # The config a new user gets from `bmo init --local-model`: BMO's own prompt, router and defaults.
     tmp = tmp_path_factory.mktemp("local")
-    workspace = tmp / "ws"
-    workspace.mkdir()
-    (workspace / "notes.txt").write_text("The secret word is PINEAPPLE.\n")
-    (tmp / "bmo.toml").write_text(
-        f'[options.openai_compat]\nenabled = true\nambiguity_action = "code"  # a 0.5B router asks back too often\n\n[providers.local]\nkind = "llamacpp"\n'
-        f'model_path = {json.dumps(str(_model()))}\ncontext_size = 4096\nmodels = ["qwen"]\n\n'
-        f'[agent]\ndefault_model = "local/qwen"\nworkspace = {json.dumps(str(workspace))}\nmax_steps = 6\n'
-        # A 0.5B model calls tools for anything when told "use tools when they help": say when they help.
-        'system_prompt = "You are a helpful assistant. Answer questions directly. Call a tool only when the user '
-        'asks about a file."\n')
+    (tmp / "notes.txt").write_text("The secret word is PINEAPPLE.\n")
+    init = subprocess.run([sys.executable, "-m", "bmo", "init", "--yes", "--probe-port", "9",
+                           "--local-model", str(_model())], cwd=tmp, env=clean_env(tmp),
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
     started = time.monotonic()
     server = spawn_serve(["--allow-no-auth", "--addr", "127.0.0.1:0"], data_dir=tmp / "data", cwd=tmp,
                          env=clean_env(tmp), timeout=300)
@@ -209,7 +277,7 @@ async def test_the_llamacpp_provider_streams_with_usage_cancels_and_stops_its_ch
 def test_the_local_model_streams_its_answer(local_bmo):
     started = time.monotonic()
     stream = _client(local_bmo).chat.completions.create(
-        model="local/qwen", stream=True, stream_options={"include_usage": True},
+        model=LOCAL_MODEL, stream=True, stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "Write one sentence about the sea."}])
     pieces, usage = [], None
     for chunk in stream:
@@ -227,7 +295,7 @@ def test_the_local_model_streams_its_answer(local_bmo):
 
 def _turn(server, prompt: str) -> tuple[str, float]:
     started = time.monotonic()
-    answer = _client(server).chat.completions.create(model="local/qwen",
+    answer = _client(server).chat.completions.create(model=LOCAL_MODEL,
                                                      messages=[{"role": "user", "content": prompt}])
     return answer.choices[0].message.content or "", time.monotonic() - started
 
@@ -239,6 +307,16 @@ def test_the_local_model_answers_what_is_2_plus_3_through_the_chat_api(local_bmo
     text, elapsed = _turn(local_bmo, "What is 2+3?")
     print(f"\n2+3 turn end to end: {elapsed:.1f}s: {text!r}")
     assert re.search(r"\b5\b", text) and "Stopped:" not in text  # an answer, not a loop-detection notice
+
+
+@e2e
+@pytest.mark.local_model_e2e
+@pytest.mark.parametrize(("prompt", "answer"), [("What is 7 times 6?", "42"), ("What is 12-5?", "7"),
+                                                ("What is the capital of France?", "Paris")])
+def test_the_local_model_answers_other_plain_questions(local_bmo, prompt, answer):
+    text, elapsed = _turn(local_bmo, prompt)
+    print(f"\n{prompt!r} end to end: {elapsed:.1f}s: {text!r}")
+    assert re.search(rf"\b{answer}\b", text) and "Stopped:" not in text
 
 
 @e2e

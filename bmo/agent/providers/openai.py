@@ -50,7 +50,10 @@ class OpenAIProvider:
     """One ``[providers.NAME]`` table of kind ``openai``."""
 
     TEXT_TOOL_CALLS_DEFAULT = False  # a hosted API calls tools properly; small local models may not
+    TEXT_TOOL_CALLS_ANY_NAME = False  # a text call to a tool that was not offered stays text
     TOOLS_DEFAULT: list[str] | None = None  # every BMO tool the run's policy offers
+    TEMPERATURE_DEFAULT: float | None = None  # the upstream's own
+    AMBIGUITY_ROUTER_DEFAULT = True
 
     def __init__(self, name: str, options: ProviderOptions, host: Any = None):
         if not options.base_url:
@@ -73,6 +76,9 @@ class OpenAIProvider:
         wanted = options.text_tool_calls
         self.text_tool_calls = self.TEXT_TOOL_CALLS_DEFAULT if wanted is None else wanted
         self.offered_tools = self.TOOLS_DEFAULT if options.tools is None else list(options.tools)
+        self.temperature = self.TEMPERATURE_DEFAULT if options.temperature is None else options.temperature
+        wanted = options.ambiguity_router
+        self.ambiguity_router = self.AMBIGUITY_ROUTER_DEFAULT if wanted is None else wanted
 
     # -- plumbing ------------------------------------------------------------------
     def _http(self) -> aiohttp.ClientSession:
@@ -129,6 +135,8 @@ class OpenAIProvider:
             body["tools"] = tools
             if tool_choice is not None:
                 body["tool_choice"] = tool_choice
+        if self.temperature is not None:
+            body["temperature"] = self.temperature  # a client's own temperature (below) wins
         for key, value in (sampling or {}).items():
             # OpenAI refuses parallel_tool_calls on a request without tools.
             if value is not None and (key != "parallel_tool_calls" or tools):
@@ -148,7 +156,7 @@ class OpenAIProvider:
             resp = await self._open_bounded(body, bounds)
             items = self._read(resp, bounds)
             if self.text_tool_calls:
-                items = text_tool_calls.recognise(items, tools, tool_choice)
+                items = text_tool_calls.recognise(items, tools, tool_choice, self.TEXT_TOOL_CALLS_ANY_NAME)
             try:
                 async for item in items:
                     yield item

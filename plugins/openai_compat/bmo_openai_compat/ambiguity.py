@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from bmo.agent.errors import AgentError
 from bmo.agent.messages import ChatMessage
 
 ROUTE_TOOL_NAME = "bmo_route"
@@ -52,6 +53,15 @@ class RouteDecision:
     @property
     def ambiguous(self) -> bool:
         return self.decision == "ambiguous"
+
+
+def asks_router(coordinator, model: str) -> bool:
+    """Whether ``model``'s provider is asked (``[providers.NAME] ambiguity_router``; off for small local models)."""
+    try:
+        provider, _ = coordinator.resolve_model(model)
+    except AgentError:  # an unknown model is reported by the call itself
+        return True
+    return getattr(provider, "ambiguity_router", True)
 
 
 def is_first_user_turn(conversation: list[ChatMessage]) -> bool:

@@ -80,6 +80,22 @@ async def test_code_runs_the_full_agent_without_asking_the_router(start_compat):
     await client.close()
 
 
+async def test_a_provider_with_the_ambiguity_router_off_is_not_asked_and_its_first_turn_runs(start_compat):
+    # Measured on the 0.5B local model (docs/local-model.md): asked, it called "What is 2+3?" ambiguous and
+    # asked it back; kind = "llamacpp" turns the router off by default.
+    compat = await start_compat(extra_toml="ambiguity_router = false\n")  # lands in the [providers.fake] table
+    compat.model.route(route_reply("ambiguous", "What is 2+3?"))
+    client = compat.aclient()
+    raw = await client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=[{"role": "user", "content": "What is 2+3?"}])
+    assert raw.parse().choices[0].message.content == "echo: What is 2+3?"
+    assert compat.model.router_calls == 0 and len(compat.up.chat_requests) == 1
+    await compat.assert_outcome(raw.headers["x-request-id"], "final_answer", 200)
+    answer = await client.responses.create(model=MODEL, input="What is 2+3?")
+    assert answer.output_text == "echo: What is 2+3?" and compat.model.router_calls == 0
+    await client.close()
+
+
 async def test_bmo_tool_activity_streams_as_reasoning_never_as_tool_calls(compat):
     compat.model.answer(reply(tool_calls=[tool_call("read_file", {"path": "notes.txt"})]), reply("It says 42."))
     client = compat.aclient()

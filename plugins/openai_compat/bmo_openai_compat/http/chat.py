@@ -14,7 +14,7 @@ from bmo.agent.ownership import may_reach
 from bmo.server.app import get_host
 from bmo.server.capacity import stream_slot
 from bmo_openai_compat import wire
-from bmo_openai_compat.ambiguity import is_first_user_turn, route
+from bmo_openai_compat.ambiguity import asks_router, is_first_user_turn, route
 from bmo_openai_compat.client_tools import select_client_tools
 from bmo_openai_compat.content_parts import accepts_images
 from bmo_openai_compat.http import follow
@@ -157,7 +157,7 @@ class ChatHandler:
         # A client that asks for a format or forces a tool runs a program: a clarifying question would break it.
         forced = req.tool_choice not in (None, "auto", "none")
         if (self.options.ambiguity_action != "code" and answer_format is None and not forced
-                and is_first_user_turn(start)):
+                and is_first_user_turn(start) and asks_router(coordinator, req.model)):
             try:
                 decision = await route(coordinator, req.model, start, sampling, conversation_id=session.id,
                                        run_id=rt.request_id)

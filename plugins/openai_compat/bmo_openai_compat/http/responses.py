@@ -15,7 +15,7 @@ from bmo.agent.messages import ChatMessage
 from bmo.server.app import get_host
 from bmo.server.capacity import stream_slot
 from bmo_openai_compat import responses_wire as rw
-from bmo_openai_compat.ambiguity import is_first_user_turn, route
+from bmo_openai_compat.ambiguity import asks_router, is_first_user_turn, route
 from bmo_openai_compat.http.chat import ChatHandler
 from bmo_openai_compat.http.error_replies import agent_error, compat_error, disabled_error, guarded
 from bmo_openai_compat.http.stored_responses import find_stored
@@ -149,7 +149,7 @@ class ResponsesHandler(ChatHandler):
         # As in chat: a client that asks for a format or forces a tool runs a program, not a conversation.
         forced = rw.upstream_tool_choice(req) is not None
         if (self.options.ambiguity_action != "code" and answer_format is None and not forced
-                and is_first_user_turn(appended if created else history + appended)):
+                and is_first_user_turn(appended if created else history + appended) and asks_router(coordinator, model)):
             try:
                 decision = await route(coordinator, model, history + appended[len(seed):], sampling)
             except AgentError as exc:
