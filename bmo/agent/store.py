@@ -118,6 +118,11 @@ CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
     *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
     *cluster_schema.MIGRATIONS,  # 6: session leases and the run event log (bmo.cluster)
     *summaries.MIGRATIONS,  # 8: compaction summaries (bmo.agent.summaries)
+    # Session listings (newest first, one owner's under a trusted proxy) read an index, not the whole table.
+    (9, """
+CREATE INDEX sessions_owner_created ON sessions(created_by, created_at, id);
+CREATE INDEX sessions_created ON sessions(created_at, id);
+"""),
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
