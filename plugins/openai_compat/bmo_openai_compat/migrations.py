@@ -74,9 +74,10 @@ ALTER TABLE openai_compat_runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
 """
 
 # Version 5: the runs listing filtered to one requester (ownership) walks that requester's rows, newest
-# first, not the whole ledger; retention of stored responses finds old ones by age without a scan.
+# first, not the whole ledger; rows without a forwarded requester stay out of it, so the single-user
+# default pays no index write. Retention of stored responses finds old ones by age without a scan.
 V5 = """
-CREATE INDEX openai_compat_runs_requester ON openai_compat_runs (requester, id);
+CREATE INDEX openai_compat_runs_requester ON openai_compat_runs (requester, id) WHERE requester <> '';
 CREATE INDEX openai_compat_responses_created ON openai_compat_responses (created_at);
 """
 
