@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import os
 import sys
@@ -236,4 +237,7 @@ def init(path: Path, force: bool, yes: bool, ports: tuple[int, ...], probe_host:
     click.echo(f"Wrote {path}" + (f" with provider(s) {', '.join(i.name for i in found)}." if found else
                                   ": it explains what to fill in (one [providers.NAME] table)."))
     config_arg = "" if path.resolve() == (Path.cwd() / "bmo.toml").resolve() else f" --config {path}"
+    if gguf and importlib.util.find_spec("xllamacpp") is None:  # else serve would start and say the same
+        click.echo("First: pip install 'bmo[local]' (in a BMO checkout: .venv/bin/pip install -e '.[local]'): "
+                   "the embedded local model needs it.")
     click.echo(f"Next: bmo serve --allow-no-auth{config_arg}   (then: curl -s localhost:9000/v1/models)")

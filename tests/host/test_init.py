@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -158,6 +159,7 @@ def test_init_yes_with_nothing_else_found_uses_the_smallest_gguf_in_the_hugging_
     result = run_bmo("init", "--yes", "--probe-port", str(free_port()))
     assert result.returncode == 0, result.stderr
     assert f"found: the embedded local model {small}" in result.stdout and "smallest of 2" in result.stdout
+    assert ("pip install 'bmo[local]'" in result.stdout) == (importlib.util.find_spec("xllamacpp") is None)
     text = (tmp_path / "bmo.toml").read_text()
     config = tomllib.loads(text)
     assert config["providers"]["local"] == {"kind": "llamacpp", "model_path": str(small), "context_size": 4096}
