@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from bmo.agent import run_outcomes
+from bmo.agent.errors import SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
 from bmo.cluster import leases, run_log, takeover
 from bmo.cluster.identity import worker_id
 
 CANCEL_POLL_S = 1.0  # a cancel asked on another server reaches the run within about this
+DELETE_WAIT_S = 10.0  # a session delete waits this long for its run elsewhere to stop, as a local delete does
 LEASE_LOST = "lease lost: another server took this session over"
 
 
@@ -107,6 +109,13 @@ class SharedSessions:
                              run_id: str | None = None) -> tuple[str, str] | None:
         """Ask the holder of a live lease to cancel its run; its (run id, session id), or None when none is live."""
         return await self.db.run_write(leases.request_cancel_job(session_id, run_id, reason))
+
+    async def stop_for_delete(self, session_id: str, requester: str, cancel_elsewhere: Callable[..., Any]) -> None:
+        """Before deleting ``session_id``: cancel its run on another server and wait for its end (DELETE_WAIT_S);
+        SessionBusy naming the run if it has not ended by then (its holder stalled, or died and its lease lives)."""
+        row = await cancel_elsewhere("session deleted", requester, session_id=session_id, wait_s=DELETE_WAIT_S)
+        if row is not None and row["outcome"] is None and not (await self.take_over([row["id"]]))["runs_taken_over"]:
+            raise SessionBusy(session_id, row["id"])
 
     async def wait_finished(self, run_id: str, timeout_s: float) -> dict | None:
         """The run's row once it has an outcome (polled), or its row as it is at ``timeout_s``."""

@@ -166,7 +166,13 @@ async def delete_session(request: web.Request) -> web.Response:
     co = _coordinator(request)
     session_id = request.match_info["session_id"]
     await _session_or_404(co, session_id, request)
-    await co.delete_session(session_id, requester=_requester(request))
+    try:
+        await co.delete_session(session_id, requester=_requester(request))
+    except SessionBusy as exc:  # its run on another server was asked to stop and has not yet
+        raise ApiError(409, f"Session '{session_id}' has run {exc.run_id} going on another server, which did not stop "
+                            "in time after being asked to; send the DELETE again once it has ended (see GET "
+                            f"/v1/sessions/{session_id}).", code="session_busy",
+                       headers={"X-BMO-Run-Id": exc.run_id}) from None
     return web.json_response({"id": session_id, "object": "bmo.session.deleted", "deleted": True})
 
 
