@@ -19,7 +19,7 @@ from bmo.agent import run_outcomes
 from bmo.agent.errors import SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
-from bmo.cluster import leases, run_log, takeover
+from bmo.cluster import leases, liveness, run_log, takeover
 from bmo.cluster.identity import worker_id
 
 CANCEL_POLL_S = 1.0  # a cancel asked on another server reaches the run within about this
@@ -34,6 +34,7 @@ class SharedSessions:
         self.host = host
         self.db = host.db
         self.holder = worker_id()
+        self.me = liveness.me(self.holder, time.time())  # before any request of this process: its rows are later
         self.ttl_s = float(host.config.section("store").lease_ttl_s)
         self._held: dict[str, Run] = {}
         self._keeper: asyncio.Task | None = None
@@ -181,9 +182,28 @@ class SharedSessions:
             run.cancel(reason)  # as a local cancel does; the asking server wrote the audit row
 
     async def sweep(self) -> dict[str, int]:
-        """Close runs whose lease expired (their holder died), and prune finished runs' event logs."""
+        """Close runs whose lease expired (their holder died) and other rows of dead processes; prune event logs."""
         counts = await self.take_over()
+        counts.update(await self.close_orphans())
         await self.db.run_write(run_log.prune_job(time.time()))
+        return counts
+
+    async def close_orphans(self) -> dict[str, int]:
+        """Close the rows no lease covers whose process died (``bmo.cluster.liveness``); a read when there is none."""
+        counts: dict[str, int] = {}
+        for sweeper in liveness.sweepers_of(self.host):
+            now = time.time()
+            found = await self.db.run_read(lambda conn, s=sweeper: s.find(conn, now, self.me))
+            if not found:
+                continue
+
+            def job(conn: Any, s: liveness.OrphanSweeper = sweeper, wanted: set = set(found)) -> dict[str, int]:
+                return s.close(conn, [key for key in s.find(conn, time.time(), self.me) if key in wanted])
+
+            for key, value in (await self.db.run_write(job)).items():
+                counts[key] = counts.get(key, 0) + value
+        if any(counts.values()):
+            self.host.emit("cluster.orphans_closed", "warn", holder=self.holder, **counts)
         return counts
 
     async def take_over(self, run_ids: list[str] | None = None) -> dict[str, int]:

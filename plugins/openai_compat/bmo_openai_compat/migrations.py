@@ -73,4 +73,11 @@ V4 = """
 ALTER TABLE openai_compat_runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
 """
 
-MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4))
+# Version 6 (shared stores): the server process that wrote a row, so a dead one's rows can be closed by a live
+# peer (bmo.cluster.liveness). NULL when the store is not shared: start-up recovery closes those. (5 is s20-retention's.)
+V6 = """
+ALTER TABLE openai_compat_runs ADD COLUMN holder TEXT;
+ALTER TABLE openai_compat_runs ADD COLUMN holder_host TEXT;
+"""
+
+MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (6, V6))
