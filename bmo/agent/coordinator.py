@@ -72,6 +72,8 @@ class Coordinator(DirectModelCalls):
         self._closed = False
         # Another server shares the store: busy sessions are leases there (None: this process's dict alone).
         self.cluster = SharedSessions.start_for(host, close_runs) if store_is_shared(host.config) else None
+        if self.cluster is not None:  # a challenge of ours can be answered on any server, one elsewhere here
+            self.permissions.shared, self.cluster.broker = self.cluster, self.permissions
 
     @property
     def closed(self) -> bool:

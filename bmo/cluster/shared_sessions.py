@@ -19,7 +19,7 @@ from bmo.agent import run_outcomes
 from bmo.agent.errors import SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
-from bmo.cluster import leases, liveness, run_log, takeover
+from bmo.cluster import challenges, leases, liveness, run_log, takeover
 from bmo.cluster.identity import worker_id
 
 CANCEL_POLL_S = 1.0  # a cancel asked on another server reaches the run within about this
@@ -37,6 +37,8 @@ class SharedSessions:
         self.me = liveness.me(self.holder, time.time())  # before any request of this process: its rows are later
         self.ttl_s = float(host.config.section("store").lease_ttl_s)
         self._held: dict[str, Run] = {}
+        self._challenges: set[str] = set()  # ids of this process's permission challenges, waiting in the store
+        self.broker: Any = None  # the coordinator's PermissionBroker: resolves the answers given elsewhere
         self._keeper: asyncio.Task | None = None
 
     @classmethod
@@ -127,6 +129,38 @@ class SharedSessions:
                 return row
             await asyncio.sleep(0.05)
 
+    # -- permission challenges -----------------------------------------------------------
+    def challenge_raised(self, pending: Any) -> None:
+        """A run of ours waits for a person: in the store too, so any server's native API can answer it."""
+        if pending.run_id in self._held:  # a run in memory only (no lease) is nobody else's to answer
+            self._challenges.add(pending.id)
+            self.db.write_soon(challenges.publish_job(pending, self.holder)).add_done_callback(self._challenge_written)
+
+    def challenge_ended(self, permission_id: str) -> None:
+        if permission_id in self._challenges:
+            self._challenges.discard(permission_id)
+            self.db.write_soon(challenges.withdraw_job(permission_id)).add_done_callback(self._challenge_written)
+
+    def _challenge_written(self, fut: asyncio.Future) -> None:
+        if not fut.cancelled() and fut.exception() is not None:  # then only this process can answer it
+            self.host.emit("cluster.challenge_write_failed", "warn", error=str(fut.exception()))
+
+    async def challenges_elsewhere(self, session_id: str) -> list[dict]:
+        """The session's challenges waiting on other live servers."""
+        rows = await self.db.run_read(lambda conn: challenges.waiting(conn, session_id))
+        return [row for row in rows if row["id"] not in self._challenges]  # ours are listed from memory
+
+    async def answer_elsewhere(self, permission_id: str, session_id: str, decision: str, requester: str) -> bool:
+        """Answer a challenge waiting on another server (it applies the answer within about a second)."""
+        return await self.db.run_write(challenges.decide_job(permission_id, session_id, decision, requester))
+
+    async def _read_decisions(self) -> None:
+        ids = list(self._challenges)
+        for permission_id, decision, requester in await self.db.run_read(
+                lambda conn: challenges.decisions(conn, self.holder, ids)):
+            if self.broker is not None:
+                self.broker.resolve(permission_id, decision, requester)
+
     # -- the keeper ------------------------------------------------------------------
     def start(self) -> None:
         if self._keeper is None:
@@ -153,6 +187,8 @@ class SharedSessions:
                         await self._renew()
                     else:
                         await self._read_cancels()
+                if self._challenges:
+                    await self._read_decisions()
                 if loop.time() - swept >= sweep_every:
                     swept = loop.time()
                     await self.sweep()
@@ -186,6 +222,7 @@ class SharedSessions:
         counts = await self.take_over()
         counts.update(await self.close_orphans())
         await self.db.run_write(run_log.prune_job(time.time()))
+        await self.db.run_write(challenges.prune_job(time.time()))
         return counts
 
     async def close_orphans(self) -> dict[str, int]:
