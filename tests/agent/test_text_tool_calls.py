@@ -49,6 +49,8 @@ def test_several_bare_calls_one_per_line_are_several_calls():
             '{"name": "list_dir", "arguments": {"path": "."}}')
     assert [c.name for c in parse(text, OFFERED)[1]] == ["read_file", "list_dir"]
     assert parse(text + "\nand then I answer", OFFERED) == (text + "\nand then I answer", [])
+    # Recorded at temperature 0.8: the same, in one ```json fence.
+    assert [c.name for c in parse("```json\n" + text + "\n```", OFFERED)[1]] == ["read_file", "list_dir"]
 
 
 def test_prose_before_a_tagged_call_stays_as_text():

@@ -86,11 +86,12 @@ def parse(text: str, offered: set[str], any_name: bool = False) -> tuple[str, li
     if not offered or not stripped:
         return text, []
     fenced = _FENCE.match(stripped)
-    call = _call_of(fenced.group("body") if fenced else stripped, offered, any_name)
+    body = fenced.group("body") if fenced else stripped
+    call = _call_of(body, offered, any_name)
     if call is not None:
         return "", [call]
-    lines = [line for line in stripped.splitlines() if line.strip()]
-    if len(lines) > 1:  # several bare calls, one per line: every line must be one
+    lines = [line for line in body.splitlines() if line.strip()]
+    if len(lines) > 1:  # several bare calls, one per line (fenced or not): every line must be one
         per_line = [_call_of(line, offered, any_name) for line in lines]
         if all(c is not None for c in per_line):
             return "", [c for c in per_line if c is not None]
