@@ -179,12 +179,12 @@ class Coordinator(DirectModelCalls):
         return sessions[:limit]
 
     async def delete_session(self, session_id: str, requester: str = "") -> bool:
-        """Delete a session and its history (cancelling its run, on any server); the audit keeps the fact of a durable one."""
+        """Delete a session and its history (cancelling its run, on any server); the audit keeps the fact of it."""
         run = self._active.get(session_id)
         if run is not None:
             run.cancel("session deleted")
             await asyncio.wait_for(asyncio.shield(run.wait()), 10)
-        elif self.cluster is not None:  # a run on another server: SessionBusy while it has not stopped
+        elif self.cluster is not None and session_id not in self._ephemeral:  # SessionBusy while a run elsewhere goes
             await self.cluster.stop_for_delete(session_id, requester, self.cancel_elsewhere)
         if self._ephemeral.pop(session_id, None) is not None:
             return True  # it only ever lived in memory: nothing to delete or audit in the database

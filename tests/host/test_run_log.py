@@ -35,7 +35,11 @@ async def test_wait_reads_the_log_on_from_where_its_events_got_to(tmp_path, stor
                 for seq, e in enumerate(events, 1)]
         await db.run_write(lambda conn: [conn.execute(run_log.INSERT, row) for row in rows])
         seen: list[int] = []
-        followed = run_log.FollowedRun("run_1", "s", "", lambda job: db.run_read(lambda conn: job(SeenSeqs(conn, seen))))
+
+        def read(job):
+            return db.run_read(lambda conn: job(SeenSeqs(conn, seen)))
+
+        followed = run_log.FollowedRun("run_1", "s", "", read)
         stream = followed.events()
         assert [await anext(stream), await anext(stream)] == events[:2]
         # The delivery got to the second row: wait() reads on after it, not from the first row again.
@@ -43,7 +47,7 @@ async def test_wait_reads_the_log_on_from_where_its_events_got_to(tmp_path, stor
         assert seen == [0, 2]
         assert [e async for e in stream] == events[2:]  # the delivery's own iteration is unchanged
         assert (await followed.wait()) == events[-1] and seen == [0, 2]  # ended: no read at all
-        fresh = run_log.FollowedRun("run_1", "s", "", lambda job: db.run_read(lambda conn: job(SeenSeqs(conn, seen))))
+        fresh = run_log.FollowedRun("run_1", "s", "", read)
         assert (await fresh.wait()) == events[-1] and fresh.done and seen == [0, 2, 0]
     finally:
         await db.close()

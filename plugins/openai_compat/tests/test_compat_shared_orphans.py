@@ -118,8 +118,8 @@ async def test_the_sweep_closes_rows_of_stopped_silent_and_restarted_processes_a
         conn.execute("INSERT INTO runs (id, session_id, model, origin, requester, permission_mode, started_at)"
                      " VALUES ('req_run', 's-run', ?, 'openai_compat', '', 'ask', ?)", (MODEL, now - 30))
         conn.execute("INSERT INTO openai_compat_responses (response_id, request_id, session_id, status, created_at,"
-                     " response) VALUES ('resp_1', 'req_silent', 's', 'in_progress', ?, '{\"status\":\"in_progress\"}')",
-                     (now - 30,))
+                     " response) VALUES ('resp_1', 'req_silent', 's', 'in_progress', ?, ?)",
+                     (now - 30, '{"status": "in_progress"}'))
 
     await b.host.db.run_write(seed)
     counts = await cluster.close_orphans()
