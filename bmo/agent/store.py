@@ -118,6 +118,11 @@ CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
     *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
     *cluster_schema.MIGRATIONS,  # 6 and 10: session leases, the run event log, permission challenges (bmo.cluster)
     *summaries.MIGRATIONS,  # 8: compaction summaries (bmo.agent.summaries)
+    # Session listings (newest first, one owner's under a trusted proxy) read an index, not the whole table.
+    (9, """
+CREATE INDEX sessions_owner_created ON sessions(created_by, created_at, id) WHERE created_by <> '';
+CREATE INDEX sessions_created ON sessions(created_at, id);
+"""),
 ]
 
 RUN_COLUMNS = ("id", "session_id", "model", "origin", "requester", "permission_mode", "started_at", "parent_run_id")
@@ -160,7 +165,8 @@ class AgentStore:
         where = ["1=1"] if include_ephemeral else ["ephemeral = 0"]
         params: list[Any] = []
         if created_by is not None:
-            where.append("created_by = ?")
+            # The owner index holds named owners only; the term lets both engines' planners use it.
+            where.append("created_by = ? AND created_by <> ''" if created_by else "created_by = ?")
             params.append(created_by)
         if before is not None:
             where.append("(created_at, id) < (?, ?)")

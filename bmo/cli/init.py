@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from bmo.cli import gguf_search
+
 # The usual loopback ports of OpenAI-compatible model servers, and the provider name each gets.
 KNOWN_SERVERS = ((11434, "ollama", "Ollama"), (8080, "llamacpp_server", "llama.cpp server"),
                  (1234, "lmstudio", "LM Studio"), (8000, "vllm", "vLLM"))
@@ -76,13 +78,27 @@ def keys_in_environment() -> list[Found]:
     return found
 
 
-def local_model(path: str) -> Found:
+def local_model(path: str, found: gguf_search.LocalModel | None = None) -> Found:
+    """The embedded local model on ``path`` (``found``: where ``bmo init`` found it, said in a comment)."""
+    # The snapshot's own path (not repo + file): it needs neither huggingface_hub nor the cache's refs.
+    where = [f"model_path = {_q(str(Path(path).expanduser().absolute()))}"]
+    if found is not None and found.repo:
+        where.append(f"# in the Hugging Face cache: repo = {_q(found.repo)}, file = {_q(found.file)}")
     return Found("local", f"the embedded local model {path}", [
-        'kind = "llamacpp"  # needs the optional extra: pip install \'bmo[local]\'',
-        f"model_path = {_q(str(Path(path).expanduser().resolve()))}",
+        'kind = "llamacpp"  # needs the optional extra: pip install \'bmo[local]\'', *where,
         "context_size = 4096",
         "# threads = 2  # default: the CPUs this process may use",
-    ], [Path(path).stem])
+    ], [found.name if found is not None else Path(path).stem])
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**28 else f"{size / 2**20:.0f} MiB"
+
+
+def ggufs_hint(models: list[gguf_search.LocalModel]) -> str:
+    """The GGUF files found on this machine, as comments: any of them can be the local model."""
+    lines = [f"#   {m.path}  ({_gib(m.size)})" for m in models]
+    return "# GGUF files found on this machine (bmo init --force --local-model FILE uses one):\n" + "\n".join(lines) + "\n"
 
 
 LOCAL_MODEL_HINT = """\
@@ -115,7 +131,7 @@ NOTHING_FOUND = """\
 """
 
 
-def render(found: list[Found], *, host: str, ports: list[int]) -> str:
+def render(found: list[Found], *, host: str, ports: list[int], ggufs: list[gguf_search.LocalModel] = ()) -> str:
     """The commented bmo.toml for what was found (or the explanation of what to fill in)."""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [
@@ -129,11 +145,15 @@ def render(found: list[Found], *, host: str, ports: list[int]) -> str:
     if not found:
         out.append(NOTHING_FOUND.format(host=host, ports=", ".join(map(str, ports)) or "(none probed)"))
         out.append(LOCAL_MODEL_HINT)
+        if ggufs:
+            out.append(ggufs_hint(ggufs))
         return "\n".join(out)
     for item in found:
         out += [f"# Found: {item.what}", f"[providers.{item.name}]", *item.lines, ""]
     if not any(item.name == "local" for item in found):
         out.append(LOCAL_MODEL_HINT)
+        if ggufs:
+            out.append(ggufs_hint(ggufs))
     default = next((f"{item.name}/{item.models[0]}" for item in found if item.models), "")
     out += ["[agent]"]
     if default:
@@ -176,32 +196,43 @@ def init(path: Path, force: bool, yes: bool, ports: tuple[int, ...], probe_host:
 
     It probes loopback for Ollama (11434), a llama.cpp server (8080), LM Studio (1234) and vLLM
     (8000) with GET /v1/models, looks for OPENAI_API_KEY and OPENROUTER_API_KEY (it writes the
-    variable's name, never the key), and offers the embedded local model (--local-model).
+    variable's name, never the key), and offers the embedded local model (--local-model, or a GGUF
+    file it finds in the Hugging Face cache or LM Studio's models folder when nothing else answers).
     """
     if path.exists() and not force:
         click.echo(f"bmo init: {path} exists; pass --force to overwrite it (or --path to write elsewhere).", err=True)
         sys.exit(1)
     probed = probe_ports(ports)
     found = probe_servers(probe_host, probed, probe_timeout) + keys_in_environment()
-    if gguf is None and not found and not yes and sys.stdin.isatty():
-        answer = click.prompt("No model found. Path to a GGUF file for the embedded local model (empty: skip)",
-                              default="", show_default=False).strip()
+    ggufs = gguf_search.find() if gguf is None else []
+    chosen = None  # a GGUF found on this machine, used when nothing else was
+    if gguf is None and not found and ggufs and (yes or not sys.stdin.isatty()):
+        chosen = ggufs[0]
+        gguf = str(chosen.path)
+    elif gguf is None and not found and not yes and sys.stdin.isatty():
+        answer = click.prompt("No model server found. Path to a GGUF file for the embedded local model (empty: skip)",
+                              default=str(ggufs[0].path) if ggufs else "", show_default=bool(ggufs)).strip()
         gguf = answer or None
         if gguf and not Path(gguf).expanduser().is_file():
             click.echo(f"bmo init: {gguf} is not a file; leaving the local model commented out.", err=True)
             gguf = None
+        chosen = next((m for m in ggufs if gguf and str(m.path) == gguf), None)
     if gguf:
-        found.insert(0, local_model(gguf))
+        found.insert(0, local_model(gguf, chosen))
     click.echo(f"Probed {probe_host} ports {', '.join(map(str, probed)) or '(none)'} for model servers.")
     for item in found:
         click.echo(f"  found: {item.what}")
+    if chosen is not None and len(ggufs) > 1:
+        click.echo(f"  (the smallest of {len(ggufs)} GGUF files found; --local-model FILE picks another)")
+    elif ggufs and chosen is None and not any(item.name == "local" for item in found):
+        click.echo(f"  also found {len(ggufs)} GGUF file(s), listed in the file's comments for --local-model")
     if not found:
         click.echo("  found nothing: no model server answered and no API key variable is set.")
     if not yes and not click.confirm(f"Write {path}?", default=True):
         click.echo("bmo init: nothing written.")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(found, host=probe_host, ports=probed))
+    path.write_text(render(found, host=probe_host, ports=probed, ggufs=ggufs))
     click.echo(f"Wrote {path}" + (f" with provider(s) {', '.join(i.name for i in found)}." if found else
                                   ": it explains what to fill in (one [providers.NAME] table)."))
     config_arg = "" if path.resolve() == (Path.cwd() / "bmo.toml").resolve() else f" --config {path}"

@@ -47,6 +47,8 @@ class RetentionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     ledger: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
     runs: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
     audit: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=90))
+    # Stored /v1/responses objects: 30 days, as OpenAI keeps them; their sessions follow `sessions`.
+    responses: RetentionLimits = msgspec.field(default_factory=lambda: RetentionLimits(max_age_days=30))
     # Sessions and their messages are user data: kept until deleted unless an idle age or count is set.
     sessions: RetentionLimits = msgspec.field(default_factory=RetentionLimits)
 

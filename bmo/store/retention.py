@@ -1,6 +1,6 @@
 """Retention: old rows of the store's table families go, in small batches through the one writer.
 
-A family (``ledger``, ``runs``, ``audit``, ``sessions``) is one or more :class:`Rule` s, each a
+A family (``ledger``, ``runs``, ``audit``, ``sessions``, ``responses``) is one or more :class:`Rule` s, each a
 primary table whose old rows go together with the rows that hang off them. A row goes when it is
 older than the family's ``max_age_days`` or beyond its newest ``max_rows`` (0 turns a limit off);
 unfinished rows never go. Each batch is one short writer job, and the pruner yields between
@@ -51,6 +51,10 @@ RULES = (
          (("run_steps", "run_id IN (SELECT id FROM runs WHERE session_id IN ({keys}))"),
           ("runs", "session_id IN ({keys})"), ("session_messages", "session_id IN ({keys})"),
           ("permission_decisions", "session_id IN ({keys})"), ("session_summaries", "session_id IN ({keys})"))),
+    # A stored response holds its input items and body in its row; its session is the `sessions` family's,
+    # as DELETE /v1/responses/{id} leaves it. One still being answered stays.
+    Rule("responses", "openai_compat_responses", "response_id", "created_at", False, "created_at",
+         "status NOT IN ('in_progress', 'queued')"),
 )
 FAMILIES = tuple(dict.fromkeys(rule.family for rule in RULES))
 
@@ -161,7 +165,7 @@ async def preview(db: Database, retention: Any) -> dict[str, dict[str, int]]:
     total: dict[str, dict[str, int]] = {}
     for cut in cuts:
         _add(total, cut.rule.family, await db.run_read(count_job(cut)))
-    return total
+    return _nonzero(total)
 
 
 async def prune(db: Database, retention: Any,
@@ -181,4 +185,9 @@ async def prune(db: Database, retention: Any,
             if counts.get("_keys", 0) < retention.batch_rows:
                 break
             await asyncio.sleep(PAUSE_S)
+    return _nonzero(total)
+
+
+def _nonzero(total: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The families with something to delete, so a preview and its prune name the same ones."""
     return {family: tables for family, tables in total.items() if any(tables.values())}

@@ -255,6 +255,7 @@ async def test_the_llamacpp_provider_streams_with_usage_cancels_and_stops_its_ch
         assert len([i for i in items if isinstance(i, TextDelta)]) > 1 and turn.usage.completion_tokens > 0
         posture = provider.posture()
         assert posture["state"] == "running" and posture["load_s"] > 0 and posture["rss_bytes"] > 100 * 2**20
+        assert (posture["temperature"], posture["ambiguity_router"]) == (0.0, False)
         print(f"\nload {posture['load_s']}s, RSS {posture['rss_bytes'] / 2**20:.0f} MiB, "
               f"{turn.usage.completion_tokens} tokens in {elapsed:.1f}s")
         # Cancellation: leaving mid-answer closes the connection; the next call is served at once.

@@ -22,6 +22,19 @@ from bmo.testing.harness import clean_env, free_port, spawn_serve
 from tests.host.test_repo_commands import ROOT
 
 
+@pytest.fixture(autouse=True)
+def no_models_of_this_machine(tmp_path, monkeypatch):
+    """``bmo init`` looks for GGUF files in the Hugging Face cache and under $HOME: not this machine's."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+
+
+def gguf(path: Path, size: int = 64) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"GGUF" + bytes(size - 4))
+    return path
+
+
 @pytest.fixture
 def fake_server_port(tmp_path):
     """A fake OpenAI-compatible model server in its own process, on a free port."""
@@ -135,6 +148,31 @@ def test_init_local_model_writes_an_active_llamacpp_provider(run_bmo, tmp_path):
     assert config["providers"]["local"]["kind"] == "llamacpp"
     assert config["providers"]["local"]["model_path"] == str(gguf)
     assert config["agent"]["default_model"] == "local/tiny"
+
+
+def test_init_yes_with_nothing_else_found_uses_the_smallest_gguf_in_the_hugging_face_cache(run_bmo, tmp_path):
+    snapshot = tmp_path / "hf-hub" / "models--Owner--Tiny-GGUF" / "snapshots" / "0123abcd"
+    small, big = gguf(snapshot / "tiny-q4_k_m.gguf"), gguf(snapshot / "tiny-q8_0.gguf", 4096)
+    gguf(snapshot / "mmproj-tiny-f16.gguf", 8)  # a vision projector, not a model
+    (snapshot / "notes.gguf").write_text("not a model")  # no GGUF magic
+    result = run_bmo("init", "--yes", "--probe-port", str(free_port()))
+    assert result.returncode == 0, result.stderr
+    assert f"found: the embedded local model {small}" in result.stdout and "smallest of 2" in result.stdout
+    text = (tmp_path / "bmo.toml").read_text()
+    config = tomllib.loads(text)
+    assert config["providers"]["local"] == {"kind": "llamacpp", "model_path": str(small), "context_size": 4096}
+    assert config["agent"]["default_model"] == "local/tiny-q4_k_m"
+    assert 'repo = "Owner/Tiny-GGUF", file = "tiny-q4_k_m.gguf"' in text and str(big) not in text
+
+
+def test_init_with_a_server_found_lists_the_ggufs_of_lm_studio_in_comments_only(run_bmo, tmp_path, fake_server_port):
+    model = gguf(tmp_path / "home" / ".lmstudio" / "models" / "lmstudio-community" / "Qwen-GGUF" / "qwen-q4.gguf")
+    result = run_bmo("init", "--yes", "--probe-port", str(fake_server_port))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "bmo.toml").read_text()
+    config = tomllib.loads(text)
+    assert list(config["providers"]) == [f"local_{fake_server_port}"]  # the server, not the file
+    assert f"#   {model}  (0 MiB)" in text and "also found 1 GGUF file" in result.stdout
 
 
 def test_serve_with_no_config_starts_prints_the_guidance_once_and_the_routes_answer_with_it(tmp_path):

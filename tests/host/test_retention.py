@@ -208,3 +208,45 @@ async def test_a_write_issued_during_a_prune_lands_before_the_prune_ends(tmp_pat
     landed = order.index("write landed")
     assert order[0] == "batch ledger" and landed < 3, order[:6]  # behind at most one batch, not the whole prune
     assert order.index("prune done") > landed + 30  # ...of the 30+ batches still to come
+
+
+def seed_responses(store) -> None:
+    """Stored responses of session s-new: four ancient and ended, one ancient still answering, two recent."""
+    now = time.time()
+    rows = [(f"resp_old-{i}", OLD_EPOCH + i, "completed") for i in range(4)]
+    rows += [("resp_old-running", OLD_EPOCH, "in_progress"), ("resp_new-0", now, "completed"),
+             ("resp_new-1", now + 1, "failed")]
+    with raw_connection(*store) as conn:
+        for response_id, at, status in rows:
+            conn.execute("INSERT INTO openai_compat_responses (response_id, request_id, session_id, status, created_at)"
+                         " VALUES (?, ?, 's-new', ?, ?)", (response_id, "req_" + response_id, status, at))
+
+
+def test_stored_responses_go_after_30_days_but_one_still_answering_stays(tmp_path, run_bmo, store_url):
+    data, store = asyncio.run(prepared(tmp_path, store_url))
+    seed_responses(store)
+    env = {"BMO_STORE_URL": store_url}
+    dry = run_bmo("store", "prune", "--dry-run", "--json", "--data-dir", str(data), env=env)
+    assert json.loads(dry.stdout)["would_delete"]["responses"] == {"openai_compat_responses": 4}, dry.stderr
+    result = run_bmo("store", "prune", "--data-dir", str(data), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "responses" in result.stdout and "openai_compat_responses" in result.stdout
+    assert ids(store, "SELECT response_id FROM openai_compat_responses") == [
+        "resp_new-0", "resp_new-1", "resp_old-running"]
+    assert ids(store, "SELECT id FROM sessions") == ["s-new", "s-old"]  # a response's session is not its to drop
+
+
+def test_a_count_limit_keeps_only_the_newest_stored_responses(tmp_path, run_bmo, store_url):
+    config = "[store.retention.responses]\nmax_age_days = 0\nmax_rows = 1\n"
+    data, store = asyncio.run(prepared(tmp_path, store_url, config))
+    seed_responses(store)
+    result = run_bmo("store", "prune", "--config", str(tmp_path / "bmo.toml"), "--data-dir", str(data),
+                     env={"BMO_STORE_URL": store_url})
+    assert result.returncode == 0, result.stderr
+    assert ids(store, "SELECT response_id FROM openai_compat_responses") == ["resp_new-1", "resp_old-running"]
+
+
+def test_config_show_lists_the_responses_family_with_its_30_day_default(run_bmo):
+    result = run_bmo("config", "show")
+    assert result.returncode == 0, result.stderr
+    assert "[store.retention.responses]\nmax_age_days = 30\nmax_rows = 0\n" in result.stdout

@@ -73,11 +73,19 @@ V4 = """
 ALTER TABLE openai_compat_runs ADD COLUMN error_class TEXT NOT NULL DEFAULT '';
 """
 
+# Version 5: the runs listing filtered to one requester (ownership) walks that requester's rows, newest
+# first, not the whole ledger; rows without a forwarded requester stay out of it, so the single-user
+# default pays no index write. Retention of stored responses finds old ones by age without a scan.
+V5 = """
+CREATE INDEX openai_compat_runs_requester ON openai_compat_runs (requester, id) WHERE requester <> '';
+CREATE INDEX openai_compat_responses_created ON openai_compat_responses (created_at);
+"""
+
 # Version 6 (shared stores): the server process that wrote a row, so a dead one's rows can be closed by a live
-# peer (bmo.cluster.liveness). NULL when the store is not shared: start-up recovery closes those. (5 is s20-retention's.)
+# peer (bmo.cluster.liveness). NULL when the store is not shared: start-up recovery closes those.
 V6 = """
 ALTER TABLE openai_compat_runs ADD COLUMN holder TEXT;
 ALTER TABLE openai_compat_runs ADD COLUMN holder_host TEXT;
 """
 
-MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (6, V6))
+MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6))

@@ -145,7 +145,8 @@ class LlamaCppProvider(OpenAIProvider):
                 "error": self.error, "load_s": self.load_s, "rss_bytes": self.rss_bytes(),
                 "context_size": self.options.context_size, "threads": self.threads(),
                 "text_tool_calls": self.text_tool_calls, "tools": self.offered_tools,
-                "tool_rounds": self.options.tool_rounds,
+                "tool_rounds": self.options.tool_rounds, "temperature": self.temperature,
+                "ambiguity_router": self.ambiguity_router,
                 "pid": self.proc.pid if running else None}
 
     async def close(self) -> None:

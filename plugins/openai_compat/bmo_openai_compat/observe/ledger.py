@@ -155,6 +155,8 @@ class Ledger:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if requester:  # the requester index holds named requesters only; this term lets planners use it
+            where.append("requester <> ''")
         sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM openai_compat_runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
