@@ -72,6 +72,8 @@ class Coordinator(DirectModelCalls):
         self._closed = False
         # Another server shares the store: busy sessions are leases there (None: this process's dict alone).
         self.cluster = SharedSessions.start_for(host, close_runs) if store_is_shared(host.config) else None
+        if self.cluster is not None:  # a challenge of ours can be answered on any server, one elsewhere here
+            self.permissions.shared, self.cluster.broker = self.cluster, self.permissions
 
     @property
     def closed(self) -> bool:
@@ -177,11 +179,13 @@ class Coordinator(DirectModelCalls):
         return sessions[:limit]
 
     async def delete_session(self, session_id: str, requester: str = "") -> bool:
-        """Delete a session and its history (cancelling its run); the audit keeps the fact of a durable one."""
+        """Delete a session and its history (cancelling its run, on any server); the audit keeps the fact of it."""
         run = self._active.get(session_id)
         if run is not None:
             run.cancel("session deleted")
             await asyncio.wait_for(asyncio.shield(run.wait()), 10)
+        elif self.cluster is not None and session_id not in self._ephemeral:  # SessionBusy while a run elsewhere goes
+            await self.cluster.stop_for_delete(session_id, requester, self.cancel_elsewhere)
         if self._ephemeral.pop(session_id, None) is not None:
             return True  # it only ever lived in memory: nothing to delete or audit in the database
         deleted = await self.store.delete_session(session_id)

@@ -149,6 +149,7 @@ class PermissionBroker:
         self.emit_record = emit_record
         self.workspace = workspace or Path.cwd()  # where file tools' targets resolve
         self.pending: dict[str, PendingPermission] = {}
+        self.shared: Any = None  # on a shared store: told of each challenge, so other servers can answer it
 
     async def check(
         self, *, tool: Any, arguments: str, args: dict, session_id: str, run_id: str, requester: str,
@@ -193,6 +194,8 @@ class PermissionBroker:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self.pending[pid] = PendingPermission(pid, session_id, run_id, tool.name, tool.tool_class, target, arguments,
                                               requested_at, timeout_s, future)
+        if self.shared is not None:
+            self.shared.challenge_raised(self.pending[pid])
         emit(PermissionRequested(permission_id=pid, tool=tool.name, tool_class=tool.tool_class,
                                  arguments=arguments, timeout_s=timeout_s))
         try:
@@ -201,6 +204,8 @@ class PermissionBroker:
             return Verdict(False, DENY, "timeout")
         finally:
             self.pending.pop(pid, None)
+            if self.shared is not None:
+                self.shared.challenge_ended(pid)
         return Verdict(decision != DENY, decision, f"user:{requester}")
 
     def resolve(self, permission_id: str, decision: str, requester: str = "") -> bool:

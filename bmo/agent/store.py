@@ -116,7 +116,7 @@ CREATE INDEX operation_audit_time ON operation_audit(time);
 CREATE INDEX permission_decisions_decided ON permission_decisions(decided_at);
 """),
     *hist.MIGRATIONS,  # 5: forks (bmo.agent.history)
-    *cluster_schema.MIGRATIONS,  # 6: session leases and the run event log (bmo.cluster)
+    *cluster_schema.MIGRATIONS,  # 6 and 10: session leases, the run event log, permission challenges (bmo.cluster)
     *summaries.MIGRATIONS,  # 8: compaction summaries (bmo.agent.summaries)
     # Session listings (newest first, one owner's under a trusted proxy) read an index, not the whole table.
     (9, """

@@ -27,6 +27,7 @@ POLL_S = 0.05  # a follower's read interval while its run is quiet
 QUIET_S = 1.0  # a follower checks its run's lease after this long without an event
 FLUSH_S = 0.02  # a streamed answer's chunks of this long are one writer job, not one each
 INSERT = "INSERT INTO run_event_log (run_id, seq, kind, event, at) VALUES (?, ?, ?, ?, ?)"
+FINISHED_KIND = RunFinished.__struct_config__.tag
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(AnyEvent).decode
 
@@ -76,6 +77,7 @@ class FollowedRun:
         self.error_detail: str | None = None
         self.result: RunFinished | None = None
         self._read = read
+        self._seq = 0  # the furthest log row read so far, by events() or wait()
         # Called after each QUIET_S without an event: closes a dead holder's run, or says how a run whose end
         # never reached the log ended (its holder could not write it), so a follower never waits for ever.
         self._quiet = quiet
@@ -86,14 +88,22 @@ class FollowedRun:
 
     async def events(self) -> AsyncIterator[AnyEvent]:
         """Every logged event from the first, then new ones as they land, ending with RunFinished."""
-        seq, loop = 0, asyncio.get_running_loop()
+        async for event in self._tail(0, every=True):
+            yield event
+
+    async def _tail(self, seq: int, *, every: bool) -> AsyncIterator[AnyEvent]:
+        """The events after ``seq`` (``every``: all of them; else only the end), polling until the run's end."""
+        loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
             rows = await self._read(lambda conn: conn.execute(
-                "SELECT seq, event FROM run_event_log WHERE run_id = ? AND seq > ? ORDER BY seq",
+                "SELECT seq, kind, event FROM run_event_log WHERE run_id = ? AND seq > ? ORDER BY seq",
                 (self.id, seq)).fetchall())
-            for row_seq, body in rows:
+            for row_seq, kind, body in rows:
                 seq = row_seq
+                self._seq = max(self._seq, seq)
+                if not every and kind != FINISHED_KIND:
+                    continue  # wait() looks for the end alone: the rest is not decoded
                 event = _decode(body)
                 yield event
                 if isinstance(event, RunFinished):
@@ -102,6 +112,8 @@ class FollowedRun:
             if rows:
                 last = loop.time()
                 continue
+            if not every and self.result is not None:  # events() of this run saw its end meanwhile
+                return
             if self._quiet is not None and loop.time() - last >= QUIET_S:
                 last = loop.time()
                 ended = await self._quiet()
@@ -115,8 +127,10 @@ class FollowedRun:
         """A follower never cancels the run it follows (``RunDelivery`` only cancels runs it started)."""
 
     async def wait(self) -> RunFinished:
-        async for _ in self.events():
-            pass
+        """The run's end, reading the log on from the furthest row any reader of this run got to."""
+        if self.result is None:
+            async for _ in self._tail(self._seq, every=False):
+                pass
         assert self.result is not None
         return self.result
 

@@ -1,4 +1,5 @@
-"""The tables that let several servers share sessions: leases and the run event log (agent migration 6).
+"""The tables that let several servers share sessions: leases and the run event log (agent migration 6),
+pending permission challenges (agent migration 10).
 
 Types both SQLite and PostgreSQL accept, so one migration text serves both engines.
 """
@@ -28,5 +29,19 @@ CREATE TABLE run_event_log (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX run_event_log_finished ON run_event_log (at) WHERE kind = 'run.finished';
+"""),
+    # 10: a permission challenge waiting on the server running its run, so a native API elsewhere can answer it.
+    (10, """
+CREATE TABLE permission_challenges (
+    id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    challenge TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    decision TEXT,
+    decided_by TEXT
+);
+CREATE INDEX permission_challenges_session ON permission_challenges (session_id);
 """),
 ]

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 from bmo.agent import run_outcomes
+from bmo.agent.errors import SessionBusy
 from bmo.agent.events import RunFinished
 from bmo.agent.run import Run
-from bmo.cluster import leases, run_log, takeover
+from bmo.cluster import challenges, leases, liveness, run_log, takeover
 from bmo.cluster.identity import worker_id
 
 CANCEL_POLL_S = 1.0  # a cancel asked on another server reaches the run within about this
+DELETE_WAIT_S = 10.0  # a session delete waits this long for its run elsewhere to stop, as a local delete does
 LEASE_LOST = "lease lost: another server took this session over"
 
 
@@ -32,8 +34,11 @@ class SharedSessions:
         self.host = host
         self.db = host.db
         self.holder = worker_id()
+        self.me = liveness.me(self.holder, time.time())  # before any request of this process: its rows are later
         self.ttl_s = float(host.config.section("store").lease_ttl_s)
         self._held: dict[str, Run] = {}
+        self._challenges: set[str] = set()  # ids of this process's permission challenges, waiting in the store
+        self.broker: Any = None  # the coordinator's PermissionBroker: resolves the answers given elsewhere
         self._keeper: asyncio.Task | None = None
 
     @classmethod
@@ -108,6 +113,13 @@ class SharedSessions:
         """Ask the holder of a live lease to cancel its run; its (run id, session id), or None when none is live."""
         return await self.db.run_write(leases.request_cancel_job(session_id, run_id, reason))
 
+    async def stop_for_delete(self, session_id: str, requester: str, cancel_elsewhere: Callable[..., Any]) -> None:
+        """Before deleting ``session_id``: cancel its run on another server and wait for its end (DELETE_WAIT_S);
+        SessionBusy naming the run if it has not ended by then (its holder stalled, or died and its lease lives)."""
+        row = await cancel_elsewhere("session deleted", requester, session_id=session_id, wait_s=DELETE_WAIT_S)
+        if row is not None and row["outcome"] is None and not (await self.take_over([row["id"]]))["runs_taken_over"]:
+            raise SessionBusy(session_id, row["id"])
+
     async def wait_finished(self, run_id: str, timeout_s: float) -> dict | None:
         """The run's row once it has an outcome (polled), or its row as it is at ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
@@ -116,6 +128,38 @@ class SharedSessions:
             if row is None or row["outcome"] is not None or time.monotonic() >= deadline:
                 return row
             await asyncio.sleep(0.05)
+
+    # -- permission challenges -----------------------------------------------------------
+    def challenge_raised(self, pending: Any) -> None:
+        """A run of ours waits for a person: in the store too, so any server's native API can answer it."""
+        if pending.run_id in self._held:  # a run in memory only (no lease) is nobody else's to answer
+            self._challenges.add(pending.id)
+            self.db.write_soon(challenges.publish_job(pending, self.holder)).add_done_callback(self._challenge_written)
+
+    def challenge_ended(self, permission_id: str) -> None:
+        if permission_id in self._challenges:
+            self._challenges.discard(permission_id)
+            self.db.write_soon(challenges.withdraw_job(permission_id)).add_done_callback(self._challenge_written)
+
+    def _challenge_written(self, fut: asyncio.Future) -> None:
+        if not fut.cancelled() and fut.exception() is not None:  # then only this process can answer it
+            self.host.emit("cluster.challenge_write_failed", "warn", error=str(fut.exception()))
+
+    async def challenges_elsewhere(self, session_id: str) -> list[dict]:
+        """The session's challenges waiting on other live servers."""
+        rows = await self.db.run_read(lambda conn: challenges.waiting(conn, session_id))
+        return [row for row in rows if row["id"] not in self._challenges]  # ours are listed from memory
+
+    async def answer_elsewhere(self, permission_id: str, session_id: str, decision: str, requester: str) -> bool:
+        """Answer a challenge waiting on another server (it applies the answer within about a second)."""
+        return await self.db.run_write(challenges.decide_job(permission_id, session_id, decision, requester))
+
+    async def _read_decisions(self) -> None:
+        ids = list(self._challenges)
+        for permission_id, decision, requester in await self.db.run_read(
+                lambda conn: challenges.decisions(conn, self.holder, ids)):
+            if self.broker is not None:
+                self.broker.resolve(permission_id, decision, requester)
 
     # -- the keeper ------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +187,8 @@ class SharedSessions:
                         await self._renew()
                     else:
                         await self._read_cancels()
+                if self._challenges:
+                    await self._read_decisions()
                 if loop.time() - swept >= sweep_every:
                     swept = loop.time()
                     await self.sweep()
@@ -172,9 +218,29 @@ class SharedSessions:
             run.cancel(reason)  # as a local cancel does; the asking server wrote the audit row
 
     async def sweep(self) -> dict[str, int]:
-        """Close runs whose lease expired (their holder died), and prune finished runs' event logs."""
+        """Close runs whose lease expired (their holder died) and other rows of dead processes; prune event logs."""
         counts = await self.take_over()
+        counts.update(await self.close_orphans())
         await self.db.run_write(run_log.prune_job(time.time()))
+        await self.db.run_write(challenges.prune_job(time.time()))
+        return counts
+
+    async def close_orphans(self) -> dict[str, int]:
+        """Close the rows no lease covers whose process died (``bmo.cluster.liveness``); a read when there is none."""
+        counts: dict[str, int] = {}
+        for sweeper in liveness.sweepers_of(self.host):
+            now = time.time()
+            found = await self.db.run_read(lambda conn, s=sweeper: s.find(conn, now, self.me))
+            if not found:
+                continue
+
+            def job(conn: Any, s: liveness.OrphanSweeper = sweeper, wanted: set = set(found)) -> dict[str, int]:
+                return s.close(conn, [key for key in s.find(conn, time.time(), self.me) if key in wanted])
+
+            for key, value in (await self.db.run_write(job)).items():
+                counts[key] = counts.get(key, 0) + value
+        if any(counts.values()):
+            self.host.emit("cluster.orphans_closed", "warn", holder=self.holder, **counts)
         return counts
 
     async def take_over(self, run_ids: list[str] | None = None) -> dict[str, int]:

@@ -7,12 +7,16 @@ the worker it wants, then keeps using that connection (keep-alive).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+
 import httpx
 import openai
 import pytest
 
 from bmo.testing.fake_replies import echo_last_user, reply, tool_call
-from tests.host.workers_support import MODEL, ThreadedUpstream, start_workers, stop
+from tests.host.workers_support import MODEL, ThreadedUpstream, serving_pids, start_workers, stop
 
 TOKEN = "w-token"
 SLOW = "the quick brown fox jumps over the lazy dog again and again"
@@ -104,3 +108,36 @@ async def test_a_cancel_on_the_other_worker_stops_the_run(server):
             pass
     await client_a.close()
     await client_b.close()
+
+
+async def test_a_killed_workers_follower_row_is_closed_once_it_restarts_under_the_same_id(server):
+    # Last in this module: it kills a worker (the supervisor starts it again).
+    client_a, stream, running, worker_a = await start_slow_turn(server.url, "s-w-orphan")
+    client_b, worker_b, http = await pinned(server.url, not_on=worker_a)
+    follower = await client_b.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "slow go"}], stream=True,
+        extra_headers={"X-BMO-Session-Id": "s-w-orphan", "X-BMO-Resume": running})
+    follower_id = follower.response.headers["x-request-id"]
+    async for chunk in follower:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    os.kill(serving_pids(server)[worker_b], signal.SIGKILL)
+    # The restarted worker has B's id but a later start: the row B left running is its predecessor's, so
+    # the first sweep of any worker closes it as start-up recovery would (a bound, not a timing).
+    async with asyncio.timeout(30):
+        while True:
+            r = await run_events(server.url, follower_id)
+            if r and r[-1]["terminal"]:
+                break
+            await asyncio.sleep(0.2)
+    assert r[-1]["outcome"] == "error_500" and r[-1]["detail"] == {"error": "interrupted: the server stopped",
+                                                                   "interrupted": True}
+    await stream.close()
+    await client_a.close()
+    await client_b.close()
+
+
+async def run_events(url: str, request_id: str) -> list[dict]:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as http:
+        r = await http.get(f"{url}/v1/openai-compat/runs/{request_id}/events")
+        return r.json()["data"] if r.status_code == 200 else []

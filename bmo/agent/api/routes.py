@@ -158,7 +158,7 @@ async def get_session(request: web.Request) -> web.Response:
         "message_seqs": history.seqs,  # a seq is what fork_at names
         "active_run": run.describe() if run is not None else None,
         "runs": runs,
-        "pending_permissions": co.pending_permissions(session.id),
+        "pending_permissions": await _pending(co, session.id),
     })
 
 
@@ -166,7 +166,13 @@ async def delete_session(request: web.Request) -> web.Response:
     co = _coordinator(request)
     session_id = request.match_info["session_id"]
     await _session_or_404(co, session_id, request)
-    await co.delete_session(session_id, requester=_requester(request))
+    try:
+        await co.delete_session(session_id, requester=_requester(request))
+    except SessionBusy as exc:  # its run on another server was asked to stop and has not yet
+        raise ApiError(409, f"Session '{session_id}' has run {exc.run_id} going on another server, which did not stop "
+                            "in time after being asked to; send the DELETE again once it has ended (see GET "
+                            f"/v1/sessions/{session_id}).", code="session_busy",
+                       headers={"X-BMO-Run-Id": exc.run_id}) from None
     return web.json_response({"id": session_id, "object": "bmo.session.deleted", "deleted": True})
 
 
@@ -320,10 +326,18 @@ async def list_branches(request: web.Request) -> web.Response:
 
 
 # -- permissions ------------------------------------------------------------------------
+async def _pending(co, session_id: str) -> list[dict]:
+    """The session's challenges waiting on this server, then those waiting on another one sharing the store."""
+    pending = co.pending_permissions(session_id)
+    if co.cluster is not None:
+        pending += await co.cluster.challenges_elsewhere(session_id)
+    return pending
+
+
 async def list_permissions(request: web.Request) -> web.Response:
     co = _coordinator(request)
     session = await _session_or_404(co, request.match_info["session_id"], request)
-    return web.json_response({"object": "list", "data": co.pending_permissions(session.id)})
+    return web.json_response({"object": "list", "data": await _pending(co, session.id)})
 
 
 async def decide_permission(request: web.Request) -> web.Response:
@@ -334,8 +348,12 @@ async def decide_permission(request: web.Request) -> web.Response:
     if body.decision not in DECISIONS:
         raise ApiError(400, f"Field 'decision' must be one of {', '.join(DECISIONS)}.", param="decision")
     requester = _requester(request)  # _session_or_404 already refused another requester's session
-    pending = {p["id"] for p in co.pending_permissions(session.id)}
-    if permission_id not in pending or not await co.decide_permission(permission_id, body.decision, requester):
+    if permission_id in {p["id"] for p in co.pending_permissions(session.id)}:
+        answered = await co.decide_permission(permission_id, body.decision, requester)
+    else:  # waiting on another server sharing the store, perhaps: it applies the answer within about a second
+        answered = co.cluster is not None and await co.cluster.answer_elsewhere(permission_id, session.id,
+                                                                                 body.decision, requester)
+    if not answered:
         raise ApiError(404, f"No pending permission request '{permission_id}' in session '{session.id}' "
                             "(it may have been decided or timed out already).", param="permission_id",
                        code="permission_not_found")

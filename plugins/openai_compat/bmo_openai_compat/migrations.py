@@ -81,4 +81,11 @@ CREATE INDEX openai_compat_runs_requester ON openai_compat_runs (requester, id) 
 CREATE INDEX openai_compat_responses_created ON openai_compat_responses (created_at);
 """
 
-MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5))
+# Version 6 (shared stores): the server process that wrote a row, so a dead one's rows can be closed by a live
+# peer (bmo.cluster.liveness). NULL when the store is not shared: start-up recovery closes those.
+V6 = """
+ALTER TABLE openai_compat_runs ADD COLUMN holder TEXT;
+ALTER TABLE openai_compat_runs ADD COLUMN holder_host TEXT;
+"""
+
+MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6))

@@ -138,15 +138,22 @@ async def bmo_startup(host):
     from bmo_openai_compat.state import state_of
 
     await recover(host)  # before serving: close ledger rows a crashed process left running
+    holder = None
     if store_is_shared(host.config):  # on a shared store, a dead server's rows close when its lease expires
+        import socket
+
+        from bmo.cluster import worker_id
+        from bmo.cluster.liveness import register_sweeper
         from bmo.cluster.takeover import register_closer
-        from bmo_openai_compat.observe.recovery import close_runs
+        from bmo_openai_compat.observe.recovery import DEAD_HOLDERS, close_runs
 
         register_closer(host, close_runs)
+        register_sweeper(host, DEAD_HOLDERS)  # and its rows that are no run, once its heartbeat is gone
+        holder = {"holder": worker_id(), "holder_host": socket.gethostname()}
 
     env = os.environ if host.env is None else host.env
     writes = env.get(NO_LEDGER_ENV, "") != "1"
-    ledger = state_of(host).ledger = Ledger(host.db, host.emit, writes=writes)
+    ledger = state_of(host).ledger = Ledger(host.db, host.emit, writes=writes, holder=holder)
     await ledger.seed_counts()  # once: the posture then reads counters, not whole tables
     if not writes:
         host.emit("openai_compat.ledger_disabled", "warn", env=NO_LEDGER_ENV,

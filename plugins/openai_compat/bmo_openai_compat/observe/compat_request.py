@@ -117,6 +117,8 @@ class CompatRequest:
             },
         )
         row = {**fields, "status": "running", "requester": self.requester, "started_at": self.started_at}
+        if self.ledger.holder is not None:  # a shared store: the row names its process
+            row.update(self.ledger.holder)
         # Not awaited: the in-flight row is for operators (and survives a crash); finish checks it landed.
         self._inflight.append(self.ledger.submit([
             Ledger.insert_run(row),

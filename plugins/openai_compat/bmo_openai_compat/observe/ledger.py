@@ -30,16 +30,20 @@ RUN_COLUMNS = (
     "stream", "is_session_reuse", "client_ua", "requester", "started_at", "finished_at", "elapsed_ms", "error",
     "error_class",
 )
+# Set on shared stores only: which process wrote the row, so a live peer can close it if that one dies.
+HOLDER_COLUMNS = ("holder", "holder_host")
 EVENT_COLUMNS = ("request_id", "seq", "event", "at", "elapsed_ms", "terminal", "outcome", "detail")
 RUNS = Table("openai_compat_runs", RUN_COLUMNS, key="request_id")
+HELD_RUNS = Table("openai_compat_runs", RUN_COLUMNS + HOLDER_COLUMNS, key="request_id")
 EVENTS = Table("openai_compat_run_events", EVENT_COLUMNS)
 
 
 class Ledger:
     """Writes and reads of ``openai_compat_runs`` / ``openai_compat_run_events``."""
 
-    def __init__(self, db, emit: Callable[..., Any], *, writes: bool = True):
+    def __init__(self, db, emit: Callable[..., Any], *, writes: bool = True, holder: dict[str, str] | None = None):
         self.db = db
+        self.holder = holder  # HOLDER_COLUMNS' values for each new row; None unless the store is shared
         self._emit = emit
         self.writes = writes  # False only under BMO_TEST_NO_LEDGER=1
         self.degraded = False
@@ -118,7 +122,7 @@ class Ledger:
     # -- statements ------------------------------------------------------------------
     @staticmethod
     def insert_run(row: dict[str, Any]) -> Statement:
-        return RUNS.insert(row)
+        return (HELD_RUNS if "holder" in row else RUNS).insert(row)
 
     @staticmethod
     def update_run(request_id: str, fields: dict[str, Any]) -> Statement:
