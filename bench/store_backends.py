@@ -18,7 +18,10 @@ from bench.runner import say
 from bench.scenarios import Scenario, quick_plan
 from bench.targets import BENCH, start_bmo, start_postgres
 
-TARGETS = ("bmo", "bmo-noledger", "bmo-pg", "bmo-pg-noledger")
+# bmo-pg-async: synchronous_commit off for BMO's connections (through the URL), the durability SQLite's WAL with
+# synchronous=NORMAL gives: a commit survives BMO or PostgreSQL crashing, but not the machine losing power.
+TARGETS = ("bmo", "bmo-noledger", "bmo-pg", "bmo-pg-noledger", "bmo-pg-async")
+ASYNC_COMMIT = "?options=-csynchronous_commit%3Doff"
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -33,11 +36,12 @@ def execute(quick: bool, results: Path, rounds: int = 2) -> dict:
     started = time.time()
     try:
         run.start()
-        pg, port = start_postgres(run.work, run.env, ["bmo_pg", "bmo_pg_noledger"])
+        pg, port = start_postgres(run.work, run.env, ["bmo_pg", "bmo_pg_noledger", "bmo_pg_async"])
         run.procs.append(pg)
         url = f"postgresql://postgres@127.0.0.1:{port}/"
         starts = {"bmo": {}, "bmo-noledger": {"no_ledger": True}, "bmo-pg": {"store_url": url + "bmo_pg"},
-                  "bmo-pg-noledger": {"store_url": url + "bmo_pg_noledger", "no_ledger": True}}
+                  "bmo-pg-noledger": {"store_url": url + "bmo_pg_noledger", "no_ledger": True},
+                  "bmo-pg-async": {"store_url": url + "bmo_pg_async" + ASYNC_COMMIT}}
         for name, kwargs in starts.items():
             target = start_bmo(name, run.work, run.upstream_port, run.models, **kwargs)
             run.procs.insert(len(run.procs), target.proc)  # stopped before the PostgreSQL server (reverse order)
@@ -81,6 +85,8 @@ def summarise(measurements: list[dict]) -> dict:
     c1, c16 = table.get("nonstream-c1-stateless", {}), table.get("nonstream-c16-stateless", {})
     if "bmo" in c1 and "bmo-pg" in c1:
         figures["added_p50_latency_c1_ms"] = c1["bmo-pg"]["p50_ms"] - c1["bmo"]["p50_ms"]
+    if "bmo" in c1 and "bmo-pg-async" in c1:
+        figures["added_p50_latency_c1_ms_async_commit"] = c1["bmo-pg-async"]["p50_ms"] - c1["bmo"]["p50_ms"]
     for backend, on, off in (("sqlite", "bmo", "bmo-noledger"), ("postgresql", "bmo-pg", "bmo-pg-noledger")):
         if on in c16 and off in c16 and c16[off]["rps"]:
             figures[f"ledger_on_off_rps_ratio_c16_{backend}"] = c16[on]["rps"] / c16[off]["rps"]
