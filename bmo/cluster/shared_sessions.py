@@ -91,9 +91,9 @@ class SharedSessions:
             return None
         session_id, requester = found
         return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read,
-                                   quiet=lambda: self._quiet_run(run_id))
+                                   quiet=lambda: self.quiet_run(run_id))
 
-    async def _quiet_run(self, run_id: str) -> RunFinished | None:
+    async def quiet_run(self, run_id: str) -> RunFinished | None:
         """A followed run is quiet: take it over if its lease expired; its end if that never reached the log."""
         await self.take_over([run_id])
         rows = await self.db.run_read(lambda conn: conn.execute(
