@@ -59,12 +59,13 @@ class SharedKey:
         self.intent = intent
         self.request_id = request_id
         self.claimed = False  # this request holds the row
+        self.replace = ""  # a request id whose claim this request may take over (see claim_or_find)
         self.started = False  # and its run started (the row then outlives the request)
 
-    async def claim_or_find(self, replace: str = "") -> Seen | None:
-        """Claim the key (None), or the live claim of another request (``replace``: a claim of that request id
-        whose run was stopped, taken over by this request)."""
-        holder, host = self.cluster.holder, socket.gethostname()
+    async def claim_or_find(self) -> Seen | None:
+        """Claim the key (None), or the live claim of another request. A claim of :attr:`replace` (a request
+        whose run was stopped, or whose server died before it started one) is taken over by this request."""
+        holder, host, replace = self.cluster.holder, socket.gethostname(), self.replace
 
         def job(conn: Any) -> Seen | None:
             now = time.time()
@@ -74,7 +75,7 @@ class SharedKey:
                          " WHERE r.id = run_event_log.run_id)", (now,))
             conn.execute(f"DELETE FROM {TABLE} WHERE expires_at < ?", (now,))
             if conn.execute(CLAIM, (self.hash, self.intent, self.request_id, holder, host, now, now + PENDING_S,
-                                    now, replace or "\x01")).fetchall():
+                                    now, replace)).fetchall():  # "" matches no request id
                 return None
             rows = conn.execute(SELECT, (self.hash, now)).fetchall()
             return Seen(*rows[0]) if rows else None
@@ -84,18 +85,38 @@ class SharedKey:
         return seen
 
     async def wait_started(self, seen: Seen) -> Seen | None:
-        """``seen`` once its run started; None if its request let the key go (or never started one in time)."""
+        """``seen`` once its run started; None if its request let the key go, or its server died first (then
+        :attr:`replace` names it)."""
+        loop = asyncio.get_running_loop()
+        checked = loop.time()
         while seen is not None and seen.session_id is None:
             await asyncio.sleep(run_log.POLL_S)
             rows = await self.db.run_read(lambda conn: conn.execute(SELECT, (self.hash, time.time())).fetchall())
-            seen = Seen(*rows[0]) if rows and rows[0][1] == seen.request_id else None
+            request_id = seen.request_id
+            seen = Seen(*rows[0]) if rows and rows[0][1] == request_id else None
+            if seen is not None and seen.session_id is None and loop.time() - checked >= run_log.QUIET_S:
+                checked = loop.time()
+                if await self._holder_dead(request_id):
+                    self.replace = request_id
+                    return None
         return seen
 
-    async def stopped(self, run_id: str) -> bool:
-        """True when ``run_id`` ended cancelled (a stopped first attempt: its retry starts afresh)."""
+    async def _holder_dead(self, request_id: str) -> bool:
+        """True when the server that claimed the key for ``request_id`` is gone (``bmo.cluster.liveness``)."""
+        rows = await self.db.run_read(lambda conn: conn.execute(
+            f"SELECT t.claimed_at, {liveness.HEARTBEAT_COLUMNS} FROM {TABLE} t {liveness.HEARTBEAT_JOIN}"
+            " WHERE t.key_hash = ? AND t.request_id = ?", (self.hash, request_id)).fetchall())
+        return bool(rows) and liveness.holder_dead(rows[0][0], tuple(rows[0][1:]), time.time(), self.cluster.me)
+
+    async def given_up(self, run_id: str) -> bool:
+        """True when ``run_id`` ended cancelled (a stopped first attempt), or its server died before its end: a
+        retry then starts afresh, as after a restart of a single server."""
         rows = await self.db.run_read(lambda conn: conn.execute(
             "SELECT event FROM run_event_log WHERE run_id = ? AND kind = ?", (run_id, run_log.FINISHED_KIND)).fetchall())
-        return bool(rows) and _decode_finished(rows[0][0]).outcome == run_outcomes.CANCELLED
+        if rows:
+            end = _decode_finished(rows[0][0])
+            return end.outcome == run_outcomes.CANCELLED or end.error == takeover.INTERRUPTED  # a take-over's end
+        return await self._holder_dead(run_id)
 
     def follow(self, seen: Seen, requester: str) -> run_log.FollowedRun:
         """The run ``seen`` names, read from the event log; ended as interrupted if its server dies first."""
@@ -105,10 +126,7 @@ class SharedKey:
     async def _holder_gone(self, run_id: str) -> RunFinished | None:
         if await self.db.run_read(lambda conn: conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchall()):
             return await self.cluster.quiet_run(run_id)  # a durable session's run (or one that ended): as a resume's
-        rows = await self.db.run_read(lambda conn: conn.execute(
-            f"SELECT t.claimed_at, {liveness.HEARTBEAT_COLUMNS} FROM {TABLE} t {liveness.HEARTBEAT_JOIN}"
-            " WHERE t.request_id = ?", (run_id,)).fetchall())
-        if rows and not liveness.holder_dead(rows[0][0], tuple(rows[0][1:]), time.time(), self.cluster.me):
+        if not await self._holder_dead(run_id):
             return None
         return RunFinished(outcome=run_outcomes.ERROR, finish_reason="stop", error=takeover.INTERRUPTED,
                            error_status=500)

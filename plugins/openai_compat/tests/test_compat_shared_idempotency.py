@@ -8,6 +8,7 @@ Two real servers over one store (SQLite WAL in one data dir, or one throw-away P
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import openai
 import pytest
@@ -15,7 +16,7 @@ import pytest_asyncio
 from compat_support import MODEL, TOKEN, Compat, ScriptedModel, compat_toml, is_router_call
 
 from bmo.testing.fake_upstream import FakeUpstream, reply
-from bmo.testing.harness import start_server
+from bmo.testing.harness import clean_env, spawn_serve, start_server
 
 SHARED = "[store]\nshared = true\n"
 SLOW = dict(chunks=6, chunk_delay_s=0.3)
@@ -132,3 +133,50 @@ async def test_a_key_reused_for_another_request_on_the_other_server_is_a_422(pai
     assert err.value.body["code"] == "idempotency_key_reused" and err.value.body["param"] == "Idempotency-Key"
     await on_a.close()
     await on_b.close()
+
+
+async def test_a_keyed_retry_on_the_other_server_follows_a_run_through_its_quiet_spells(pair):
+    a, b = pair
+    a.model.answer(reply("slow but whole", chunks=3, chunk_delay_s=1.5))  # longer than a follower's quiet check
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "take your time"}]}
+    key = {"Idempotency-Key": "key-across-6"}
+    on_a, on_b = a.aclient(max_retries=0), b.aclient(max_retries=0)
+    first = await on_a.chat.completions.create(**body, stream=True, extra_headers=key)
+    await first_content(first)
+    retry = await on_b.chat.completions.create(**body, extra_headers=key)
+    [c async for c in first]
+    assert retry.choices[0].message.content == "slow but whole"
+    assert agent_calls(a) == 1
+    await on_a.close()
+    await on_b.close()
+
+
+async def test_a_keyed_retry_after_the_first_server_died_starts_a_fresh_run(tmp_path, pair, store_url):
+    a, b = pair  # `a` only lends its model; the first attempt goes to a `bmo serve` that is killed
+    b.model.answer(reply("never finished", chunks=400, chunk_delay_s=0.1), reply("the fresh answer"))
+    config = tmp_path / "killed.toml"
+    config.write_text(compat_toml(b.up, b.workspace, SHARED, ambiguity_action="code"))
+    killed = spawn_serve(["--addr", "127.0.0.1:0", "--config", str(config), "--auth-token", TOKEN],
+                         data_dir=b.host.data_dir,
+                         env=clean_env(tmp_path, BMO_LOAD_PLUGINS="openai_compat", BMO_WORKER_ID="killed",
+                                       **({"BMO_STORE_URL": store_url} if store_url else {})))
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "try again"}]}
+    key = {"Idempotency-Key": "key-across-7"}
+    try:
+        assert killed.url, killed.stderr()
+        on_killed = openai.AsyncOpenAI(base_url=killed.url + "/v1", api_key=TOKEN, max_retries=0, timeout=30)
+        first = await on_killed.chat.completions.create(**body, stream=True, extra_headers=key)
+        await first_content(first)
+        killed.terminate(signal.SIGKILL)
+        on_b = b.aclient(max_retries=0, timeout=60)
+        # The retry follows the dead server's run until its heartbeat is stale: then that run ends as interrupted.
+        with pytest.raises(openai.APIStatusError) as err:
+            await on_b.chat.completions.create(**body, extra_headers=key)
+        assert err.value.status_code == 500
+        again = await on_b.chat.completions.create(**body, extra_headers=key)  # the SDK's next retry
+        assert again.choices[0].message.content == "the fresh answer"
+        assert agent_calls(a) == 2
+        await on_b.close()
+        await on_killed.close()
+    finally:
+        killed.terminate(signal.SIGKILL)

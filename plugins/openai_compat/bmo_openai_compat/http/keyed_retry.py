@@ -39,19 +39,18 @@ async def _claim_shared(handler, intent: str):
     coordinator = handler.coordinator
     key = handler.shared_key = SharedKey(handler.host.db, coordinator.cluster, handler.idempotency_key, intent,
                                          handler.rt.request_id)
-    replace = ""
-    while (seen := await key.claim_or_find(replace)) is not None:
+    while (seen := await key.claim_or_find()) is not None:
         if seen.intent != intent:
             raise key_reused()
         started = await key.wait_started(seen)
         if started is None:
-            continue  # its request let the key go without a run: claim it again
+            continue  # its request let the key go without a run (or its server died): claim it again
         local = coordinator.get_run(started.request_id)
         if local is not None and not _stopped(local):
             return local
-        if local is None and not await key.stopped(started.request_id):
+        if local is None and not await key.given_up(started.request_id):
             return key.follow(started, handler.rt.requester)
-        replace = started.request_id  # its run was stopped: this request starts afresh in its place
+        key.replace = started.request_id  # its run was stopped (or died with its server): this one starts afresh
     return None
 
 
