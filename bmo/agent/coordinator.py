@@ -188,7 +188,8 @@ class Coordinator(DirectModelCalls):
             await self.cluster.stop_for_delete(session_id, requester, self.cancel_elsewhere)
         if self._ephemeral.pop(session_id, None) is not None:
             return True  # it only ever lived in memory: nothing to delete or audit in the database
-        deleted = await self.store.delete_session(session_id)
+        guard = self.cluster.unleased_job(session_id) if self.cluster is not None else None  # a claim since the wait
+        deleted = await self.store.delete_session(session_id, guard=guard)
         if deleted:
             await self.store.audit("session.deleted", actor=requester, session_id=session_id)
         return deleted

@@ -128,6 +128,10 @@ class SharedSessions:
         if row is not None and row["outcome"] is None and not (await self.take_over([row["id"]]))["runs_taken_over"]:
             raise SessionBusy(session_id, row["id"])
 
+    def unleased_job(self, session_id: str) -> Callable[[Any], None]:
+        """A job for the session's delete write: SessionBusy if a run claimed its lease since the delete's wait."""
+        return leases.unleased_job(session_id)
+
     async def wait_finished(self, run_id: str, timeout_s: float) -> dict | None:
         """The run's row once it has an outcome (polled), or its row as it is at ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
