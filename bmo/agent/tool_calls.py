@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bmo.agent.services import RunServices
     from bmo.agent.session import Session
 
+NO_SUCH_TOOL = "Error: there is no tool named"  # how a call of a tool that was not offered is answered
 REPEATED_READ_NOTE = ("\n\n[This is the same result your earlier identical {name} call got: nothing has changed. "
                       "Do not call {name} again with these arguments; answer the user now, using this result.]")
 
@@ -150,7 +151,7 @@ class ToolCallRunner:
                        run_id=run.id, session_id=self.session.id) as span:
             if tool is None:
                 offered = sorted(t["function"]["name"] for t in self.model_tools())
-                content = f"Error: there is no tool named {name!r}. Available tools: {', '.join(offered) or 'none'}."
+                content = f"{NO_SUCH_TOOL} {name!r}. Available tools: {', '.join(offered) or 'none'}."
                 failure = "tool_not_found"
             else:
                 try:

@@ -18,7 +18,7 @@ import pytest
 
 from bmo.agent.config import ProviderOptions
 from bmo.agent.messages import ChatMessage, FunctionCall, ToolCall
-from bmo.agent.providers.llamacpp import model_file, tool_rounds
+from bmo.agent.providers.llamacpp import file_hints, model_file, tool_rounds
 from bmo.agent.providers.llamacpp.provider import LlamaCppProvider, create
 from bmo.testing.fake_upstream import reply
 from bmo.testing.harness import clean_env, spawn_serve
@@ -184,6 +184,64 @@ async def test_a_requests_own_temperature_wins_over_the_llamacpp_default(tmp_pat
     assert configured["temperature"] == 0.3
 
 
+def test_a_call_of_a_tool_that_does_not_exist_is_left_out_even_when_it_names_the_requests_file():
+    # Recorded at temperature 0.8: the model called a tool "notes.txt"; shown "there is no tool named", it answered that.
+    call = ToolCall(id="c1", function=FunctionCall(name="notes.txt", arguments='{"path": "notes.txt"}'))
+    folded = tool_rounds.as_text([
+        ChatMessage(role="user", content="What does notes.txt say?"), ChatMessage(role="assistant", tool_calls=[call]),
+        ChatMessage(role="tool", tool_call_id="c1", content="Error: there is no tool named 'notes.txt'. Available tools: "
+                                                            "read_file.")])
+    assert folded == [ChatMessage(role="user", content="What does notes.txt say?\n\n" + tool_rounds.ANSWER_NOW)]
+
+
+async def test_file_hints_name_only_regular_files_inside_the_workspace(tmp_path):
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "notes.txt").write_text("x")
+    (workspace / "src" / "app.py").write_text("y")
+    (tmp_path / "secret.txt").write_text("outside")
+    (workspace / "link.txt").symlink_to(tmp_path / "secret.txt")  # resolves out of the workspace
+
+    async def hints(text: str) -> str:
+        sent = await file_hints.with_file_hints([ChatMessage(role="user", content=text)], workspace)
+        return sent[-1].content[len(text):]
+
+    assert await hints("What does notes.txt say?") == "\n\n(notes.txt is a file in the workspace: read_file reads it.)"
+    assert await hints("Compare src/app.py with notes.txt.") == (
+        "\n\n(src/app.py is a file in the workspace: read_file reads it.)"
+        "\n(notes.txt is a file in the workspace: read_file reads it.)")
+    for text in ("What is 2.5+3?", "Read link.txt", "Read ../secret.txt", f"Read {tmp_path}/secret.txt",
+                 "Read missing.txt", "Read src"):
+        assert await hints(text) == "", text
+
+
+async def test_the_first_model_call_is_told_of_a_named_workspace_file_and_the_history_is_not(
+        agent, workspace, tmp_path, fake_upstream, monkeypatch):
+    # Measured: asked "What does notes.txt say?", the 0.5B model invented the content every time; told the
+    # file exists, it read it (docs/local-model.md).
+    (workspace / "notes.txt").write_text("The secret word is PINEAPPLE.")
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+
+    async def start(self):  # the fake upstream stands in for the model's child server
+        self.base_url, self.models = fake_upstream.base_url.rstrip("/"), [self.alias]
+
+    monkeypatch.setattr(LlamaCppProvider, "_start", start)
+    bmo = await agent('default_model = "local/fake-model"',
+                      f'[providers.local]\nkind = "llamacpp"\nmodel_path = "{gguf}"\nmodels = ["fake-model"]\n',
+                      providers=False)
+    fake_upstream.script(reply('{"name": "read_file", "arguments": {"path": "notes.txt"}}'),
+                         reply("It says the secret word is PINEAPPLE."))
+    session = await bmo.create_session()
+    events = await bmo.run(session["id"], "What does notes.txt say?")
+    assert events[-1]["text"] == "It says the secret word is PINEAPPLE."
+    first, second = (r.body["messages"][-1]["content"] for r in fake_upstream.chat_requests)
+    assert first == "What does notes.txt say?\n\n(notes.txt is a file in the workspace: read_file reads it.)"
+    assert second.startswith("What does notes.txt say?\n\nread_file(notes.txt) returned:")  # no hint past round one
+    history = await (await bmo.co.get_session(session["id"])).messages()
+    assert history[0].content == "What does notes.txt say?"  # the hint was for the model, not the transcript
+
+
 def test_a_negative_tool_rounds_is_refused_with_the_key(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
@@ -318,6 +376,15 @@ def test_the_local_model_answers_other_plain_questions(local_bmo, prompt, answer
     text, elapsed = _turn(local_bmo, prompt)
     print(f"\n{prompt!r} end to end: {elapsed:.1f}s: {text!r}")
     assert re.search(rf"\b{answer}\b", text) and "Stopped:" not in text
+
+
+@e2e
+@pytest.mark.local_model_e2e
+def test_the_local_model_reads_a_file_the_request_names_without_being_told_to(local_bmo):
+    # Without the file hint the model invented the content every time (docs/local-model.md).
+    text, elapsed = _turn(local_bmo, "What does notes.txt say?")
+    print(f"\n'What does notes.txt say?' end to end: {elapsed:.1f}s: {text!r}")
+    assert "PINEAPPLE" in text.upper()
 
 
 @e2e

@@ -23,7 +23,8 @@ from bmo.agent.config import ProviderOptions
 from bmo.agent.errors import UpstreamUnreachable
 from bmo.agent.messages import ChatMessage
 from bmo.agent.providers.base import StreamItem
-from bmo.agent.providers.llamacpp import model_file, tool_rounds
+from bmo.agent.providers import text_tool_calls
+from bmo.agent.providers.llamacpp import file_hints, model_file, tool_rounds
 from bmo.agent.providers.openai import OpenAIProvider
 
 KIND = "llamacpp"
@@ -77,10 +78,22 @@ class LlamaCppProvider(OpenAIProvider):
         """The ``openai`` stream; past ``tool_rounds`` in this turn or under ``tool_choice="none"``, without
         tools and with earlier calls as text."""
         limit = self.options.tool_rounds
+        rounds = tool_rounds.rounds_since_user(messages)
         # "none": a small model shown tools (or its earlier calls as tool blocks) calls them anyway.
-        if tools and (tool_choice == "none" or (limit and tool_rounds.rounds_since_user(messages) >= limit)):
+        if tools and (tool_choice == "none" or (limit and rounds >= limit)):
             tools, tool_choice, messages = None, None, tool_rounds.as_text(messages)
+        elif rounds == 0 and "read_file" in text_tool_calls.offered_names(tools):
+            return self._hinted(model, messages, tools, tool_choice, kw)
         return super().stream(model, messages, tools=tools, tool_choice=tool_choice, **kw)
+
+    async def _hinted(self, model: str, messages: list[ChatMessage], tools: list[dict], tool_choice: object,
+                      kw: dict) -> AsyncIterator[StreamItem]:
+        """The turn's first model call, told which workspace files the request names (see file_hints)."""
+        # [agent] workspace, as the file tools resolve it (read here, not through the coordinator above us).
+        workspace = Path(self.host.config.section("agent").workspace).expanduser() if self.host is not None else None
+        messages = await file_hints.with_file_hints(messages, workspace)
+        async for item in super().stream(model, messages, tools=tools, tool_choice=tool_choice, **kw):
+            yield item
 
     async def _start(self) -> None:
         path = await asyncio.to_thread(model_file.resolve, self.name, self.options)

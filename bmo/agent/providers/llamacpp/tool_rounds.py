@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from bmo.agent.messages import ChatMessage, text_of
-from bmo.agent.tool_calls import short_arguments
+from bmo.agent.tool_calls import NO_SUCH_TOOL, short_arguments
 
 ANSWER_NOW = "Answer my request now. Use these results where they help; otherwise answer from what you know."
 
@@ -31,9 +31,9 @@ def as_text(messages: list[ChatMessage]) -> list[ChatMessage]:
     """``messages`` with tool calls and results as plain text: each round's results join the user's message.
 
     Measured: an assistant line saying what it ran is copied as the answer; results appended to
-    the request ("... returned: ...") are answered from (docs/local-model.md). A failed call about
-    nothing the request names (a made-up tool, a guessed path) is left out: shown it, the model
-    answers "What is 12-5?" with the error.
+    the request ("... returned: ...") are answered from (docs/local-model.md). A call of a tool
+    that does not exist, and a failed call about nothing the request names (a guessed path), are
+    left out: shown them, the model answers "What is 12-5?" with the error.
     """
     out: list[ChatMessage] = []
     calls: dict[str, tuple[str, list[str]]] = {}  # tool_call_id -> ("name(arguments)", its argument values)
@@ -52,7 +52,10 @@ def as_text(messages: list[ChatMessage]) -> list[ChatMessage]:
         if message.role == "tool":
             said, values = calls.get(message.tool_call_id or "", ("a tool", []))
             result = text_of(message.content).strip()
-            if result.startswith("Error:") and not any(len(v) > 2 and v in request for v in values):
+            # A made-up tool's "no such tool" says nothing about the request, even when its arguments name
+            # the request's file (recorded: the model parroted it as the answer).
+            if result.startswith(NO_SUCH_TOOL) or (result.startswith("Error:")
+                                                   and not any(len(v) > 2 and v in request for v in values)):
                 continue
             results.append(f"{said} returned:\n{result}")
             continue
