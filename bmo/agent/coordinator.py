@@ -188,7 +188,8 @@ class Coordinator(DirectModelCalls):
             await self.cluster.stop_for_delete(session_id, requester, self.cancel_elsewhere)
         if self._ephemeral.pop(session_id, None) is not None:
             return True  # it only ever lived in memory: nothing to delete or audit in the database
-        deleted = await self.store.delete_session(session_id)
+        guard = self.cluster.unleased_job(session_id) if self.cluster is not None else None  # a claim since the wait
+        deleted = await self.store.delete_session(session_id, guard=guard)
         if deleted:
             await self.store.audit("session.deleted", actor=requester, session_id=session_id)
         return deleted
@@ -233,7 +234,7 @@ class Coordinator(DirectModelCalls):
         client_tools: list[dict] | None = None, sampling: dict | None = None, requester: str = "",
         run_id: str | None = None, depth: int = 0, forward_to: Run | None = None,
         answer_format: AnswerFormat | None = None, tool_choice: object = None,
-        history: History | None = None, fork: Fork | None = None,
+        history: History | None = None, fork: Fork | None = None, logged: bool = False,
     ) -> Run:
         """Append ``new_messages`` to the session and run the loop as a task.
 
@@ -245,7 +246,8 @@ class Coordinator(DirectModelCalls):
         ``tool_choice`` (an OpenAI ``tool_choice``) applies to the run's first model step only.
 
         Raises SessionBusy if the session already has a run going. ``depth`` and ``forward_to``
-        are for sub-runs (spawn_agent).
+        are for sub-runs (spawn_agent). ``logged``: on a shared store, the run's events go to the event log
+        even when its session is in memory (a keyed retry on another server follows them).
         """
         if self._closed:
             raise RuntimeError("the coordinator is shut down")
@@ -257,7 +259,7 @@ class Coordinator(DirectModelCalls):
             raise SessionBusy(session.id, busy.id)
         self._prune()
         leased = self.cluster is not None and not session.in_memory  # a run in memory is nobody else's to see
-        make = self.cluster.new_run if leased else Run
+        make = self.cluster.new_run if leased or (logged and self.cluster is not None) else Run
         run = make(run_id or new_id("run"), session.id, model or session.model, requester=requester, policy=policy)
         run.on_finish(self._retire)
         # Claimed before the first await, so two concurrent starts cannot both pass the busy check.

@@ -176,8 +176,11 @@ class AgentStore:
             f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ?", tuple(params)
         )
 
-    async def delete_session(self, session_id: str) -> bool:
+    async def delete_session(self, session_id: str, *, guard: Any = None) -> bool:
+        """Delete the session and its history; ``guard`` (a job, e.g. "no live lease") runs first, in the same write."""
         def job(conn) -> bool:
+            if guard is not None:
+                guard(conn)
             conn.execute("DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE session_id = ?)", (session_id,))
             conn.execute("DELETE FROM runs WHERE session_id = ?", (session_id,))
             conn.execute("DELETE FROM session_messages WHERE session_id = ?", (session_id,))

@@ -23,7 +23,7 @@ Examples:
   bmo store migrate                                  the data dir's SQLite file
   BMO_STORE_URL=postgresql://bmo@db/bmo bmo store migrate
 \b
-  applied agent:1 ... openai_compat:6 workers:1 (17 migrations) to postgresql://bmo@db/bmo
+  applied agent:1 ... openai_compat:7 workers:1 (18 migrations) to postgresql://bmo@db/bmo
 """
 
 CHECK_EXAMPLES = """

@@ -78,6 +78,15 @@ def request_cancel_job(session_id: str | None, run_id: str | None,
     return job
 
 
+def unleased_job(session_id: str) -> Callable[[Any], None]:
+    """A job raising SessionBusy while a run holds ``session_id``'s live lease (run first in a session's delete)."""
+    def job(conn: Any) -> None:
+        if (run_id := live_lease(conn, session_id)) is not None:
+            raise SessionBusy(session_id, run_id)
+
+    return job
+
+
 def live_lease(conn: Any, session_id: str) -> str | None:
     """The run id holding ``session_id``'s unexpired lease, if any (a read)."""
     rows = conn.execute("SELECT run_id FROM session_leases WHERE session_id = ? AND expires_at >= ?",

@@ -70,10 +70,11 @@ class FollowedRun:
     """A run another server holds, read from the log; what ``RunDelivery`` needs of a ``Run``."""
 
     def __init__(self, run_id: str, session_id: str, requester: str, read: Callable[..., Any],
-                 quiet: Callable[[], Awaitable[RunFinished | None]] | None = None):
+                 quiet: Callable[[], Awaitable[RunFinished | None]] | None = None, started_at: float = 0.0):
         self.id = run_id
         self.session_id = session_id
         self.requester = requester
+        self.started_at = started_at
         self.error_detail: str | None = None
         self.result: RunFinished | None = None
         self._read = read
@@ -135,15 +136,16 @@ class FollowedRun:
         return self.result
 
 
-def find_job(run_id: str) -> Callable[[Any], tuple[str, str] | None]:
-    """A read: (session id, requester) of ``run_id`` when its events are in the log, else None."""
-    def job(conn: Any) -> tuple[str, str] | None:
-        rows = conn.execute("SELECT r.session_id, r.requester FROM runs r WHERE r.id = ? AND EXISTS"
+def find_job(run_id: str) -> Callable[[Any], tuple[str, str, float] | None]:
+    """A read: (session id, requester, start) of ``run_id`` when its events are in the log, else None."""
+    def job(conn: Any) -> tuple[str, str, float] | None:
+        rows = conn.execute("SELECT r.session_id, r.requester, r.started_at FROM runs r WHERE r.id = ? AND EXISTS"
                             " (SELECT 1 FROM run_event_log l WHERE l.run_id = r.id)", (run_id,)).fetchall()
         if rows:
             return tuple(rows[0])
         # Not one event yet: a run that started a moment ago is still followable while its lease lives.
-        rows = conn.execute("SELECT r.session_id, r.requester FROM runs r JOIN session_leases s ON s.run_id = r.id"
+        rows = conn.execute("SELECT r.session_id, r.requester, r.started_at FROM runs r"
+                            " JOIN session_leases s ON s.run_id = r.id"
                             " WHERE r.id = ? AND r.outcome IS NULL", (run_id,)).fetchall()
         return tuple(rows[0]) if rows else None
 

@@ -89,11 +89,11 @@ class SharedSessions:
         found = await self.db.run_read(run_log.find_job(run_id))
         if found is None:
             return None
-        session_id, requester = found
+        session_id, requester, started_at = found
         return run_log.FollowedRun(run_id, session_id, requester, self.db.run_read,
-                                   quiet=lambda: self._quiet_run(run_id))
+                                   quiet=lambda: self.quiet_run(run_id), started_at=started_at)
 
-    async def _quiet_run(self, run_id: str) -> RunFinished | None:
+    async def quiet_run(self, run_id: str) -> RunFinished | None:
         """A followed run is quiet: take it over if its lease expired; its end if that never reached the log."""
         await self.take_over([run_id])
         rows = await self.db.run_read(lambda conn: conn.execute(
@@ -108,6 +108,14 @@ class SharedSessions:
         outcome, finish_reason, error, status, _, _ = rows[0]
         return RunFinished(outcome=outcome, finish_reason=finish_reason or "stop", error=error, error_status=status)
 
+    async def session_runs(self, session_id: str, since: float) -> list[str]:
+        """The ids of the session's runs in the store that started at ``since`` or later, or hold its
+        live lease (on any server), oldest first: what a follower of the session elsewhere reads next."""
+        return [r[0] for r in await self.db.run_read(lambda conn: conn.execute(
+            "SELECT id FROM runs WHERE session_id = ? AND (started_at >= ? OR id IN"
+            " (SELECT run_id FROM session_leases WHERE session_id = ? AND expires_at >= ?)) ORDER BY started_at",
+            (session_id, since, session_id, time.time())).fetchall())]
+
     async def request_cancel(self, reason: str, *, session_id: str | None = None,
                              run_id: str | None = None) -> tuple[str, str] | None:
         """Ask the holder of a live lease to cancel its run; its (run id, session id), or None when none is live."""
@@ -119,6 +127,10 @@ class SharedSessions:
         row = await cancel_elsewhere("session deleted", requester, session_id=session_id, wait_s=DELETE_WAIT_S)
         if row is not None and row["outcome"] is None and not (await self.take_over([row["id"]]))["runs_taken_over"]:
             raise SessionBusy(session_id, row["id"])
+
+    def unleased_job(self, session_id: str) -> Callable[[Any], None]:
+        """A job for the session's delete write: SessionBusy if a run claimed its lease since the delete's wait."""
+        return leases.unleased_job(session_id)
 
     async def wait_finished(self, run_id: str, timeout_s: float) -> dict | None:
         """The run's row once it has an outcome (polled), or its row as it is at ``timeout_s``."""

@@ -7,6 +7,8 @@ one write, and a ``: keepalive`` comment follows every ``KEEPALIVE_S`` of silenc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator
 
 import msgspec
@@ -21,6 +23,7 @@ from bmo.streaming.sse_writer import SseWriter
 
 KEEPALIVE_S = 10.0
 BURST_MAX = 512  # at most this many waiting events in one write
+SHARED_POLL_S = 0.25  # on a shared store, how often a session follower looks for a run started elsewhere
 _encoder = msgspec.json.Encoder()
 
 
@@ -39,19 +42,41 @@ async def run_events(run: Run) -> AsyncIterator[tuple[Run, object]]:
 
 
 async def session_runs(co, session_id: str, since: float) -> AsyncIterator[tuple[Run, object]]:
-    """The session's runs one after another (the active one from its start), until the coordinator closes."""
+    """The session's runs one after another (the active one from its start), until the coordinator closes;
+    on a shared store also the runs another server holds, followed from the run event log."""
     seen: set[str] = set()
     while not co.closed:
         active = co.active_run(session_id)
         candidates = [r for r in co.runs() if r.session_id == session_id and r.id not in seen
                       and (r.started_at >= since or r is active)]
+        if co.cluster is not None:
+            candidates += [r for r in await _runs_elsewhere(co, session_id, since, seen)
+                           if all(c.id != r.id for c in candidates)]
         if candidates:
             run = min(candidates, key=lambda r: r.started_at)
             seen.add(run.id)
             async for item in run_events(run):
                 yield item
             continue
-        await co.next_run_started()
+        if co.cluster is None:
+            await co.next_run_started()
+            continue
+        with contextlib.suppress(TimeoutError):  # a run starting on another server wakes nothing here: polled
+            await asyncio.wait_for(co.next_run_started(), SHARED_POLL_S)
+
+
+async def _runs_elsewhere(co, session_id: str, since: float, seen: set[str]) -> list:
+    """The session's runs in the shared store that this process does not hold, as followed runs."""
+    found = []
+    for run_id in await co.cluster.session_runs(session_id, since):
+        if run_id in seen or co.get_run(run_id) is not None:
+            continue
+        run = await co.cluster.follow(run_id)
+        if run is None:  # its events are gone (pruned) and it holds no lease: nothing to follow
+            seen.add(run_id)
+            continue
+        found.append(run)
+    return found
 
 
 class RunEventStream:

@@ -168,10 +168,10 @@ async def delete_session(request: web.Request) -> web.Response:
     await _session_or_404(co, session_id, request)
     try:
         await co.delete_session(session_id, requester=_requester(request))
-    except SessionBusy as exc:  # its run on another server was asked to stop and has not yet
-        raise ApiError(409, f"Session '{session_id}' has run {exc.run_id} going on another server, which did not stop "
-                            "in time after being asked to; send the DELETE again once it has ended (see GET "
-                            f"/v1/sessions/{session_id}).", code="session_busy",
+    except SessionBusy as exc:  # its run elsewhere did not stop in time, or a new turn started meanwhile
+        raise ApiError(409, f"Session '{session_id}' has run {exc.run_id} going (it did not stop in time after being "
+                            "asked to, or it started while the delete waited); send the DELETE again once it has "
+                            f"ended (see GET /v1/sessions/{session_id}).", code="session_busy",
                        headers={"X-BMO-Run-Id": exc.run_id}) from None
     return web.json_response({"id": session_id, "object": "bmo.session.deleted", "deleted": True})
 

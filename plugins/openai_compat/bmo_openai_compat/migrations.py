@@ -88,4 +88,20 @@ ALTER TABLE openai_compat_runs ADD COLUMN holder TEXT;
 ALTER TABLE openai_compat_runs ADD COLUMN holder_host TEXT;
 """
 
-MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6))
+# Version 7 (shared stores): an Idempotency-Key's claim, so a retry on another server joins the first attempt's
+# run (bmo_openai_compat.shared_keys). Only keyed requests on a shared store write it.
+V7 = """
+CREATE TABLE openai_compat_idempotency_keys (
+    key_hash TEXT PRIMARY KEY,
+    intent TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    session_id TEXT,
+    holder TEXT NOT NULL,
+    holder_host TEXT NOT NULL,
+    claimed_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX openai_compat_idempotency_keys_expires ON openai_compat_idempotency_keys (expires_at);
+"""
+
+MIGRATIONS = ((1, V1), (2, V2), (3, V3), (4, V4), (5, V5), (6, V6), (7, V7))

@@ -72,3 +72,36 @@ async def test_deleting_a_session_whose_run_elsewhere_does_not_stop_in_time_is_a
     assert await db_rows(b, "SELECT COUNT(*) FROM sessions WHERE id = 's-stuck'") == [(1,)]
     assert await db_rows(b, "SELECT cancel_requested FROM session_leases WHERE session_id = 's-stuck'") == [
         ("session deleted",)]
+
+
+async def test_a_turn_claimed_while_the_delete_waited_makes_the_delete_a_409_not_an_orphan(pair, monkeypatch):
+    from bmo.agent import coordinator_of
+
+    a, b = await pair(), await pair()
+    a.model.answer(reply("the first turn"), reply(SLOW, chunks=12, chunk_delay_s=0.1))
+    client_a = a.aclient()
+    await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "one"}],
+                                           extra_headers=headers("s-race"))
+    cluster_b = coordinator_of(b.host).cluster
+    wait_for_run_end = cluster_b.stop_for_delete
+    started = {}
+
+    async def new_turn_lands_after_the_wait(*args, **kwargs):
+        await wait_for_run_end(*args, **kwargs)  # nothing runs: the delete would go ahead now
+        stream = await client_a.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "two"}],
+                                                        stream=True, extra_headers=headers("s-race"))
+        started["stream"], started["id"] = stream, stream.response.headers["x-request-id"]
+        started["seen"] = await first_chunk(stream)  # its lease is claimed (in the same write as its run row)
+
+    monkeypatch.setattr(cluster_b, "stop_for_delete", new_turn_lands_after_the_wait)
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with http.delete(f"{b.api}/sessions/s-race") as r:
+            assert r.status == 409, await r.text()
+            assert (await r.json())["error"]["code"] == "session_busy"
+            assert r.headers["X-BMO-Run-Id"] == started["id"]
+    # Nothing was deleted under the new turn: it runs to its end and its session keeps its history.
+    rest = [c async for c in started["stream"]]
+    assert "".join(c.choices[0].delta.content or "" for c in started["seen"] + rest if c.choices) == SLOW
+    assert await db_rows(b, "SELECT COUNT(*) FROM sessions WHERE id = 's-race'") == [(1,)]
+    assert await db_rows(b, "SELECT outcome FROM runs WHERE id = ?", (started["id"],)) == [("final_answer",)]
+    await client_a.close()

@@ -17,7 +17,7 @@ from bmo_openai_compat import wire
 from bmo_openai_compat.ambiguity import asks_router, is_first_user_turn, route
 from bmo_openai_compat.client_tools import select_client_tools
 from bmo_openai_compat.content_parts import accepts_images
-from bmo_openai_compat.http import follow
+from bmo_openai_compat.http import follow, keyed_retry
 from bmo_openai_compat.http.error_replies import (
     PreparedError,
     agent_error,
@@ -30,6 +30,7 @@ from bmo_openai_compat.http.error_replies import (
 from bmo_openai_compat.observe import outcomes
 from bmo_openai_compat.observe.compat_request import CompatRequest
 from bmo_openai_compat.retries import IDEMPOTENCY_HEADER, check_key, intent_of, retries_of
+from bmo_openai_compat.shared_keys import SharedKey
 from bmo_openai_compat.sessions import RESUME_HEADER, SESSION_HEADER, check_session_id, to_agent
 from bmo_openai_compat.state import advertised_model_ids, state_of
 from bmo_openai_compat.stream.delivery import RunDelivery, deliver_text
@@ -61,6 +62,7 @@ class ChatHandler:
         self.idempotency_key = ""  # scoped by requester: one client's key never joins another's run
         self.whole_chat_client = False  # the session is keyed by a client that sends whole chats (a hook's key)
         self.found_session = None  # the session looked up before the fired record (is_session_reuse)
+        self.shared_key: SharedKey | None = None  # the key's claim in a shared store (bmo_openai_compat.shared_keys)
 
     @property
     def coordinator(self):
@@ -111,6 +113,8 @@ class ChatHandler:
                 return await self._chat(req, session_id)
             finally:
                 retries_of(self.host).release(self.idempotency_key)  # no-op once a run started
+                if self.shared_key is not None:
+                    self.shared_key.release()
 
     # -- the three kinds of request ---------------------------------------------------
     async def _chat(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse:
@@ -208,19 +212,7 @@ class ChatHandler:
 
     async def _keyed_retry(self, req: wire.ChatCompletionRequest, session_id: str) -> web.StreamResponse | None:
         """The run an earlier request with this Idempotency-Key started, followed; None: this request starts it."""
-        index, intent = retries_of(self.host), intent_of(session_id, req)
-        seen = index.seen(self.idempotency_key)
-        if seen is not None and seen[0] != intent:
-            raise compat_error(422, f"This {IDEMPOTENCY_HEADER} was used for a different request in the last "
-                                    "10 minutes; send a new key for a new request.",
-                               param=IDEMPOTENCY_HEADER, code="idempotency_key_reused")
-        # The first attempt may still be before its run (router, session): wait for it to start one or give up.
-        run_id = await asyncio.shield(seen[1]) if seen is not None else None
-        run = self.coordinator.get_run(run_id) if run_id else None
-        if run is None or (run.result is not None and run.result.outcome == "cancelled"):
-            index.claim(self.idempotency_key, intent)  # forgotten, failed or stopped: this attempt is the fresh one
-            return None
-        return await self._join(req, run, "idempotency_key")
+        return await keyed_retry.join_or_claim(self, req, session_id)
 
     async def _join(self, req: wire.ChatCompletionRequest, run, joined_by: str) -> web.StreamResponse:
         """Follow ``run`` from its first event, as its starter does; outcome ``resumed``."""
@@ -321,6 +313,7 @@ class ChatHandler:
                 session, plan.append, policy=policy, model=run_model, client_tools=client_tools,
                 sampling=sampling or None, requester=self.rt.requester, run_id=self.rt.request_id,
                 answer_format=answer_format, tool_choice=tool_choice, history=plan.history, fork=plan.fork,
+                logged=self.shared_key is not None,  # a retry on another server follows it from the event log
             )
         except SessionBusy as exc:
             raise self._queued(session.id, exc.run_id) from None
@@ -329,6 +322,8 @@ class ChatHandler:
                                     "at the same moment). Send your message again.",
                                code="session_changed", outcome=outcomes.QUEUED) from None
         retries_of(self.host).started(run, session.id, intent, self.idempotency_key, durable=durable)
+        if self.shared_key is not None:
+            self.shared_key.run_started(session.id)
         self.rt.set(run_id=run.id)
         if plan.fork is not None:
             await self.rt.event("session_forked", at_seq=plan.fork.at_seq, reason=plan.fork.reason,
