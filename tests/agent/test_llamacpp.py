@@ -130,9 +130,9 @@ async def test_under_tool_choice_none_the_model_is_shown_no_tools(tmp_path, fake
 ADD_CALL = '{"name": "add", "arguments": {"a": 2, "b": 3}}'
 
 
-async def test_a_text_call_to_a_made_up_tool_is_told_there_is_none_and_the_next_round_answers(
-        agent, tmp_path, fake_upstream, monkeypatch):
-    # Before: the made-up call was released as text, and that JSON was the answer to "What is 2+3?".
+@pytest.fixture
+def local_agent(agent, tmp_path, fake_upstream, monkeypatch):
+    """``await local_agent()``: a server whose one provider is kind = "llamacpp", its child the fake upstream."""
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
 
@@ -140,9 +140,15 @@ async def test_a_text_call_to_a_made_up_tool_is_told_there_is_none_and_the_next_
         self.base_url, self.models = fake_upstream.base_url.rstrip("/"), [self.alias]
 
     monkeypatch.setattr(LlamaCppProvider, "_start", start)
-    bmo = await agent('default_model = "local/fake-model"',
-                      f'[providers.local]\nkind = "llamacpp"\nmodel_path = "{gguf}"\nmodels = ["fake-model"]\n',
-                      providers=False)
+    return lambda: agent('default_model = "local/fake-model"',
+                         f'[providers.local]\nkind = "llamacpp"\nmodel_path = "{gguf}"\nmodels = ["fake-model"]\n',
+                         providers=False)
+
+
+async def test_a_text_call_to_a_made_up_tool_is_told_there_is_none_and_the_next_round_answers(
+        local_agent, fake_upstream):
+    # Before: the made-up call was released as text, and that JSON was the answer to "What is 2+3?".
+    bmo = await local_agent()
     fake_upstream.script(reply(ADD_CALL, chunks=6), reply("2 + 3 = 5"))
     session = await bmo.create_session()
     events = await bmo.run(session["id"], "What is 2+3?")
@@ -216,20 +222,11 @@ async def test_file_hints_name_only_regular_files_inside_the_workspace(tmp_path)
 
 
 async def test_the_first_model_call_is_told_of_a_named_workspace_file_and_the_history_is_not(
-        agent, workspace, tmp_path, fake_upstream, monkeypatch):
+        local_agent, workspace, fake_upstream):
     # Measured: asked "What does notes.txt say?", the 0.5B model invented the content every time; told the
     # file exists, it read it (docs/local-model.md).
     (workspace / "notes.txt").write_text("The secret word is PINEAPPLE.")
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF")
-
-    async def start(self):  # the fake upstream stands in for the model's child server
-        self.base_url, self.models = fake_upstream.base_url.rstrip("/"), [self.alias]
-
-    monkeypatch.setattr(LlamaCppProvider, "_start", start)
-    bmo = await agent('default_model = "local/fake-model"',
-                      f'[providers.local]\nkind = "llamacpp"\nmodel_path = "{gguf}"\nmodels = ["fake-model"]\n',
-                      providers=False)
+    bmo = await local_agent()
     fake_upstream.script(reply('{"name": "read_file", "arguments": {"path": "notes.txt"}}'),
                          reply("It says the secret word is PINEAPPLE."))
     session = await bmo.create_session()
