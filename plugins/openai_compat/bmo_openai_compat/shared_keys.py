@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import time
 from typing import Any, NamedTuple
 
@@ -65,7 +64,7 @@ class SharedKey:
     async def claim_or_find(self) -> Seen | None:
         """Claim the key (None), or the live claim of another request. A claim of :attr:`replace` (a request
         whose run was stopped, or whose server died before it started one) is taken over by this request."""
-        holder, host, replace = self.cluster.holder, socket.gethostname(), self.replace
+        (holder, host, _), replace = self.cluster.me, self.replace  # this process, as its rows name it
 
         def job(conn: Any) -> Seen | None:
             now = time.time()
